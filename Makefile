@@ -1,0 +1,45 @@
+# Everything a fresh machine needs: `make run` serves, `make test` checks.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test lint typecheck pytest api-script bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps make repeated runs fast and reinstall when the dependency lists change.
+$(VENV)/.runtime: $(BIN)/python pyproject.toml requirements.txt
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/python run_server.py --host $(HOST) --port $(PORT) --db var/workflow.db --definitions definitions
+
+test: lint typecheck pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+# The suite includes test_api.sh, run against a real server started on a free port.
+pytest: $(VENV)/.dev
+	$(BIN)/pytest
+
+api-script: $(VENV)/.runtime
+	./test_api.sh http://$(HOST):$(PORT)
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/fires.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

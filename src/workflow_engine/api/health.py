@@ -1,0 +1,39 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import __version__
+from ..errors import ServiceUnavailable
+from . import service
+from .schemas import ApiHealth, Health
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    """The process is up. Touches nothing else, so it stays cheap for probes."""
+    return jsonify(Health(status="ok").model_dump())
+
+
+@blueprint.get("/api/health")
+def api_health() -> Response:
+    """The database answers; what it holds; version and uptime."""
+    engine = service()
+    try:
+        counts = engine.counts()
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(
+            f"The database cannot be reached: {type(exc).__name__}.", database="unreachable"
+        ) from exc
+    body = ApiHealth(
+        status="ok", database="ok", version=__version__,
+        uptime_seconds=round((engine.clock() - engine.started_at) / 1000, 3),
+        definitions=counts["definitions"], instances=counts["instances"],
+    )
+    return jsonify(body.model_dump())

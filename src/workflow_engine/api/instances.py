@@ -1,0 +1,126 @@
+"""Routes for instances: start, read, list, fire actions, history."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, url_for
+
+from ..core import Instance, InstanceStatus, Workflow, available_actions
+from ..core.definitions import Identifier
+from . import service
+from .pagination import decode_cursor, encode_cursor
+from .requests import (
+    ListQuery,
+    actor,
+    idempotency_key,
+    if_match,
+    json_body,
+    query,
+    validate_body,
+)
+from .schemas import (
+    ActionOut,
+    AvailableActions,
+    EventOut,
+    HistoryPage,
+    InstanceOut,
+    InstancePage,
+    StartInstance,
+)
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("instances", __name__, url_prefix="/api/instances")
+
+
+class InstanceQuery(ListQuery):
+    """Filters of the instance listing."""
+
+    definition_id: Identifier | None = None
+    state: Identifier | None = None
+    status: InstanceStatus | None = None
+
+
+def _instance_response(instance: Instance, workflow: Workflow, status: int = 200) -> Response:
+    response = jsonify(InstanceOut.of(instance, workflow).model_dump(mode="json"))
+    response.status_code = status
+    response.headers["ETag"] = instance.etag
+    return response
+
+
+@blueprint.post("")
+def start_instance() -> Response:
+    """Start an instance. With a client-chosen ``id``, starting again is idempotent."""
+    request_body = validate_body(StartInstance, json_body())
+    instance, workflow, created = service().start_instance(
+        request_body.definition_id, version=request_body.version, instance_id=request_body.id,
+        context=request_body.context, actor=actor(),
+    )
+    response = _instance_response(instance, workflow, 201 if created else 200)
+    response.headers["Location"] = url_for("instances.get_instance", instance_id=instance.id)
+    return response
+
+
+@blueprint.get("")
+def list_instances() -> Response:
+    """Instances in start order, filtered by definition, state and status."""
+    params = query(InstanceQuery)
+    after = decode_cursor(params.cursor, "instances", int) if params.cursor else None
+    found = service().list_instances(
+        definition_id=params.definition_id, state=params.state,
+        status=params.status.value if params.status else None,
+        after_pk=after, limit=params.limit + 1,
+    )
+    items, more = found[: params.limit], len(found) > params.limit
+    body = InstancePage(
+        items=[InstanceOut.of(instance, workflow) for _, instance, workflow in items],
+        next_cursor=encode_cursor("instances", items[-1][0]) if more else None,
+    )
+    return jsonify(body.model_dump(mode="json"))
+
+
+@blueprint.get("/<instance_id>")
+def get_instance(instance_id: str) -> Response:
+    """An instance's current snapshot, with its ETag."""
+    instance, workflow = service().get_instance(instance_id)
+    return _instance_response(instance, workflow)
+
+
+@blueprint.get("/<instance_id>/actions")
+def list_available_actions(instance_id: str) -> Response:
+    """The actions that can fire now, each with its target state."""
+    instance, workflow = service().get_instance(instance_id)
+    body = AvailableActions(
+        instance_id=instance.id, current_state=instance.current_state,
+        is_final=workflow.states[instance.current_state].is_final,
+        actions=[ActionOut.of(a) for a in available_actions(workflow, instance.current_state)],
+    )
+    response = jsonify(body.model_dump(mode="json"))
+    response.headers["ETag"] = instance.etag
+    return response
+
+
+@blueprint.post("/<instance_id>/actions/<action_id>")
+def fire_action(instance_id: str, action_id: str) -> Response:
+    """Fire an action. ``If-Match`` guards against stale reads, ``Idempotency-Key`` retries."""
+    result = service().fire(
+        instance_id, action_id, actor=actor(), if_match=if_match(),
+        idempotency_key=idempotency_key(),
+    )
+    response = _instance_response(result.instance, result.workflow)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blueprint.get("/<instance_id>/history")
+def get_history(instance_id: str) -> Response:
+    """The instance's events, oldest first."""
+    page = query(ListQuery)
+    after = decode_cursor(page.cursor, "history", int) if page.cursor else 0
+    events = service().history(instance_id, after_seq=after, limit=page.limit + 1)
+    items, more = events[: page.limit], len(events) > page.limit
+    body = HistoryPage(
+        instance_id=instance_id, items=[EventOut.of(event) for event in items],
+        next_cursor=encode_cursor("history", items[-1].seq) if more else None,
+    )
+    return jsonify(body.model_dump(mode="json"))

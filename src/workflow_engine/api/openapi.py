@@ -1,0 +1,212 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models the API validates with,
+and the interactive docs (Swagger UI, served from the installed package, no CDN)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from flask import Blueprint, Response, jsonify, send_from_directory
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from ..core import DefinitionSpec
+from .definitions import SaveQuery, VersionQuery
+from .instances import InstanceQuery
+from .problems import PROBLEM_JSON
+from .requests import ListQuery, QueryModel
+from .schemas import (
+    ApiHealth,
+    AvailableActions,
+    DefinitionOut,
+    DefinitionPage,
+    Health,
+    HistoryPage,
+    InstanceOut,
+    InstancePage,
+    ProblemDetail,
+    StartInstance,
+)
+
+__all__ = ["blueprint", "openapi_document"]
+
+blueprint = Blueprint("openapi", __name__)
+
+REF = "#/components/schemas/{model}"
+
+# (method, path, summary, query model, body model, {status: (model, description)}, errors)
+Operation = tuple[
+    str, str, str, type[QueryModel] | None, type[BaseModel] | None,
+    dict[int, tuple[type[BaseModel] | str | None, str]], dict[int, str],
+]
+
+_INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}}
+_DEFINITION_ID = {**_INSTANCE_ID, "name": "definition_id"}
+_ACTION_ID = {**_INSTANCE_ID, "name": "action_id"}
+
+OPERATIONS: list[Operation] = [
+    ("get", "/health", "Liveness", None, None, {200: (Health, "Alive")}, {}),
+    ("get", "/api/health", "Readiness: database, counts, version, uptime", None, None,
+     {200: (ApiHealth, "Ready")}, {503: "service_unavailable"}),
+    ("post", "/api/definitions", "Create a definition (version 1)", SaveQuery, DefinitionSpec,
+     {201: (DefinitionOut, "Created"), 200: (DefinitionOut, "Identical content already stored")},
+     {400: "malformed_json", 409: "definition_exists", 413: "payload_too_large",
+      415: "unsupported_media_type", 422: "definition_invalid"}),
+    ("get", "/api/definitions", "List definitions (latest versions)", ListQuery, None,
+     {200: (DefinitionPage, "A page")}, {400: "invalid_parameter"}),
+    ("get", "/api/definitions/{definition_id}", "Get a definition", VersionQuery, None,
+     {200: (DefinitionOut, "The definition")},
+     {404: "definition_not_found | definition_version_not_found"}),
+    ("put", "/api/definitions/{definition_id}", "Create the next version", SaveQuery,
+     DefinitionSpec,
+     {201: (DefinitionOut, "New version"), 200: (DefinitionOut, "Same as the latest")},
+     {400: "malformed_json", 413: "payload_too_large", 415: "unsupported_media_type",
+      422: "definition_invalid"}),
+    ("get", "/api/definitions/{definition_id}/versions", "List a definition's versions", None,
+     None, {200: (None, "Version numbers")}, {404: "definition_not_found"}),
+    ("get", "/api/definitions/{definition_id}/diagram", "Mermaid state diagram", VersionQuery,
+     None, {200: ("text/plain", "stateDiagram-v2 text")},
+     {404: "definition_not_found | definition_version_not_found"}),
+    ("post", "/api/instances", "Start an instance", None, StartInstance,
+     {201: (InstanceOut, "Started"), 200: (InstanceOut, "Already started by the same request")},
+     {400: "malformed_json", 404: "definition_not_found | definition_version_not_found",
+      409: "instance_exists", 415: "unsupported_media_type", 422: "validation_failed"}),
+    ("get", "/api/instances", "List instances", InstanceQuery, None,
+     {200: (InstancePage, "A page")}, {400: "invalid_parameter"}),
+    ("get", "/api/instances/{instance_id}", "Get an instance", None, None,
+     {200: (InstanceOut, "The instance, with an ETag")}, {404: "instance_not_found"}),
+    ("get", "/api/instances/{instance_id}/actions", "Actions that can fire now", None, None,
+     {200: (AvailableActions, "The actions")}, {404: "instance_not_found"}),
+    ("post", "/api/instances/{instance_id}/actions/{action_id}", "Fire an action", None, None,
+     {200: (InstanceOut, "Fired (or replayed for a known Idempotency-Key)")},
+     {400: "invalid_header", 404: "instance_not_found | action_not_found",
+      409: "instance_final | action_disabled | action_not_available_from_state | "
+           "target_state_disabled | concurrent_modification",
+      412: "precondition_failed", 422: "idempotency_key_reused"}),
+    ("get", "/api/instances/{instance_id}/history", "An instance's history", ListQuery, None,
+     {200: (HistoryPage, "A page of events, oldest first")},
+     {400: "invalid_parameter", 404: "instance_not_found"}),
+]
+
+_HEADERS = {
+    "X-Actor": "Who is acting; recorded in history.",
+    "Idempotency-Key": "A retry with the same key returns the first result and fires nothing.",
+    "If-Match": "The ETag last read; a stale one answers 412.",
+}
+
+
+def _parameters(path: str, method: str, query_model: type[QueryModel] | None) -> list[Any]:
+    params: list[Any] = []
+    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID):
+        if "{" + str(spec["name"]) + "}" in path:
+            params.append(spec)
+    if query_model is not None:
+        schema = query_model.model_json_schema()
+        for name, prop in schema["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            description = prop.pop("description", None)
+            param = {"name": name, "in": "query", "required": False, "schema": prop}
+            if description:
+                param["description"] = description
+            params.append(param)
+    if method in {"post", "put"}:
+        names = ["X-Actor"]
+        if path.endswith("{action_id}"):
+            names += ["Idempotency-Key", "If-Match"]
+        params += [{"name": n, "in": "header", "required": False, "description": _HEADERS[n],
+                    "schema": {"type": "string", "maxLength": 200}} for n in names]
+    return params
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    models: set[tuple[type[BaseModel], Literal["validation", "serialization"]]] = {
+        (ProblemDetail, "serialization")
+    }
+    for _, _, _, _, body, responses, _ in OPERATIONS:
+        if body is not None:
+            models.add((body, "validation"))
+        for model, _ in responses.values():
+            if isinstance(model, type):
+                models.add((model, "serialization"))
+    keys, schemas = models_json_schema(sorted(models, key=lambda m: (m[0].__name__, m[1])),
+                                       ref_template=REF, by_alias=False)
+
+    problem = {PROBLEM_JSON: {"schema": keys[(ProblemDetail, "serialization")]}}
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, query_model, body, responses, errors in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "operationId": method + "_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_"),
+            "parameters": _parameters(path, method, query_model),
+            "responses": {},
+        }
+        if body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": keys[(body, "validation")]}},
+            }
+        for status, (model, description) in sorted(responses.items()):
+            entry: dict[str, Any] = {"description": description}
+            if isinstance(model, type):
+                entry["content"] = {"application/json": {"schema": keys[(model, "serialization")]}}
+            elif model == "text/plain":
+                entry["content"] = {"text/plain": {"schema": {"type": "string"}}}
+            else:
+                entry["content"] = {"application/json": {"schema": {"type": "object"}}}
+            if model is InstanceOut:
+                entry["headers"] = {"ETag": {"schema": {"type": "string"}}}
+            operation["responses"][str(status)] = entry
+        for status, codes in sorted(errors.items()):
+            operation["responses"][str(status)] = {
+                "description": f"code: {codes}", "content": problem,
+            }
+        operation["responses"]["default"] = {"description": "Any other error", "content": problem}
+        paths.setdefault(path, {})[method] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Workflow Engine",
+            "version": __version__,
+            "description": "A durable state-machine workflow engine. Errors are "
+            "application/problem+json (RFC 9457) with a stable `code`. Request bodies also "
+            "accept the camelCase spelling of fields (isInitial, fromStates, toState...).",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
+
+
+@blueprint.get("/openapi.json")
+def get_openapi() -> Response:
+    """The OpenAPI document."""
+    return jsonify(openapi_document())
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Workflow Engine API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+@blueprint.get("/docs")
+def get_docs() -> Response:
+    """Interactive documentation."""
+    return Response(_DOCS_PAGE, mimetype="text/html")
+
+
+@blueprint.get("/docs/static/<path:filename>")
+def get_docs_asset(filename: str) -> Response:
+    """Swagger UI's own files, from the installed ``swagger-ui-py`` package."""
+    directory = resources.files("swagger_ui") / "static"
+    return send_from_directory(str(directory), filename, max_age=86400)

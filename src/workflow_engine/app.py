@@ -1,0 +1,48 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from flask_cors import CORS
+
+from .api import EXTENSION, definitions, health, instances, openapi
+from .api.problems import register_error_handlers
+from .service import WorkflowService, now_ms
+from .settings import Settings
+from .store import Store, make_engine
+
+__all__ = ["create_app"]
+
+EXPOSED_HEADERS = ["ETag", "Location", "Idempotent-Replayed"]
+ALLOWED_HEADERS = ["Content-Type", "If-Match", "Idempotency-Key", "X-Actor", "Authorization"]
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = now_ms) -> Flask:
+    """Build the application: store (tables created if missing), shipped definitions, routes.
+
+    ``settings`` defaults to what the environment says; tests pass their own.
+    """
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    store = Store(make_engine(
+        settings.database_url, synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    ))
+    store.create_schema()
+    service = WorkflowService(store, clock=clock)
+    if settings.definitions_dir is not None:
+        service.load_directory(settings.definitions_dir)
+    app.extensions[EXTENSION] = service
+    app.config["WORKFLOW_SETTINGS"] = settings
+
+    CORS(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
+         allow_headers=ALLOWED_HEADERS)
+    for module in (health, definitions, instances, openapi):
+        app.register_blueprint(module.blueprint)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,41 @@
+"""Mermaid ``stateDiagram-v2`` text for a workflow, as GitHub and most doc tools render it."""
+
+from __future__ import annotations
+
+from .definitions import Workflow
+
+__all__ = ["mermaid"]
+
+
+def _label(text: str) -> str:
+    # Mermaid has no escaping for quotes or line breaks in labels; its entity codes do.
+    return " ".join(text.split()).replace('"', "#quot;").replace(";", "#59;")
+
+
+def mermaid(workflow: Workflow) -> str:
+    """Render the workflow: initial and final states joined to ``[*]``, disabled ones styled.
+
+    State ids may hold ``.`` and ``-``, which Mermaid does not accept as ids, so every
+    state is declared under a positional alias with its name as the label.
+    """
+    alias = {state.id: f"s{index}" for index, state in enumerate(workflow.spec.states)}
+    lines = ["stateDiagram-v2"]
+    for state in workflow.spec.states:
+        lines.append(f'    state "{_label(state.name)} ({state.id})" as {alias[state.id]}')
+    lines.append(f"    [*] --> {alias[workflow.initial_state.id]}")
+    for action in workflow.spec.actions:
+        label = _label(action.name) + ("" if action.enabled else " (disabled)")
+        for source in action.from_states:
+            lines.append(f"    {alias[source]} --> {alias[action.to_state]} : {label}")
+    for state in workflow.spec.states:
+        if state.is_final:
+            lines.append(f"    {alias[state.id]} --> [*]")
+    disabled = [alias[state.id] for state in workflow.spec.states if not state.enabled]
+    if disabled:
+        lines.append("    classDef disabled fill:#eeeeee,color:#888888,stroke-dasharray:5 5")
+        lines.append(f"    class {','.join(disabled)} disabled")
+    finals = [alias[state.id] for state in workflow.spec.states if state.is_final]
+    if finals:
+        lines.append("    classDef final font-weight:bold,stroke-width:3px")
+        lines.append(f"    class {','.join(finals)} final")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,262 @@
+"""Validation of workflow definitions: every problem at once, each with its JSON path.
+
+Two passes. The shape pass is pydantic's (types, ids, limits, unknown fields). The graph
+pass checks what a schema cannot: one initial state, unique ids, references to existing
+states, nothing leaving a final state. It runs on every element that passed the shape
+pass, so a client sees all its mistakes in one answer instead of one per round trip.
+
+Warnings flag definitions that are legal but probably not what was meant (unreachable
+states, dead ends); ``strict`` turns them into errors.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import DefinitionInvalid, Problem
+from .definitions import ActionSpec, DefinitionSpec, StateSpec
+
+__all__ = ["ValidatedDefinition", "check_graph", "format_path", "validate_definition"]
+
+
+@dataclass(frozen=True)
+class ValidatedDefinition:
+    """A definition that passed validation, with the warnings it raised."""
+
+    spec: DefinitionSpec
+    warnings: tuple[Problem, ...]
+
+
+def format_path(loc: Iterable[int | str]) -> str:
+    """Render a pydantic location as a JSON path: ``("states", 2, "id")`` -> ``states[2].id``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+_SHAPE_CODES = {
+    "missing": "missing_field",
+    "extra_forbidden": "unknown_field",
+    "string_pattern_mismatch": "invalid_id",
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+    "too_short": "too_short",
+    "too_long": "too_long",
+}
+
+
+def _shape_code(error_type: str, loc: tuple[int | str, ...]) -> str:
+    if error_type == "too_long" and loc in {("states",), ("actions",)}:
+        return f"too_many_{loc[0]}"
+    if error_type.endswith("_type") or error_type in {"model_type", "model_attributes_type"}:
+        return "wrong_type"
+    return _SHAPE_CODES.get(error_type, error_type)
+
+
+def shape_problems(error: ValidationError) -> list[Problem]:
+    """Turn a pydantic error into problems with JSON paths and stable codes."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = tuple(item["loc"])
+        code = _shape_code(item["type"], loc)
+        problems.append(Problem(format_path(loc) or "$", code, item["msg"]))
+    return problems
+
+
+def _salvage(raw: Any, key: str, model: type[Any]) -> tuple[list[tuple[int, Any]], bool]:
+    """Elements of ``raw[key]`` usable by the graph pass, with their index; and whether
+    every element was usable.
+
+    An element with a bad optional field (``"is_final": "yes"``) is kept with that field
+    at its default, so the graph pass can still report its duplicate id or dangling
+    reference; one with a bad required field is left out.
+    """
+    items = raw.get(key) if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        return [], False
+    usable, complete = [], True
+    for index, item in enumerate(items):
+        try:
+            usable.append((index, model.model_validate(item)))
+            continue
+        except ValidationError as exc:
+            complete = False
+            bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        if isinstance(item, dict):
+            try:
+                usable.append((index, model.model_validate(
+                    {name: value for name, value in item.items() if name not in bad}
+                )))
+            except ValidationError:
+                continue
+    return usable, complete
+
+
+def validate_definition(raw: Any, *, strict: bool = False) -> ValidatedDefinition:
+    """Validate a definition document, raising :class:`DefinitionInvalid` with every problem.
+
+    ``strict`` reports warnings as errors.
+    """
+    errors: list[Problem] = []
+    spec: DefinitionSpec | None = None
+    try:
+        spec = DefinitionSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(shape_problems(exc))
+
+    if spec is not None:
+        states, all_states = list(enumerate(spec.states)), True
+        actions = list(enumerate(spec.actions))
+    else:
+        states, all_states = _salvage(raw, "states", StateSpec)
+        actions, _ = _salvage(raw, "actions", ActionSpec)
+    graph_errors, warnings = check_graph(states, actions, all_states=all_states)
+    errors.extend(graph_errors)
+    if strict:
+        errors.extend(warnings)
+        warnings = []
+
+    if errors or spec is None:
+        raise DefinitionInvalid(
+            f"The definition has {len(errors)} problem{'s' if len(errors) != 1 else ''}.",
+            errors=errors,
+        )
+    return ValidatedDefinition(spec, tuple(warnings))
+
+
+def check_graph(
+    states: Sequence[tuple[int, StateSpec]],
+    actions: Sequence[tuple[int, ActionSpec]],
+    *,
+    all_states: bool = True,
+) -> tuple[list[Problem], list[Problem]]:
+    """Check the state graph; return ``(errors, warnings)``.
+
+    Indexes are positions in the posted document, so paths point at what the client wrote.
+    ``all_states`` is False when some states failed the shape pass: then a missing initial
+    state may be one of those, and is not reported twice.
+    """
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+
+    state_by_id: dict[str, StateSpec] = {}
+    state_index: dict[str, int] = {}
+    for index, state in states:
+        if state.id in state_by_id:
+            errors.append(Problem(
+                f"states[{index}].id", "duplicate_state_id",
+                f"State id '{state.id}' is already used by states[{state_index[state.id]}].",
+            ))
+            continue
+        state_by_id[state.id] = state
+        state_index[state.id] = index
+
+    initial = [(index, state) for index, state in states if state.is_initial]
+    if not initial and states and all_states:
+        errors.append(Problem("states", "no_initial_state", "Exactly one state must be initial."))
+    for index, _state in initial[1:]:
+        errors.append(Problem(
+            f"states[{index}].is_initial", "multiple_initial_states",
+            f"Exactly one state must be initial; states[{initial[0][0]}] already is.",
+        ))
+    if initial and not initial[0][1].enabled:
+        errors.append(Problem(
+            f"states[{initial[0][0]}].enabled", "initial_state_disabled",
+            f"The initial state '{initial[0][1].id}' must be enabled.",
+        ))
+
+    seen_actions: dict[str, int] = {}
+    for index, action in actions:
+        if action.id in seen_actions:
+            errors.append(Problem(
+                f"actions[{index}].id", "duplicate_action_id",
+                f"Action id '{action.id}' is already used by actions[{seen_actions[action.id]}].",
+            ))
+        else:
+            seen_actions[action.id] = index
+        seen_from: set[str] = set()
+        for position, state_id in enumerate(action.from_states):
+            path = f"actions[{index}].from_states[{position}]"
+            if state_id in seen_from:
+                errors.append(Problem(
+                    path, "duplicate_from_state",
+                    f"Action '{action.id}' lists '{state_id}' twice in from_states.",
+                ))
+            seen_from.add(state_id)
+            source = state_by_id.get(state_id)
+            if source is None:
+                errors.append(Problem(path, "unknown_state", f"No state has id '{state_id}'."))
+            elif source.is_final:
+                errors.append(Problem(
+                    path, "action_from_final_state",
+                    f"Action '{action.id}' leaves final state '{state_id}'; "
+                    "nothing may leave a final state.",
+                ))
+        target = state_by_id.get(action.to_state)
+        if target is None:
+            errors.append(Problem(
+                f"actions[{index}].to_state", "unknown_state",
+                f"No state has id '{action.to_state}'.",
+            ))
+        elif not target.enabled and action.enabled:
+            warnings.append(Problem(
+                f"actions[{index}].to_state", "action_into_disabled_state",
+                f"Action '{action.id}' leads into disabled state '{target.id}' and cannot fire.",
+            ))
+
+    if initial and not errors:
+        warnings.extend(_reachability_warnings(initial[0][1], state_by_id, state_index, actions))
+    return errors, warnings
+
+
+def _reachability_warnings(
+    initial: StateSpec,
+    state_by_id: dict[str, StateSpec],
+    state_index: dict[str, int],
+    actions: Sequence[tuple[int, ActionSpec]],
+) -> list[Problem]:
+    """Unreachable states, dead ends, and no final state in reach, over what can fire."""
+    can_fire = [
+        action for _, action in actions if action.enabled and state_by_id[action.to_state].enabled
+    ]
+    successors: dict[str, set[str]] = {state_id: set() for state_id in state_by_id}
+    for action in can_fire:
+        for state_id in action.from_states:
+            successors[state_id].add(action.to_state)
+
+    reachable = {initial.id}
+    queue = deque([initial.id])
+    while queue:
+        for nxt in successors[queue.popleft()]:
+            if nxt not in reachable:
+                reachable.add(nxt)
+                queue.append(nxt)
+
+    warnings = []
+    for state_id, state in state_by_id.items():
+        path = f"states[{state_index[state_id]}]"
+        if state_id not in reachable:
+            warnings.append(Problem(
+                path, "unreachable_state",
+                f"State '{state_id}' cannot be reached from the initial state '{initial.id}'.",
+            ))
+        elif not state.is_final and not successors[state_id]:
+            warnings.append(Problem(
+                path, "dead_end_state",
+                f"State '{state_id}' is not final and no enabled action leaves it.",
+            ))
+    if not any(state_by_id[state_id].is_final for state_id in reachable):
+        warnings.append(Problem(
+            "states", "no_final_state_reachable",
+            f"No final state can be reached from the initial state '{initial.id}'.",
+        ))
+    return warnings

@@ -1,0 +1,298 @@
+"""Every error the engine raises on purpose.
+
+One base, :class:`WorkflowError`, carries a stable machine-readable ``code``, the HTTP
+status it maps to and any context worth showing the client. The API turns each into an
+``application/problem+json`` response in one place (``api/problems.py``); the core and
+the store raise them without knowing about HTTP.
+
+The tree, split by who has to react::
+
+    WorkflowError
+    ├── InvalidRequest (400)            the request itself cannot be read
+    │   ├── MalformedJSON
+    │   ├── InvalidParameter
+    │   └── InvalidHeader
+    ├── ValidationFailed (422)          readable, but the content is wrong (errors[])
+    │   ├── DefinitionInvalid
+    │   └── IdempotencyKeyReused
+    ├── NotFound (404)
+    │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
+    │   └── InstanceNotFound, ActionNotFound
+    ├── Conflict (409)                  the request is fine, the current state forbids it
+    │   ├── DefinitionExists, InstanceExists, ConcurrentModification
+    │   └── TransitionNotAllowed
+    │       ├── InstanceFinal, ActionDisabled
+    │       └── ActionNotAvailable, TargetStateDisabled
+    ├── PreconditionFailed (412)
+    ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415)
+    ├── MethodNotAllowed (405)
+    └── ServiceUnavailable (503)        the database cannot be reached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "ActionDisabled",
+    "ActionNotAvailable",
+    "ActionNotFound",
+    "ConcurrentModification",
+    "Conflict",
+    "DefinitionExists",
+    "DefinitionInvalid",
+    "DefinitionNotFound",
+    "DefinitionVersionNotFound",
+    "IdempotencyKeyReused",
+    "InstanceExists",
+    "InstanceFinal",
+    "InstanceNotFound",
+    "InvalidHeader",
+    "InvalidParameter",
+    "InvalidRequest",
+    "MalformedJSON",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "Problem",
+    "RouteNotFound",
+    "ServiceUnavailable",
+    "TargetStateDisabled",
+    "TransitionNotAllowed",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "WorkflowError",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a document: where it is (a JSON path), what it is, and why."""
+
+    path: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The finding as JSON-ready data."""
+        return asdict(self)
+
+
+class WorkflowError(Exception):
+    """Base of every error the engine raises on purpose.
+
+    ``detail`` is a sentence for people; ``errors`` lists findings with JSON paths where
+    there are several; ``context`` holds machine-readable facts (the current state...).
+    """
+
+    code: ClassVar[str] = "workflow_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Workflow error"
+
+    def __init__(self, detail: str, errors: Sequence[Problem] = (), **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+        self.context = context
+
+
+class InvalidRequest(WorkflowError):
+    """The request cannot be read as sent."""
+
+    code = "invalid_request"
+    status = 400
+    title = "Invalid request"
+
+
+class MalformedJSON(InvalidRequest):
+    """The body is not well-formed JSON."""
+
+    code = "malformed_json"
+    title = "Malformed JSON"
+
+
+class InvalidParameter(InvalidRequest):
+    """A query or path parameter has a value the endpoint does not accept."""
+
+    code = "invalid_parameter"
+    title = "Invalid parameter"
+
+
+class InvalidHeader(InvalidRequest):
+    """A request header has a value the endpoint does not accept."""
+
+    code = "invalid_header"
+    title = "Invalid header"
+
+
+class ValidationFailed(WorkflowError):
+    """The body was read but its content is wrong; ``errors`` lists every problem."""
+
+    code = "validation_failed"
+    status = 422
+    title = "Validation failed"
+
+
+class DefinitionInvalid(ValidationFailed):
+    """A workflow definition breaks one or more rules."""
+
+    code = "definition_invalid"
+    title = "Invalid workflow definition"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    """An ``Idempotency-Key`` was used before for a different request."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+
+class NotFound(WorkflowError):
+    """The thing asked for does not exist."""
+
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class RouteNotFound(NotFound):
+    """No endpoint answers at this path."""
+
+    code = "route_not_found"
+    title = "No such endpoint"
+
+
+class DefinitionNotFound(NotFound):
+    """No definition has this id."""
+
+    code = "definition_not_found"
+    title = "Definition not found"
+
+
+class DefinitionVersionNotFound(NotFound):
+    """The definition exists but not in the version asked for."""
+
+    code = "definition_version_not_found"
+    title = "Definition version not found"
+
+
+class InstanceNotFound(NotFound):
+    """No instance has this id."""
+
+    code = "instance_not_found"
+    title = "Instance not found"
+
+
+class ActionNotFound(NotFound):
+    """The instance's definition has no action with this id."""
+
+    code = "action_not_found"
+    title = "Action not found"
+
+
+class Conflict(WorkflowError):
+    """The request is well-formed but the current state of things forbids it."""
+
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class DefinitionExists(Conflict):
+    """A definition with this id exists with different content."""
+
+    code = "definition_exists"
+    title = "Definition already exists"
+
+
+class InstanceExists(Conflict):
+    """An instance with this id was started by a different request."""
+
+    code = "instance_exists"
+    title = "Instance already exists"
+
+
+class ConcurrentModification(Conflict):
+    """Another request changed the instance between our read and our write."""
+
+    code = "concurrent_modification"
+    title = "Concurrent modification"
+
+
+class TransitionNotAllowed(Conflict):
+    """An action can't fire in the instance's current state."""
+
+    code = "transition_not_allowed"
+    title = "Transition not allowed"
+
+
+class InstanceFinal(TransitionNotAllowed):
+    """The instance is in a final state; nothing fires any more."""
+
+    code = "instance_final"
+    title = "Instance is in a final state"
+
+
+class ActionDisabled(TransitionNotAllowed):
+    """The action exists but is disabled."""
+
+    code = "action_disabled"
+    title = "Action disabled"
+
+
+class ActionNotAvailable(TransitionNotAllowed):
+    """The action does not leave from the instance's current state."""
+
+    code = "action_not_available_from_state"
+    title = "Action not available from the current state"
+
+
+class TargetStateDisabled(TransitionNotAllowed):
+    """The action leads into a disabled state."""
+
+    code = "target_state_disabled"
+    title = "Target state disabled"
+
+
+class PreconditionFailed(WorkflowError):
+    """``If-Match`` named a version of the instance that is no longer current."""
+
+    code = "precondition_failed"
+    status = 412
+    title = "Precondition failed"
+
+
+class PayloadTooLarge(WorkflowError):
+    """The body is larger than the server accepts."""
+
+    code = "payload_too_large"
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(WorkflowError):
+    """The body is not sent as ``application/json``."""
+
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+
+
+class MethodNotAllowed(WorkflowError):
+    """The endpoint exists but does not answer this HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
+class ServiceUnavailable(WorkflowError):
+    """A dependency the request needs (the database) cannot be reached."""
+
+    code = "service_unavailable"
+    status = 503
+    title = "Service unavailable"

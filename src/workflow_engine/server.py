@@ -1,0 +1,102 @@
+"""Serve the application with gunicorn: ``python run_server.py --port 5000``.
+
+gunicorn, not Flask's development server: it supervises the worker (restarts it if it
+dies, times out stuck requests, shuts down gracefully on SIGTERM). One worker process
+with a pool of threads is the default because the engine keeps process-wide state that
+must not be split across processes (the shared rate budget and the block runner); the
+database serialises writers either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .settings import Settings
+
+__all__ = ["main", "parse_args"]
+
+log = logging.getLogger("workflow_engine")
+
+
+def _database_url(value: str) -> str:
+    """``--db`` takes a SQLAlchemy URL or a path to a SQLite file."""
+    return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description="Serve the workflow engine.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    parser.add_argument("--db", help="SQLite file or SQLAlchemy URL (default $DATABASE_URL "
+                        "or ./var/workflow.db)")
+    parser.add_argument("--definitions", help="directory of JSON definitions to load at start "
+                        "(default ./definitions if it exists)")
+    parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING...")
+    return parser.parse_args(argv)
+
+
+class _Server(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        # gunicorn 25+ opens a control socket at one fixed path per user; two servers on
+        # one machine (tests, benchmarks) would fight over it, and we do not use it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self) -> Any:
+        # Built in the worker, after the fork: database connections must not cross it.
+        from .app import create_app
+
+        return create_app(self.settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until stopped."""
+    args = parse_args(argv)
+    updates: dict[str, Any] = {}
+    if args.db:
+        updates["database_url"] = _database_url(args.db)
+    if args.definitions:
+        updates["definitions_dir"] = Path(args.definitions)
+    if args.log_level:
+        updates["log_level"] = args.log_level.upper()
+    settings = Settings().model_copy(update=updates)
+    if settings.definitions_dir is None and Path("definitions").is_dir():
+        settings = settings.model_copy(update={"definitions_dir": Path("definitions")})
+
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log.info("database: %s", settings.database_url)
+    log.info("definitions: %s", settings.definitions_dir or "(none)")
+    log.info("serving on http://%s:%d (docs at /docs)", args.host, args.port)
+    _Server(settings, {
+        "bind": f"{args.host}:{args.port}",
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": args.threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,
+        "loglevel": settings.log_level.lower(),
+    }).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The server's configuration: one object, read from the environment when the app is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+ONE_MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told. Environment variables use the upper-case names.
+
+    Nothing reads the environment at import time: ``create_app`` builds this object,
+    and tests pass their own.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///var/workflow.db",
+        description="SQLAlchemy URL of the store. SQLite by default; PostgreSQL works too.",
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        "FULL",
+        description="SQLite's PRAGMA synchronous. FULL makes every acknowledged change "
+        "survive a power loss; NORMAL only a crash of the process.",
+    )
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+    definitions_dir: Path | None = Field(
+        None, description="Directory of JSON definitions loaded (idempotently) at start."
+    )
+    cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
+    max_body_bytes: int = Field(ONE_MIB, gt=0)
+    log_level: str = "INFO"
+
+    @property
+    def cors_origin_list(self) -> list[str] | str:
+        """Origins in the form flask-cors takes."""
+        if self.cors_origins.strip() == "*":
+            return "*"
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]

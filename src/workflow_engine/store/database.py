@@ -1,0 +1,329 @@
+"""The store: an SQLAlchemy engine and the transactions the service works in.
+
+A :class:`Transaction` is the only way to read or change stored state. Writes run in
+``BEGIN IMMEDIATE`` on SQLite so that concurrent writers queue on the database lock
+instead of failing half-way with ``database is locked``; the optimistic version check
+in :meth:`Transaction.update_instance` is what keeps two writers from both winning on
+any database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from ..core import Event, EventType, Instance, InstanceStatus
+from . import schema
+
+__all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
+
+
+def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> Engine:
+    """An engine for ``url``; for SQLite, a WAL-mode file with its directory created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False}, pool_size=16, max_overflow=16
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so BEGIN is ours (see _begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    """A definition version as stored."""
+
+    id: str
+    version: int
+    content: dict[str, Any]
+    content_hash: str
+    warnings: list[dict[str, str]]
+    created_at: int
+
+
+def _instance(row: RowMapping) -> Instance:
+    return Instance(
+        id=row["id"],
+        definition_id=row["definition_id"],
+        definition_version=row["definition_version"],
+        current_state=row["current_state"],
+        status=InstanceStatus(row["status"]),
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        context=row["context"],
+    )
+
+
+def _event(row: RowMapping) -> Event:
+    return Event(
+        instance_id=row["instance_id"],
+        seq=row["seq"],
+        type=EventType(row["type"]),
+        from_state=row["from_state"],
+        to_state=row["to_state"],
+        at=row["at"],
+        action_id=row["action_id"],
+        actor=row["actor"],
+    )
+
+
+def _definition(row: RowMapping) -> StoredDefinition:
+    return StoredDefinition(
+        id=row["id"],
+        version=row["version"],
+        content=row["content"],
+        content_hash=row["content_hash"],
+        warnings=row["warnings"],
+        created_at=row["created_at"],
+    )
+
+
+class Store:
+    """The database behind the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create missing tables (existing ones are left as they are)."""
+        schema.metadata.create_all(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A read-only transaction."""
+        with self.engine.connect() as connection, connection.begin():
+            yield Transaction(connection)
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.connect() as connection:
+            connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                yield Transaction(connection)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+class Transaction:
+    """Reads and writes inside one database transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # -- definitions --------------------------------------------------------------------
+
+    def definition(self, definition_id: str, version: int | None = None) -> StoredDefinition | None:
+        """One version of a definition, the latest when ``version`` is None."""
+        table = schema.definitions
+        query = select(table).where(table.c.id == definition_id)
+        if version is None:
+            query = query.order_by(table.c.version.desc()).limit(1)
+        else:
+            query = query.where(table.c.version == version)
+        row = self.connection.execute(query).mappings().first()
+        return _definition(row) if row else None
+
+    def definition_versions(self, definition_id: str) -> list[int]:
+        """Every stored version of a definition, oldest first."""
+        table = schema.definitions
+        query = select(table.c.version).where(table.c.id == definition_id).order_by(table.c.version)
+        return list(self.connection.execute(query).scalars())
+
+    def latest_definitions(self, *, after: str | None, limit: int) -> list[StoredDefinition]:
+        """The latest version of each definition, ordered by id, after the id ``after``."""
+        table = schema.definitions
+        latest = (
+            select(table.c.id, func.max(table.c.version).label("version"))
+            .group_by(table.c.id)
+            .subquery()
+        )
+        query = select(table).join(
+            latest, (table.c.id == latest.c.id) & (table.c.version == latest.c.version)
+        )
+        if after is not None:
+            query = query.where(table.c.id > after)
+        query = query.order_by(table.c.id).limit(limit)
+        return [_definition(row) for row in self.connection.execute(query).mappings()]
+
+    def insert_definition(self, stored: StoredDefinition, name: str) -> bool:
+        """Store a new definition version; False if that (id, version) was taken meanwhile."""
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(insert(schema.definitions).values(
+                    id=stored.id, version=stored.version, name=name, content=stored.content,
+                    content_hash=stored.content_hash, warnings=stored.warnings,
+                    created_at=stored.created_at,
+                ))
+        except IntegrityError:
+            return False
+        return True
+
+    def count_definitions(self) -> int:
+        """How many distinct definitions are stored."""
+        query = select(func.count(func.distinct(schema.definitions.c.id)))
+        return int(self.connection.execute(query).scalar_one())
+
+    # -- instances ----------------------------------------------------------------------
+
+    def instance(self, instance_id: str) -> Instance | None:
+        """An instance's current snapshot."""
+        query = select(schema.instances).where(schema.instances.c.id == instance_id)
+        row = self.connection.execute(query).mappings().first()
+        return _instance(row) if row else None
+
+    def start_request_hash(self, instance_id: str) -> str | None:
+        """The digest of the request that started an instance, to recognise a retry."""
+        table = schema.instances
+        query = select(table.c.start_request_hash).where(table.c.id == instance_id)
+        return self.connection.execute(query).scalar_one_or_none()
+
+    def insert_instance(self, instance: Instance, request_hash: str) -> None:
+        """Store a new instance."""
+        self.connection.execute(insert(schema.instances).values(
+            id=instance.id, definition_id=instance.definition_id,
+            definition_version=instance.definition_version,
+            current_state=instance.current_state, status=instance.status.value,
+            version=instance.version, context=instance.context,
+            start_request_hash=request_hash,
+            created_at=instance.created_at, updated_at=instance.updated_at,
+        ))
+
+    def update_instance(self, instance: Instance, *, expected_version: int) -> bool:
+        """Write a changed snapshot if the stored one still has ``expected_version``."""
+        table = schema.instances
+        result = self.connection.execute(
+            update(table)
+            .where(table.c.id == instance.id, table.c.version == expected_version)
+            .values(
+                current_state=instance.current_state, status=instance.status.value,
+                version=instance.version, updated_at=instance.updated_at,
+            )
+        )
+        return result.rowcount == 1
+
+    def list_instances(
+        self,
+        *,
+        definition_id: str | None,
+        state: str | None,
+        status: str | None,
+        after_pk: int | None,
+        limit: int,
+    ) -> list[tuple[int, Instance]]:
+        """Instances in start order, filtered, after the key ``after_pk``; with their keys."""
+        table = schema.instances
+        query = select(table)
+        if definition_id is not None:
+            query = query.where(table.c.definition_id == definition_id)
+        if state is not None:
+            query = query.where(table.c.current_state == state)
+        if status is not None:
+            query = query.where(table.c.status == status)
+        if after_pk is not None:
+            query = query.where(table.c.pk > after_pk)
+        query = query.order_by(table.c.pk).limit(limit)
+        return [(row["pk"], _instance(row)) for row in self.connection.execute(query).mappings()]
+
+    def count_instances_by_status(self) -> dict[str, int]:
+        """How many instances are in each status."""
+        table = schema.instances
+        query = select(table.c.status, func.count()).group_by(table.c.status)
+        return {status: int(count) for status, count in self.connection.execute(query)}
+
+    # -- history ------------------------------------------------------------------------
+
+    def append_event(self, item: Event) -> None:
+        """Append one event to an instance's history."""
+        self.connection.execute(insert(schema.events).values(
+            instance_id=item.instance_id, seq=item.seq, type=item.type.value,
+            action_id=item.action_id, from_state=item.from_state, to_state=item.to_state,
+            at=item.at, actor=item.actor,
+        ))
+
+    def history(
+        self, instance_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """An instance's events in order, after ``after_seq``."""
+        table = schema.events
+        query = (
+            select(table)
+            .where(table.c.instance_id == instance_id, table.c.seq > after_seq)
+            .order_by(table.c.seq)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_event(row) for row in self.connection.execute(query).mappings()]
+
+    def event(self, instance_id: str, seq: int) -> Event | None:
+        """One event of an instance's history."""
+        table = schema.events
+        query = select(table).where(table.c.instance_id == instance_id, table.c.seq == seq)
+        row = self.connection.execute(query).mappings().first()
+        return _event(row) if row else None
+
+    # -- idempotency keys ---------------------------------------------------------------
+
+    def idempotency_key(self, instance_id: str, key: str) -> tuple[str, int, int] | None:
+        """``(action_id, event_seq, instance_version)`` recorded for a key, if any."""
+        table = schema.idempotency_keys
+        query = select(table.c.action_id, table.c.event_seq, table.c.instance_version).where(
+            table.c.instance_id == instance_id, table.c.key == key
+        )
+        row = self.connection.execute(query).first()
+        return (row[0], row[1], row[2]) if row else None
+
+    def save_idempotency_key(
+        self, instance_id: str, key: str, *, action_id: str, event_seq: int,
+        instance_version: int, now: int,
+    ) -> None:
+        """Remember what a keyed request did, so a retry answers the same."""
+        self.connection.execute(insert(schema.idempotency_keys).values(
+            instance_id=instance_id, key=key, action_id=action_id, event_seq=event_seq,
+            instance_version=instance_version, created_at=now,
+        ))

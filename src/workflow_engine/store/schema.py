@@ -1,0 +1,82 @@
+"""The tables. Portable SQLAlchemy Core: SQLite by default, PostgreSQL with the same code.
+
+Times are integers (milliseconds since the epoch, UTC): exact, sortable and the same
+on every database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["definitions", "events", "idempotency_keys", "instances", "metadata"]
+
+ID = 64
+
+metadata = MetaData()
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("warnings", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    # A surrogate key in insertion order: it makes keyset pagination stable and cheap.
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(ID), nullable=False, unique=True),
+    Column("definition_id", String(ID), nullable=False),
+    Column("definition_version", Integer, nullable=False),
+    Column("current_state", String(ID), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("start_request_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_instances_definition", "definition_id", "pk"),
+    Index("ix_instances_status", "status", "pk"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("instance_id", String(ID), ForeignKey("instances.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("action_id", String(ID)),
+    Column("from_state", String(ID)),
+    Column("to_state", String(ID), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(200)),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("instance_id", String(ID), ForeignKey("instances.id"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("action_id", String(ID), nullable=False),
+    # The seq of the event the first request appended: the retry answers with that result.
+    Column("event_seq", Integer, nullable=False),
+    Column("instance_version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,105 @@
+"""Helpers for tests and benchmarks: a real server process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+__all__ = ["ServerProcess", "free_port", "running_server"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A server started by :func:`running_server`."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> None:
+        """Send ``sig`` to the whole process group (gunicorn and its worker) and wait."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        # A worker outlives a SIGKILLed master for a moment; wait until the group is gone.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.killpg(self.process.pid, signal.SIGKILL)
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+
+def _wait_until_up(server: ServerProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited at start:\n{server.output()}")
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not answer within {timeout}s:\n{server.output()}")
+
+
+@contextmanager
+def running_server(
+    db: Path | str,
+    *,
+    definitions: Path | None = None,
+    threads: int = 8,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    timeout: float = 30,
+) -> Iterator[ServerProcess]:
+    """Run ``python -m workflow_engine.server`` (what ``run_server.py`` runs) until the block ends."""
+    port = port or free_port()
+    command = [
+        sys.executable, "-m", "workflow_engine.server", "--host", "127.0.0.1",
+        "--port", str(port), "--db", str(db), "--threads", str(threads),
+    ]
+    if definitions is not None:
+        command += ["--definitions", str(definitions)]
+    with tempfile.NamedTemporaryFile(prefix="workflow-server-", suffix=".log") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+        try:
+            _wait_until_up(server, timeout)
+            yield server
+        finally:
+            server.stop()
