@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ServerProcess", "free_port", "running_server"]
+__all__ = ["ServerProcess", "free_port", "running_server", "wait_until_up"]
 
 
 def free_port() -> int:
@@ -60,7 +60,8 @@ class ServerProcess:
         return Path(self.log.name).read_text(errors="replace")
 
 
-def _wait_until_up(server: ServerProcess, timeout: float) -> None:
+def wait_until_up(server: ServerProcess, timeout: float) -> None:
+    """Return once the server answers ``/health``; raise with its output if it does not."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -84,7 +85,7 @@ def running_server(
     port: int | None = None,
     timeout: float = 30,
 ) -> Iterator[ServerProcess]:
-    """Run ``python -m workflow_engine.server`` (what ``run_server.py`` runs) until the block ends."""
+    """Run ``python -m workflow_engine.server`` (what run_server.py runs) for the block."""
     port = port or free_port()
     command = [
         sys.executable, "-m", "workflow_engine.server", "--host", "127.0.0.1",
@@ -99,7 +100,7 @@ def running_server(
         )
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
         try:
-            _wait_until_up(server, timeout)
+            wait_until_up(server, timeout)
             yield server
         finally:
             server.stop()

@@ -99,13 +99,17 @@ _HEADERS = {
 }
 
 
-def _parameters(path: str, method: str, query_model: type[QueryModel] | None) -> list[Any]:
+def _parameters(
+    path: str, method: str, query_model: type[QueryModel] | None, defs: dict[str, Any]
+) -> list[Any]:
+    """The operation's parameters; schemas they refer to are added to ``defs``."""
     params: list[Any] = []
     for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID):
         if "{" + str(spec["name"]) + "}" in path:
             params.append(spec)
     if query_model is not None:
-        schema = query_model.model_json_schema()
+        schema = query_model.model_json_schema(ref_template=REF)
+        defs.update(schema.get("$defs", {}))
         for name, prop in schema["properties"].items():
             prop = {k: v for k, v in prop.items() if k != "title"}
             description = prop.pop("description", None)
@@ -137,13 +141,14 @@ def openapi_document() -> dict[str, Any]:
     keys, schemas = models_json_schema(sorted(models, key=lambda m: (m[0].__name__, m[1])),
                                        ref_template=REF, by_alias=False)
 
+    components: dict[str, Any] = schemas.get("$defs", {})
     problem = {PROBLEM_JSON: {"schema": keys[(ProblemDetail, "serialization")]}}
     paths: dict[str, dict[str, Any]] = {}
     for method, path, summary, query_model, body, responses, errors in OPERATIONS:
         operation: dict[str, Any] = {
             "summary": summary,
             "operationId": method + "_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_"),
-            "parameters": _parameters(path, method, query_model),
+            "parameters": _parameters(path, method, query_model, components),
             "responses": {},
         }
         if body is not None:
@@ -179,7 +184,7 @@ def openapi_document() -> dict[str, Any]:
             "accept the camelCase spelling of fields (isInitial, fromStates, toState...).",
         },
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": {"schemas": components},
     }
 
 

@@ -9,7 +9,8 @@ __all__ = ["mermaid"]
 
 def _label(text: str) -> str:
     # Mermaid has no escaping for quotes or line breaks in labels; its entity codes do.
-    return " ".join(text.split()).replace('"', "#quot;").replace(";", "#59;")
+    # ";" first: the entity codes themselves end in ";".
+    return " ".join(text.split()).replace(";", "#59;").replace('"', "#quot;")
 
 
 def mermaid(workflow: Workflow) -> str:

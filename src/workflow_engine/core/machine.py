@@ -68,7 +68,8 @@ def check_fire(workflow: Workflow, instance: Instance, action_id: str) -> Action
     state = instance.current_state
     if action is None:
         raise ActionNotFound(
-            f"Definition '{workflow.id}' v{workflow.version} has no action '{action_id}'.",
+            f"Can't fire '{action_id}' when in '{state}': definition '{workflow.id}' "
+            f"v{workflow.version} has no such action.",
             action_id=action_id, current_state=state,
         )
     if workflow.states[state].is_final:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_snake
 
 from ..errors import DefinitionInvalid, Problem
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
@@ -67,6 +68,9 @@ def shape_problems(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
+        if item["type"] == "missing" and loc and isinstance(loc[-1], str):
+            # A missing field has no spelling of the client's; name the documented one.
+            loc = (*loc[:-1], to_snake(loc[-1]))
         code = _shape_code(item["type"], loc)
         problems.append(Problem(format_path(loc) or "$", code, item["msg"]))
     return problems
