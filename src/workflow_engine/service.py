@@ -92,6 +92,10 @@ class WorkflowService:
         return workflow
 
     def _load(self, tx: Transaction, definition_id: str, version: int | None = None) -> Workflow:
+        if version is not None:
+            cached = self._workflows.get((definition_id, version))
+            if cached is not None:
+                return cached
         stored = tx.definition(definition_id, version)
         if stored is not None:
             return self._workflow(stored)
