@@ -36,7 +36,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     store.create_schema()
     service = WorkflowService(store, clock=clock)
     if settings.definitions_dir is not None:
-        service.load_directory(settings.definitions_dir)
+        try:
+            service.load_directory(settings.definitions_dir)
+        except Exception:
+            store.dispose()
+            raise
     app.extensions[EXTENSION] = service
     app.config["WORKFLOW_SETTINGS"] = settings
 

@@ -92,6 +92,7 @@ class WorkflowError(Exception):
     code: ClassVar[str] = "workflow_error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Workflow error"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, errors: Sequence[Problem] = (), **context: Any) -> None:
         super().__init__(detail)
@@ -296,3 +297,4 @@ class ServiceUnavailable(WorkflowError):
     code = "service_unavailable"
     status = 503
     title = "Service unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}

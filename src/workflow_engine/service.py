@@ -49,6 +49,12 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 If-Match: ``*`` or a list of entity tags; weak ones compare by their value."""
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
 @dataclass(frozen=True)
 class Saved:
     """The outcome of saving a definition: the version now stored, and whether it is new."""
@@ -173,7 +179,9 @@ class WorkflowService:
         with self.store.read() as tx:
             versions = tx.definition_versions(definition_id)
         if not versions:
-            raise DefinitionNotFound(f"No definition has id '{definition_id}'.")
+            raise DefinitionNotFound(
+                f"No definition has id '{definition_id}'.", definition_id=definition_id
+            )
         return versions
 
     def list_definitions(self, *, after: str | None, limit: int) -> list[Workflow]:
@@ -195,8 +203,13 @@ class WorkflowService:
             except (OSError, ValueError) as exc:
                 raise ValidationFailed(f"Cannot read definition file {path}: {exc}") from exc
             definition_id = document.get("id") if isinstance(document, dict) else None
+            if not isinstance(definition_id, str):
+                raise DefinitionInvalid(
+                    f"{path}: a shipped definition needs a string 'id'.",
+                    errors=[Problem("id", "missing_field", "A string id is required.")],
+                )
             try:
-                outcome = self.put_definition(str(definition_id), document)
+                outcome = self.put_definition(definition_id, document)
             except DefinitionInvalid as exc:
                 problems = "; ".join(f"{p.path}: {p.message}" for p in exc.errors)
                 raise DefinitionInvalid(f"{path}: {problems}", errors=exc.errors) from exc
@@ -220,16 +233,16 @@ class WorkflowService:
         """Start an instance; ``(instance, workflow, created)``.
 
         With a client-chosen ``instance_id`` the start is idempotent: the same request
-        again answers the existing instance, a different one is a conflict.
+        again answers the existing instance, a different one is a conflict. A retry that
+        names the version the instance runs, or no version, is the same request.
         """
-        request_hash = _digest(
-            {"definition_id": definition_id, "version": version, "context": context or {}}
-        )
+        request_hash = _digest({"definition_id": definition_id, "context": context or {}})
         with self.store.write() as tx:
             if instance_id is not None:
                 existing = tx.instance(instance_id)
                 if existing is not None:
-                    if tx.start_request_hash(instance_id) != request_hash:
+                    same_version = version in (None, existing.definition_version)
+                    if tx.start_request_hash(instance_id) != request_hash or not same_version:
                         raise InstanceExists(
                             f"Instance '{instance_id}' already exists and was started by a "
                             "different request.", instance_id=instance_id,
@@ -297,7 +310,7 @@ class WorkflowService:
                 earlier = tx.idempotency_key(instance_id, idempotency_key)
                 if earlier is not None:
                     return self._replay_keyed(tx, instance, workflow, action_id, earlier)
-            if if_match is not None and if_match not in {instance.etag, "*"}:
+            if if_match is not None and not _matches(if_match, instance.etag):
                 raise PreconditionFailed(
                     f"Instance '{instance_id}' is at version {instance.version} "
                     f"(ETag {instance.etag}); If-Match was {if_match}.",

@@ -52,6 +52,17 @@ class TestStart:
         clash = client.post("/api/instances", json={**request, "context": {"a": 2}})
         assert (clash.status_code, clash.json["code"]) == (409, "instance_exists")
 
+    def test_a_retry_may_name_the_version_it_got(self, client: FlaskClient) -> None:
+        """Naming the version the instance runs is the same request; another is not."""
+        request = {"definition_id": "approval", "id": "pinned"}
+        assert client.post("/api/instances", json=request).status_code == 201
+        same = client.post("/api/instances", json={**request, "version": 1})
+        assert same.status_code == 200
+        client.put("/api/definitions/approval", json=approval(name="v2"))
+        assert client.post("/api/instances", json=request).status_code == 200
+        other = client.post("/api/instances", json={**request, "version": 2})
+        assert (other.status_code, other.json["code"]) == (409, "instance_exists")
+
     def test_stays_on_the_version_it_started_with(self, client: FlaskClient) -> None:
         """A new definition version does not move running instances."""
         old = client.post("/api/instances", json={"definition_id": "approval"}).json
@@ -165,7 +176,9 @@ class TestFire:
         assert (stale.status_code, stale.json["code"]) == (412, "precondition_failed")
         assert stale.json["current_etag"] == '"2"'
         assert len(history(client, instance["id"])) == 2
-        assert fire(client, instance["id"], "approve", If_Match='W/"2"').status_code == 200
+        assert fire(client, instance["id"], "approve", If_Match='"7", W/"2"').status_code == 200
+        assert fire(client, instance["id"], "approve", If_Match="*").json["code"] == (
+            "instance_final")
 
     def test_idempotency_key_replays_the_first_result(
         self, client: FlaskClient, instance: dict[str, Any]

@@ -30,6 +30,14 @@ class TestErrors:
         assert response.content_type == PROBLEM
         assert {"GET", "POST"} <= set(response.headers["Allow"].split(", "))
 
+    def test_other_http_errors_keep_their_status_and_headers(self, client: FlaskClient) -> None:
+        """An unsatisfiable range is a 416 problem, body and status agreeing."""
+        response = client.get("/docs/static/swagger-ui.css",
+                              headers={"Range": "bytes=99999999-"})
+        assert response.status_code == response.json["status"] == 416
+        assert response.json["code"] == "requested_range_not_satisfiable"
+        assert response.headers["Content-Range"].startswith("bytes */")
+
     def test_unexpected_errors_are_problems_without_internals(
         self, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -59,8 +67,11 @@ class TestHealth:
     ) -> None:
         store = client.application.extensions[EXTENSION].store
         monkeypatch.setattr(store, "engine", create_engine("sqlite:////nonexistent/dir/x.db"))
-        response = client.get("/api/health")
-        assert (response.status_code, response.json["code"]) == (503, "service_unavailable")
+        for url in ["/api/health", "/api/definitions", "/api/instances/x"]:
+            response = client.get(url)
+            assert (response.status_code, response.json["code"]) == (503, "service_unavailable")
+            assert response.headers["Retry-After"] == "1"
+            assert "nonexistent" not in response.text
 
 
 class TestCors:

@@ -138,6 +138,17 @@ class TestShapeErrors:
         """Wrong types, bad ids and unknown fields are refused with their path."""
         assert expected <= problems(document)
 
+    def test_paths_use_the_documented_names_for_camel_case_input(self) -> None:
+        """A bad camelCase field is reported under its snake_case name."""
+        document = approval()
+        document["actions"][0] = {"id": "go", "name": "Go", "fromStates": "draft",
+                                  "toState": 3, "someThing": 1}
+        assert problems(document) >= {
+            ("actions[0].from_states", "wrong_type"),
+            ("actions[0].to_state", "wrong_type"),
+            ("actions[0].someThing", "unknown_field"),
+        }
+
     def test_booleans_are_not_coerced(self) -> None:
         """'true' is a string, not a boolean: strict types, no guessing."""
         document = approval()

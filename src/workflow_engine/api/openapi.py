@@ -54,27 +54,30 @@ OPERATIONS: list[Operation] = [
      {200: (ApiHealth, "Ready")}, {503: "service_unavailable"}),
     ("post", "/api/definitions", "Create a definition (version 1)", SaveQuery, DefinitionSpec,
      {201: (DefinitionOut, "Created"), 200: (DefinitionOut, "Identical content already stored")},
-     {400: "malformed_json", 409: "definition_exists", 413: "payload_too_large",
+     {400: "malformed_json | invalid_parameter",
+      409: "definition_exists | concurrent_modification", 413: "payload_too_large",
       415: "unsupported_media_type", 422: "definition_invalid"}),
     ("get", "/api/definitions", "List definitions (latest versions)", ListQuery, None,
      {200: (DefinitionPage, "A page")}, {400: "invalid_parameter"}),
     ("get", "/api/definitions/{definition_id}", "Get a definition", VersionQuery, None,
      {200: (DefinitionOut, "The definition")},
-     {404: "definition_not_found | definition_version_not_found"}),
+     {400: "invalid_parameter", 404: "definition_not_found | definition_version_not_found"}),
     ("put", "/api/definitions/{definition_id}", "Create the next version", SaveQuery,
      DefinitionSpec,
      {201: (DefinitionOut, "New version"), 200: (DefinitionOut, "Same as the latest")},
-     {400: "malformed_json", 413: "payload_too_large", 415: "unsupported_media_type",
-      422: "definition_invalid"}),
+     {400: "malformed_json | invalid_parameter", 409: "concurrent_modification",
+      413: "payload_too_large", 415: "unsupported_media_type", 422: "definition_invalid"}),
     ("get", "/api/definitions/{definition_id}/versions", "List a definition's versions", None,
      None, {200: (None, "Version numbers")}, {404: "definition_not_found"}),
     ("get", "/api/definitions/{definition_id}/diagram", "Mermaid state diagram", VersionQuery,
      None, {200: ("text/plain", "stateDiagram-v2 text")},
-     {404: "definition_not_found | definition_version_not_found"}),
+     {400: "invalid_parameter", 404: "definition_not_found | definition_version_not_found"}),
     ("post", "/api/instances", "Start an instance", None, StartInstance,
      {201: (InstanceOut, "Started"), 200: (InstanceOut, "Already started by the same request")},
-     {400: "malformed_json", 404: "definition_not_found | definition_version_not_found",
-      409: "instance_exists", 415: "unsupported_media_type", 422: "validation_failed"}),
+     {400: "malformed_json | invalid_header",
+      404: "definition_not_found | definition_version_not_found",
+      409: "instance_exists", 413: "payload_too_large", 415: "unsupported_media_type",
+      422: "validation_failed"}),
     ("get", "/api/instances", "List instances", InstanceQuery, None,
      {200: (InstancePage, "A page")}, {400: "invalid_parameter"}),
     ("get", "/api/instances/{instance_id}", "Get an instance", None, None,
@@ -117,7 +120,7 @@ def _parameters(
             if description:
                 param["description"] = description
             params.append(param)
-    if method in {"post", "put"}:
+    if method == "post" and path.startswith("/api/instances"):
         names = ["X-Actor"]
         if path.endswith("{action_id}"):
             names += ["Idempotency-Key", "If-Match"]
@@ -167,6 +170,8 @@ def openapi_document() -> dict[str, Any]:
             if model is InstanceOut:
                 entry["headers"] = {"ETag": {"schema": {"type": "string"}}}
             operation["responses"][str(status)] = entry
+        if path.startswith("/api/"):
+            errors = {**errors, 503: "service_unavailable"}
         for status, codes in sorted(errors.items()):
             operation["responses"][str(status)] = {
                 "description": f"code: {codes}", "content": problem,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -43,12 +44,15 @@ def problem_response(
 
 def _from_workflow_error(error: WorkflowError) -> Response:
     errors = [problem.as_dict() for problem in error.errors] or None
-    return problem_response(
+    response = problem_response(
         error.status, error.code, error.title, error.detail, errors=errors, **error.context
     )
+    response.headers.update(error.headers)
+    return response
 
 
 _HTTP_ERRORS: dict[int, type[WorkflowError]] = {
+    400: InvalidRequest,
     404: RouteNotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
@@ -57,22 +61,23 @@ _HTTP_ERRORS: dict[int, type[WorkflowError]] = {
 
 
 def _from_http_exception(error: HTTPException) -> Response:
+    """Werkzeug's own errors (no such route, wrong method, body too large, bad range...)."""
     status = error.code or 500
     kind = _HTTP_ERRORS.get(status)
-    if kind is None and 400 <= status < 500:
-        kind = InvalidRequest
-    if kind is None:
-        return problem_response(status, "http_error", error.name, error.description or "")
-    detail = {
-        404: f"No endpoint answers at {request.path}.",
-        405: f"{request.method} is not allowed on {request.path}.",
-        413: "The request body is larger than the server accepts.",
-    }.get(status, error.description or error.name)
-    response = _from_workflow_error(kind(detail))
-    if status != kind.status:
-        response.status_code = status
-    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    if kind is not None:
+        detail = {
+            404: f"No endpoint answers at {request.path}.",
+            405: f"{request.method} is not allowed on {request.path}.",
+            413: "The request body is larger than the server accepts.",
+        }.get(status, error.description or error.name)
+        response = _from_workflow_error(kind(detail))
+    else:
+        code = re.sub(r"[^a-z0-9]+", "_", error.name.lower()).strip("_")
+        response = problem_response(status, code, error.name, error.description or error.name)
+    # Keep what Werkzeug says in headers: Allow on a 405, Content-Range on a 416.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response
 
 

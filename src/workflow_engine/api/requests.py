@@ -127,8 +127,5 @@ def idempotency_key() -> str | None:
 
 
 def if_match() -> str | None:
-    """The ``If-Match`` header, stripped of a weak-validator prefix."""
-    value = _header("If-Match")
-    if value is None:
-        return None
-    return value.strip().removeprefix("W/")
+    """The ``If-Match`` header, as sent."""
+    return _header("If-Match")

@@ -68,9 +68,10 @@ def shape_problems(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
-        if item["type"] == "missing" and loc and isinstance(loc[-1], str):
-            # A missing field has no spelling of the client's; name the documented one.
-            loc = (*loc[:-1], to_snake(loc[-1]))
+        if item["type"] != "extra_forbidden":
+            # Paths name fields as documented (snake_case), whichever spelling was sent;
+            # an unknown field keeps the client's spelling, the only one there is.
+            loc = tuple(to_snake(part) if isinstance(part, str) else part for part in loc)
         code = _shape_code(item["type"], loc)
         problems.append(Problem(format_path(loc) or "$", code, item["msg"]))
     return problems

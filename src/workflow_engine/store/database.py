@@ -27,9 +27,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core import Event, EventType, Instance, InstanceStatus
+from ..errors import ServiceUnavailable
 from . import schema
 
 __all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
@@ -116,6 +117,18 @@ def _definition(row: RowMapping) -> StoredDefinition:
     )
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Turn "cannot reach or lock the database" into an error the client can act on."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise ServiceUnavailable(
+            "The database cannot be reached or stayed locked; retry shortly.",
+            reason=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+        ) from exc
+
+
 class Store:
     """The database behind the engine."""
 
@@ -129,13 +142,13 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Transaction]:
         """A read-only transaction."""
-        with self.engine.connect() as connection, connection.begin():
+        with _reachable(), self.engine.connect() as connection, connection.begin():
             yield Transaction(connection)
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self.engine.connect() as connection:
+        with _reachable(), self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
                 yield Transaction(connection)

@@ -1,0 +1,68 @@
+"""Loading the shipped definitions directory at start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEFINITIONS, approval
+from workflow_engine import create_app
+from workflow_engine.api import EXTENSION
+from workflow_engine.errors import ValidationFailed
+from workflow_engine.settings import Settings
+
+
+def settings_for(tmp_path: Path, directory: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'wf.db'}", definitions_dir=directory)
+
+
+def test_shipped_definitions_load_and_are_valid_without_warnings(tmp_path: Path) -> None:
+    """Every shipped definition loads; none carries a warning."""
+    app = create_app(settings_for(tmp_path, DEFINITIONS))
+    listed = app.test_client().get("/api/definitions").json["items"]
+    assert {d["id"] for d in listed} == {
+        json.loads(p.read_text())["id"] for p in DEFINITIONS.glob("*.json")}
+    for item in listed:
+        assert app.test_client().get(f"/api/definitions/{item['id']}").json["warnings"] == []
+    app.extensions[EXTENSION].store.dispose()
+
+
+def test_loading_again_is_idempotent_and_changes_make_versions(tmp_path: Path) -> None:
+    """Same files: nothing new. A changed file: its next version."""
+    directory = tmp_path / "defs"
+    directory.mkdir()
+    (directory / "a.json").write_text(json.dumps(approval()))
+    first = create_app(settings_for(tmp_path, directory))
+    first.extensions[EXTENSION].store.dispose()
+    second = create_app(settings_for(tmp_path, directory))
+    client = second.test_client()
+    assert client.get("/api/definitions/approval/versions").json["versions"] == [1]
+    second.extensions[EXTENSION].store.dispose()
+
+    (directory / "a.json").write_text(json.dumps(approval(name="Renamed")))
+    third = create_app(settings_for(tmp_path, directory))
+    assert third.test_client().get("/api/definitions/approval").json["version"] == 2
+    third.extensions[EXTENSION].store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "Cannot read definition file"),
+        (json.dumps({"name": "No id", "states": []}), "needs a string 'id'"),
+        (json.dumps(approval(states=[])), "states"),
+    ],
+)
+def test_a_broken_file_stops_the_start_and_names_itself(
+    tmp_path: Path, content: str, words: str
+) -> None:
+    """A server does not start half-configured: the error names the file and the problem."""
+    directory = tmp_path / "defs"
+    directory.mkdir()
+    (directory / "broken.json").write_text(content)
+    with pytest.raises(ValidationFailed) as caught:
+        create_app(settings_for(tmp_path, directory))
+    assert "broken.json" in str(caught.value)
+    assert words in str(caught.value)

@@ -1,0 +1,109 @@
+"""The real server, as run_server.py starts it, over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import DEFINITIONS, ROOT, approval
+from workflow_engine.testing import ServerProcess, free_port, running_server, wait_until_up
+
+pytestmark = pytest.mark.slow
+
+
+def start(base: str, definition_id: str = "approval", **body: Any) -> dict[str, Any]:
+    response = httpx.post(f"{base}/api/instances", json={"definition_id": definition_id, **body})
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
+    """run_server.py itself starts gunicorn with the shipped definitions loaded."""
+    port = free_port()
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_server.py"), "--port", str(port),
+             "--db", str(tmp_path / "wf.db"), "--definitions", str(DEFINITIONS)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+        try:
+            wait_until_up(server, 30)
+            listed = httpx.get(f"{server.url}/api/definitions").json()["items"]
+            assert {"document-approval", "lead-qualification"} <= {d["id"] for d in listed}
+            assert "gunicorn" in server.output().lower()
+        finally:
+            server.stop()
+
+
+def test_concurrent_fires_have_exactly_one_winner(tmp_path: Path) -> None:
+    """50 clients fire the same action at once: one 200, 49 409, one more history event."""
+    with running_server(tmp_path / "wf.db", threads=16) as server:
+        httpx.post(f"{server.url}/api/definitions", json=approval()).raise_for_status()
+        instance = start(server.url)
+        url = f"{server.url}/api/instances/{instance['id']}/actions/submit"
+        barrier = threading.Barrier(50)
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def fire() -> None:
+            with httpx.Client(timeout=30) as client:
+                barrier.wait()
+                status = client.post(url).status_code
+            with lock:
+                statuses.append(status)
+
+        threads = [threading.Thread(target=fire) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert sorted(statuses) == [200] + [409] * 49
+        events = httpx.get(f"{server.url}/api/instances/{instance['id']}/history").json()
+        assert [e["seq"] for e in events["items"]] == [1, 2]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+def test_everything_survives_a_restart(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    """Definitions, instances and history are intact after a stop, even a SIGKILL."""
+    db = tmp_path / "wf.db"
+    with running_server(db) as server:
+        httpx.post(f"{server.url}/api/definitions", json=approval()).raise_for_status()
+        instance = start(server.url, id="kept", context={"n": 1})
+        for action in ["submit", "rework", "submit"]:
+            response = httpx.post(f"{server.url}/api/instances/kept/actions/{action}",
+                                  headers={"X-Actor": "ann"})
+            assert response.status_code == 200
+        before = httpx.get(f"{server.url}/api/instances/kept").json()
+        history = httpx.get(f"{server.url}/api/instances/kept/history").json()
+        server.stop(stop_signal)
+
+    with running_server(db) as server:
+        after = httpx.get(f"{server.url}/api/instances/kept").json()
+        assert after == before
+        assert after["current_state"] == "review"
+        assert instance["id"] == "kept"
+        assert httpx.get(f"{server.url}/api/instances/kept/history").json() == history
+        assert httpx.get(f"{server.url}/api/definitions/approval").json()["version"] == 1
+        fired = httpx.post(f"{server.url}/api/instances/kept/actions/approve")
+        assert fired.json()["status"] == "completed"
+
+
+def test_api_script_passes_against_a_real_server(tmp_path: Path) -> None:
+    """test_api.sh, the curl walk-through, asserts its way through a real server."""
+    with running_server(tmp_path / "wf.db", definitions=DEFINITIONS) as server:
+        result = subprocess.run(
+            ["bash", str(ROOT / "test_api.sh"), server.url],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failed" in result.stdout
