@@ -1,0 +1,769 @@
+"""How fast can the engine fire actions? ``python bench/fires.py [--quick]``.
+
+What is measured
+----------------
+1. **Durable fires over HTTP.** The real server, started the way ``run_server.py`` starts
+   it (``workflow_engine.testing.running_server``: ``python -m workflow_engine.server``,
+   gunicorn, 1 worker, gthread, ``--server-threads`` threads, no access log) on a fresh
+   temporary SQLite file. The bench posts a definition that loops forever (states ``on``
+   and ``off``; actions ``toggle_off`` on->off and ``toggle_on`` off->on), starts one
+   instance per client, and each client alternates the two actions on its own instance:
+   every request is a real transition committed with its history row. Every response must
+   be 200 (anything else, or a connection error, is counted as an error), and after each
+   cell the bench reads every instance back and checks that its version is exactly one
+   more than the number of 200s its client got (no lost or phantom fires). This runs
+   twice, with the default ``SQLITE_SYNCHRONOUS=FULL`` (fsync of the WAL on every commit)
+   and with ``NORMAL`` (no fsync at commit; durable against a process crash only).
+2. **The ceiling of the stack.** ``bench/noop_app.py``: a Flask app whose route of the
+   same shape (``POST /api/instances/<id>/actions/<action>``) returns a small JSON, served
+   by ``workflow_engine.server.main`` itself, so gunicorn's options are exactly the
+   engine's. The ratios fires/s / no-op req/s and p50 fire / p50 no-op say how much of
+   the budget the engine spends above Flask + gunicorn + loopback.
+3. **In-process costs**, no HTTP: one ``core.fire`` (pure, timeit), building and dumping
+   the response model, and one ``WorkflowService.fire`` (a committed SQLite transaction
+   on a temporary file) with ``synchronous`` FULL and NORMAL.
+
+Method
+------
+All three servers run at once (idle ones cost nothing) and the cells are interleaved: for
+each run, for each client count N, for each server, one cell. A cell forks the client
+processes, which open their connections, fire for a ``--warmup`` period, then for
+``--duration`` seconds of measurement; a request counts in the cell if it *completes*
+inside the measurement window. Throughput is those completions / window; latency is
+request sent -> response body read, per request, pooled over the cell's clients
+(p50/p95/p99, nearest rank). Each table cell is the median over ``--runs`` runs
+(req/s also shows the min-max range over runs).
+
+Load generator: ``http.client.HTTPConnection``, one persistent HTTP/1.1 keep-alive
+connection per client thread, closed loop (a client sends its next request as soon as
+the previous answer is read; no think time). The N clients are spread over
+``min(N, --client-procs)`` forked processes, each running threads, so that the client
+side is not capped by one interpreter's GIL. **The load generator shares the machine's
+cores with the server** (2 cores on the reference machine): the ``srv CPU`` column is
+the gunicorn worker's CPU (100% = one core), ``cli CPU`` is all client processes
+together, ``box`` is the whole machine busy (all cores, 100% = one core) and ``other``
+is box minus the two (kernel softirq, gunicorn's master, and any foreign load: a large
+``other`` means the cell was disturbed). When ``box`` is near ``100% x nproc`` the
+numbers are a lower bound on what the server alone would do.
+
+Everything binds to 127.0.0.1, every loop is bounded in time, and the servers are
+stopped when the script ends. The default run takes about 3 minutes.
+
+``--profile-seconds S`` (off by default) afterwards samples the FULL server's worker with
+py-spy (if installed) under N=8 load, twice for S seconds: the GIL holder (what the
+worker's one usable core does) and the wall time of the request threads (what a fire
+waits for), and prints the top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+DEFINITION_ID = "bench-toggle"
+DEFINITION: dict[str, Any] = {
+    "id": DEFINITION_ID,
+    "name": "Benchmark toggle",
+    "description": "Two states and two actions that loop forever: every fire is a change.",
+    "states": [
+        {"id": "on", "name": "On", "is_initial": True},
+        {"id": "off", "name": "Off"},
+    ],
+    "actions": [
+        {"id": "toggle_off", "name": "Toggle off", "from_states": ["on"], "to_state": "off"},
+        {"id": "toggle_on", "name": "Toggle on", "from_states": ["off"], "to_state": "on"},
+    ],
+}
+ACTIONS = ("toggle_off", "toggle_on")  # an instance starts in "on"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the load generator (runs in forked client processes) ---------------------------------
+
+
+def _client(
+    port: int, instance_id: str, window: tuple[float, float], out: dict[str, Any]
+) -> None:
+    """One closed-loop client on one keep-alive connection, until the window closes."""
+    t0, t1 = window
+    paths = [f"/api/instances/{instance_id}/actions/{action}" for action in ACTIONS]
+    latencies: list[float] = []
+    ok_total = errors = 0
+    statuses: Counter[int] = Counter()
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    clock = time.monotonic
+    step = 0
+    while True:
+        start = clock()
+        if start >= t1:
+            break
+        try:
+            conn.request("POST", paths[step & 1])
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            statuses[-1] += 1
+            conn.close()  # http.client reconnects on the next request
+            time.sleep(0.01)
+            continue
+        end = clock()
+        if status != 200:
+            errors += 1
+            statuses[status] += 1
+            continue
+        ok_total += 1
+        step += 1
+        if t0 <= end <= t1:
+            latencies.append(end - start)
+    conn.close()
+    out.update(latencies=latencies, ok_total=ok_total, errors=errors, statuses=statuses)
+
+
+def _client_process(
+    port: int, instance_ids: list[str], window: tuple[float, float], results: Any
+) -> None:
+    """A forked process: one thread per client, plus its own CPU time over the window."""
+    t0, t1 = window
+    outs: list[dict[str, Any]] = [{} for _ in instance_ids]
+    threads = [
+        threading.Thread(target=_client, args=(port, iid, window, out), daemon=True)
+        for iid, out in zip(instance_ids, outs, strict=True)
+    ]
+    late = time.monotonic() > t0
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    cpu0 = time.process_time()
+    time.sleep(max(0.0, t1 - time.monotonic()))
+    cpu1 = time.process_time()
+    for thread in threads:
+        thread.join(timeout=60)
+    results.put({
+        "late": late or any(thread.is_alive() for thread in threads),
+        "cpu": cpu1 - cpu0,
+        "clients": dict(zip(instance_ids, outs, strict=True)),
+    })
+
+
+# -- measuring a cell ---------------------------------------------------------------------
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _box_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine, all cores summed, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Target:
+    """A server under test."""
+
+    name: str
+    port: int
+    master_pid: int
+    durable: bool  # fires that the bench can check by reading the instances back
+    _worker: int | None = None
+
+    @property
+    def worker_pid(self) -> int:
+        """The gunicorn worker (the master's only child)."""
+        if self._worker is None or not Path(f"/proc/{self._worker}").exists():
+            children = _children(self.master_pid)
+            if len(children) != 1:
+                raise RuntimeError(f"{self.name}: expected 1 gunicorn worker, got {children}")
+            self._worker = children[0]
+        return self._worker
+
+
+@dataclass
+class Cell:
+    """One measurement: a target, a client count, one run."""
+
+    rps: float
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+    server_cpu: float
+    client_cpu: float
+    box_cpu: float
+    late: bool
+
+    @property
+    def other_cpu(self) -> float:
+        """Busy CPU that is neither the worker nor the clients: kernel, gunicorn's master,
+        the bench's parent, and anything else running on the machine."""
+        return self.box_cpu - self.server_cpu - self.client_cpu
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()
+
+
+def _start_instances(target: Target, ids: list[str]) -> None:
+    if not target.durable:
+        return
+    for iid in ids:
+        status, body = _request(target.port, "POST", "/api/instances",
+                                {"definitionId": DEFINITION_ID, "id": iid})
+        if status != 201:
+            raise RuntimeError(f"{target.name}: starting {iid} answered {status}: {body}")
+
+
+def _check_instances(target: Target, ok_by_instance: dict[str, int]) -> int:
+    """Instances whose stored version is not 1 + the 200s their client got."""
+    if not target.durable:
+        return 0
+    wrong = 0
+    for iid, ok in ok_by_instance.items():
+        status, body = _request(target.port, "GET", f"/api/instances/{iid}")
+        if status != 200 or body["version"] != 1 + ok:
+            wrong += 1
+            print(f"  ! {target.name} {iid}: version {body.get('version')} after {ok} fires",
+                  file=sys.stderr)
+    return wrong
+
+
+def measure(
+    target: Target,
+    clients: int,
+    args: argparse.Namespace,
+    tag: str,
+    on_window_start: Callable[[], None] | None = None,
+) -> Cell:
+    """Drive ``target`` with ``clients`` closed-loop clients; one cell."""
+    ids = [f"{tag}-{k}" for k in range(clients)]
+    _start_instances(target, ids)
+    procs = max(1, min(clients, args.client_procs))
+    groups = [ids[k::procs] for k in range(procs)]
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    t0 = time.monotonic() + args.lead + args.warmup
+    window = (t0, t0 + args.duration)
+    workers = [
+        ctx.Process(target=_client_process, args=(target.port, group, window, results))
+        for group in groups
+    ]
+    for worker in workers:
+        worker.start()
+
+    worker_pid = target.worker_pid
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    srv0, busy0 = _proc_cpu_seconds(worker_pid), _box_busy_seconds()
+    if on_window_start is not None:
+        on_window_start()
+    time.sleep(max(0.0, window[1] - time.monotonic()))
+    srv1, busy1 = _proc_cpu_seconds(worker_pid), _box_busy_seconds()
+
+    collected = [results.get(timeout=90) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    latencies: list[float] = []
+    errors = 0
+    ok_by_instance: dict[str, int] = {}
+    statuses: Counter[int] = Counter()
+    for part in collected:
+        for iid, out in part["clients"].items():
+            latencies.extend(out["latencies"])
+            errors += out["errors"]
+            statuses.update(out["statuses"])
+            ok_by_instance[iid] = out["ok_total"]
+    wrong = _check_instances(target, ok_by_instance)
+    if statuses:
+        print(f"  ! {target.name} N={clients}: non-200 outcomes {dict(statuses)} "
+              "(-1 = connection error)", file=sys.stderr)
+    latencies.sort()
+    return Cell(
+        rps=len(latencies) / args.duration,
+        mean=statistics.fmean(latencies) * 1e3 if latencies else float("nan"),
+        p50=_percentile(latencies, 0.50) * 1e3,
+        p95=_percentile(latencies, 0.95) * 1e3,
+        p99=_percentile(latencies, 0.99) * 1e3,
+        errors=errors + wrong,
+        server_cpu=(srv1 - srv0) / args.duration * 100,
+        client_cpu=sum(part["cpu"] for part in collected) / args.duration * 100,
+        box_cpu=(busy1 - busy0) / args.duration * 100,
+        late=any(part["late"] for part in collected),
+    )
+
+
+# -- the servers --------------------------------------------------------------------------
+
+
+def _wait_up(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"no-op server exited:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"no-op server did not answer within {timeout}s")
+
+
+@contextlib.contextmanager
+def noop_server(threads: int, workdir: Path) -> Iterator[Target]:
+    """``bench/noop_app.py`` on a free port, stopped (whole process group) at the end."""
+    from workflow_engine.testing import ServerProcess, free_port
+
+    port = free_port()
+    log_path = workdir / "noop.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "noop_app.py"), "--host", HOST,
+             "--port", str(port), "--threads", str(threads)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir,
+        )
+        server = ServerProcess(f"http://{HOST}:{port}", process, log)
+        try:
+            _wait_up(port, process, log_path, 30)
+            yield Target("no-op Flask", port, process.pid, durable=False)
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def engine_server(name: str, synchronous: str, threads: int, workdir: Path) -> Iterator[Target]:
+    """The real server on a fresh SQLite file, with the bench's definition posted."""
+    from workflow_engine.testing import running_server
+
+    db = workdir / f"engine-{synchronous.lower()}.db"
+    with running_server(db, threads=threads, env={"SQLITE_SYNCHRONOUS": synchronous}) as srv:
+        port = int(srv.url.rsplit(":", 1)[1])
+        status, body = _request(port, "POST", "/api/definitions", DEFINITION)
+        if status not in (200, 201):
+            raise RuntimeError(f"posting the definition answered {status}: {body}")
+        yield Target(name, port, srv.process.pid, durable=True)
+
+
+# -- in-process costs ---------------------------------------------------------------------
+
+
+def _timeit_us(stmt: str, namespace: dict[str, Any], repeat: int) -> float:
+    timer = timeit.Timer(stmt, globals=namespace)
+    number, _ = timer.autorange()
+    return statistics.median(timer.repeat(repeat=repeat, number=number)) / number * 1e6
+
+
+def in_process(args: argparse.Namespace, workdir: Path) -> list[tuple[str, str]]:
+    """(label, result) rows: the pure core, the response model, the service layer."""
+    from workflow_engine import core
+    from workflow_engine.api.schemas import InstanceOut
+    from workflow_engine.service import WorkflowService
+    from workflow_engine.store import Store, make_engine
+
+    rows = []
+    workflow = core.Workflow(core.validate_definition(DEFINITION).spec, version=1)
+    instance, _ = core.start(workflow, "i", now=0)
+    changed, _ = core.fire(workflow, instance, "toggle_off", now=1, next_seq=2)
+    namespace = {"core": core, "wf": workflow, "inst": instance, "changed": changed,
+                 "InstanceOut": InstanceOut}
+    repeat = 3 if args.quick else 7
+    fire_us = _timeit_us("core.fire(wf, inst, 'toggle_off', now=1, next_seq=2)",
+                         namespace, repeat)
+    rows.append(("core.fire (pure transition)", f"{fire_us:8.2f} µs"))
+    dump_us = _timeit_us("InstanceOut.of(changed, wf).model_dump(mode='json')",
+                         namespace, repeat)
+    rows.append(("InstanceOut.of(...).model_dump (response body)", f"{dump_us:8.2f} µs"))
+
+    batch_seconds = 0.3 if args.quick else 1.0
+    batches = 3 if args.quick else 5
+    for synchronous in ("FULL", "NORMAL"):
+        store = Store(make_engine(f"sqlite:///{workdir / f'svc-{synchronous}.db'}",
+                                  synchronous=synchronous))
+        store.create_schema()
+        service = WorkflowService(store)
+        service.create_definition(DEFINITION)
+        service.start_instance(DEFINITION_ID, instance_id="svc")
+        for step in range(50):  # warm the pool, the caches and the file
+            service.fire("svc", ACTIONS[step & 1])
+        step = 50
+        means: list[float] = []
+        singles: list[float] = []
+        for _ in range(batches):
+            count = 0
+            begin = time.perf_counter()
+            deadline = begin + batch_seconds
+            while True:
+                before = time.perf_counter()
+                if before >= deadline:
+                    break
+                service.fire("svc", ACTIONS[step & 1])
+                singles.append(time.perf_counter() - before)
+                step += 1
+                count += 1
+            means.append((time.perf_counter() - begin) / count)
+        store.dispose()
+        singles.sort()
+        rows.append((
+            f"WorkflowService.fire, SQLite synchronous={synchronous}",
+            f"{statistics.median(means) * 1e6:8.1f} µs  (per call p50 "
+            f"{_percentile(singles, 0.5) * 1e6:.0f}, p99 {_percentile(singles, 0.99) * 1e6:.0f}"
+            f" µs; {1 / statistics.median(means):,.0f} fires/s on one thread)",
+        ))
+    return rows
+
+
+# -- profiling ----------------------------------------------------------------------------
+
+
+def _category(frame: str) -> str:
+    for needle, name in (
+        ("sqlalchemy", "SQLAlchemy"), ("sqlite", "sqlite3 (driver/C)"),
+        ("workflow_engine", "workflow_engine"), ("pydantic", "pydantic"),
+        ("werkzeug", "werkzeug"), ("flask_cors", "flask-cors"), ("flask", "flask"),
+        ("gunicorn", "gunicorn"), ("json", "json"), ("threading", "threading"),
+        ("selectors", "selectors"), ("socket", "socket"), ("concurrent", "concurrent"),
+    ):
+        if needle in frame:
+            return name
+    return "other"
+
+
+def _wait_kind(stack: str, leaf: str) -> str:
+    if "sqlite3InvokeBusyHandler" in stack:
+        return "sleeping in SQLite's busy handler (waiting for the write lock)"
+    if "fsync" in leaf or "fdatasync" in leaf:
+        return "fsync/fdatasync (commit)"
+    if "take_gil" in stack:
+        return "waiting for the GIL"
+    if "libsqlite3" in leaf or "sqlite3" in leaf:
+        return "running SQLite C code"
+    if "libc" in leaf or "libpython" in leaf or "0x" in leaf:
+        return "other C / syscalls"
+    return "running Python"
+
+
+def _spy(target: Target, args: argparse.Namespace, workdir: Path, name: str,
+         options: list[str]) -> tuple[Cell, list[tuple[str, int]]] | None:
+    """One py-spy recording of the worker under N=8 load: the cell and (stack, count)s."""
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(pyspy).exists():
+        print("\n(py-spy not found: profile skipped)")
+        return None
+    seconds = args.profile_seconds
+    raw = workdir / f"profile-{name}.txt"
+    command = [pyspy, "record", "--pid", str(target.worker_pid), "--duration", str(seconds),
+               "--format", "raw", "--output", str(raw), *options]
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def start_spy() -> None:
+        spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE))
+
+    load = argparse.Namespace(**{**vars(args), "duration": seconds + 1.0})
+    cell = measure(target, 8, load, f"prof-{name}", on_window_start=start_spy)
+    if not spies:
+        return None
+    spy = spies[0]
+    try:
+        _, err = spy.communicate(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        spy.send_signal(signal.SIGINT)
+        _, err = spy.communicate(timeout=10)
+    if not raw.exists():
+        print(f"\n(py-spy {name} failed: {err.decode(errors='replace').strip()[-400:]})")
+        return None
+    stacks = []
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks.append((stack, int(count)))
+    return cell, stacks
+
+
+def profile(target: Target, args: argparse.Namespace, workdir: Path) -> None:
+    """py-spy the worker under N=8 load, twice; print where the time goes.
+
+    1. ``--gil --nonblocking``: only the thread holding the GIL, without pausing the
+       process: what the one core the worker can use is spent on.
+    2. ``--idle --native`` (blocking: it pauses the worker at each sample, so the load is
+       lower while it runs): every thread, idle or not, with C frames; restricted to the
+       threads inside the fire route, it says where a fire's wall time goes.
+    """
+    top = args.profile_top
+    recorded = _spy(target, args, workdir, "gil", ["--gil", "--nonblocking", "--rate", "250"])
+    if recorded is not None:
+        cell, stacks = recorded
+        own: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        categories: Counter[str] = Counter()
+        for stack, count in stacks:
+            frames = [_strip_line(frame) for frame in stack.split(";")]
+            own[frames[-1]] += count
+            categories[_category(frames[-1])] += count
+            for frame in set(frames):
+                total[frame] += count
+        samples = sum(own.values()) or 1
+        print(f"\nProfile 1: the GIL holder in the FULL server's worker under N=8 "
+              f"(py-spy --gil --nonblocking, {args.profile_seconds} s at 250 Hz, "
+              f"{samples} samples; {cell.rps:,.0f} fires/s, worker CPU "
+              f"{cell.server_cpu:.0f}% meanwhile)")
+        print("\n  self time by package (leaf frame)")
+        for name, count in categories.most_common():
+            print(f"  {count / samples:6.1%}  {name}")
+        print("\n  top functions by self time")
+        for frame, count in own.most_common(top):
+            print(f"  {count / samples:6.1%}  {frame}")
+        print("\n  top functions by inclusive time (below the gunicorn thread pool)")
+        shown = 0
+        for frame, count in total.most_common():
+            if any(skip in frame for skip in ("threading.py", "concurrent/", "runpy",
+                                              "arbiter.py", "app/base.py", "server.py")):
+                continue
+            print(f"  {count / samples:6.1%}  {frame}")
+            shown += 1
+            if shown >= top:
+                break
+
+    recorded = _spy(target, args, workdir, "wall", ["--idle", "--native", "--rate", "100"])
+    if recorded is not None:
+        cell, stacks = recorded
+        kinds: Counter[str] = Counter()
+        leaves: Counter[str] = Counter()
+        for stack, count in stacks:
+            if "fire_action" not in stack:
+                continue
+            leaf = _strip_line(stack.rsplit(";", 1)[-1])
+            kinds[_wait_kind(stack, leaf)] += count
+            leaves[leaf] += count
+        samples = sum(kinds.values()) or 1
+        print(f"\nProfile 2: wall time of the threads inside the fire route, same load "
+              f"(py-spy --idle --native, blocking, {args.profile_seconds} s at 100 Hz; "
+              f"{samples} thread samples; {cell.rps:,.0f} fires/s while sampled: the "
+              "sampler's pauses slow the worker)")
+        for kind, count in kinds.most_common():
+            print(f"  {count / samples:6.1%}  {kind}")
+        print("\n  top leaf frames")
+        for leaf, count in leaves.most_common(10):
+            print(f"  {count / samples:6.1%}  {leaf}")
+
+
+def _strip_line(frame: str) -> str:
+    # "name (path/to/file.py:123)" -> "name (file.py)": one entry per function.
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "src/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})" if path else name
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="short run: 1 run of 1.5 s per cell, short in-process timings")
+    parser.add_argument("--duration", type=float, help="seconds measured per cell (default 5)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds of load before each cell's window (default 0.5)")
+    parser.add_argument("--runs", type=int, help="runs per cell, median reported (default 3)")
+    parser.add_argument("--clients", default="1,8,32", help="client counts (default 1,8,32)")
+    parser.add_argument("--client-procs", type=int, default=2,
+                        help="client processes at most (default 2)")
+    parser.add_argument("--server-threads", type=int, default=8,
+                        help="gunicorn threads for every server (default 8, the server's)")
+    parser.add_argument("--no-normal", action="store_true",
+                        help="skip the SQLITE_SYNCHRONOUS=NORMAL server")
+    parser.add_argument("--profile-seconds", type=int, default=0,
+                        help="py-spy the FULL server under N=8, 2 x this long (default off)")
+    parser.add_argument("--profile-top", type=int, default=25)
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (1.5 if args.quick else 5.0)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 0.5)
+    args.lead = 0.3  # time for the client processes to fork and connect
+    args.client_counts = [int(n) for n in args.clients.split(",") if n.strip()]
+    if (args.duration > 60 or args.runs > 20 or args.profile_seconds > 60
+            or any(n < 1 or n > 256 for n in args.client_counts)):
+        parser.error("bounded: duration <= 60, runs <= 20, 1 <= clients <= 256, "
+                     "profile <= 60")
+    return args
+
+
+def _machine() -> str:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import sqlite3
+
+    import gunicorn
+
+    return (f"{os.cpu_count()} CPU ({model}), Linux {platform.release()}, "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+            f"gunicorn {gunicorn.__version__}")
+
+
+def _code_version() -> str:
+    """The git commit of the code under test, and whether src/ differs from it."""
+    root = BENCH_DIR.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"{commit or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
+
+
+def _med(cells: list[Cell], attr: str) -> float:
+    return statistics.median(getattr(cell, attr) for cell in cells)
+
+
+def report_http(results: dict[tuple[str, int], list[Cell]], targets: list[str],
+                args: argparse.Namespace) -> None:
+    """The HTTP tables."""
+    print(f"\nHTTP, closed loop, {args.runs} run(s) x {args.duration:g} s per cell "
+          f"(+{args.warmup:g} s warm-up), gunicorn 1 worker gthread "
+          f"{args.server_threads} threads; medians over runs")
+    header = (f"{'server':<22} {'N':>3} {'req/s':>8} {'(min-max)':>13} {'mean ms':>7} "
+              f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'srv CPU':>7} "
+              f"{'cli CPU':>7} {'other':>5} {'box':>5}")
+    print(header)
+    print("-" * len(header))
+    for name in targets:
+        for n in args.client_counts:
+            cells = results[(name, n)]
+            rps = [cell.rps for cell in cells]
+            spread = f"({min(rps):,.0f}-{max(rps):,.0f})"
+            flag = " (late start!)" if any(cell.late for cell in cells) else ""
+            print(f"{name:<22} {n:>3} {_med(cells, 'rps'):>8,.0f} {spread:>13} "
+                  f"{_med(cells, 'mean'):>7.2f} "
+                  f"{_med(cells, 'p50'):>7.2f} {_med(cells, 'p95'):>7.2f} "
+                  f"{_med(cells, 'p99'):>7.2f} {sum(c.errors for c in cells):>6} "
+                  f"{_med(cells, 'server_cpu'):>6.0f}% {_med(cells, 'client_cpu'):>6.0f}% "
+                  f"{_med(cells, 'other_cpu'):>4.0f}% {_med(cells, 'box_cpu'):>4.0f}%{flag}")
+    noop = targets[-1]
+    print("\nEngine vs. the no-op ceiling (same gunicorn settings, same load generator)")
+    header = (f"{'server':<22} {'N':>3} {'fires/s / no-op req/s':>22} {'p50 / no-op p50':>16} "
+              f"{'mean / no-op mean':>18}")
+    print(header)
+    print("-" * len(header))
+    for name in targets[:-1]:
+        for n in args.client_counts:
+            fires, ceiling = results[(name, n)], results[(noop, n)]
+            print(f"{name:<22} {n:>3} {_med(fires, 'rps') / _med(ceiling, 'rps'):>22.2f} "
+                  f"{_med(fires, 'p50') / _med(ceiling, 'p50'):>16.2f} "
+                  f"{_med(fires, 'mean') / _med(ceiling, 'mean'):>18.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, print the tables; non-zero exit if any request failed."""
+    args = parse_args(argv)
+    began = time.monotonic()
+    print("bench/fires.py", " ".join(argv if argv is not None else sys.argv[1:]))
+    print("machine:", _machine())
+    print("code:", _code_version())
+    print("load generator: http.client keep-alive, closed loop, up to "
+          f"{args.client_procs} forked processes x threads, on the same machine as the server")
+
+    results: dict[tuple[str, int], list[Cell]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-fires-") as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        threads = args.server_threads
+        targets = [stack.enter_context(engine_server("fires, sync=FULL", "FULL", threads,
+                                                     workdir))]
+        if not args.no_normal:
+            targets.append(stack.enter_context(
+                engine_server("fires, sync=NORMAL", "NORMAL", threads, workdir)))
+        targets.append(stack.enter_context(noop_server(threads, workdir)))
+        for run in range(args.runs):
+            for n in args.client_counts:
+                for index, target in enumerate(targets):
+                    cell = measure(target, n, args, f"r{run}-n{n}-t{index}")
+                    results.setdefault((target.name, n), []).append(cell)
+                    print(f"  run {run + 1}/{args.runs} N={n:<3} {target.name:<20} "
+                          f"{cell.rps:8,.0f} req/s  p50 {cell.p50:6.2f} ms  "
+                          f"p99 {cell.p99:6.2f} ms  errors {cell.errors}  "
+                          f"srv {cell.server_cpu:3.0f}% cli {cell.client_cpu:3.0f}% "
+                          f"other {cell.other_cpu:3.0f}%", flush=True)
+        if args.profile_seconds > 0:
+            profile(targets[0], args, workdir)
+        names = [target.name for target in targets]
+        stack.close()  # stop the servers before timing in process
+
+        report_http(results, names, args)
+        print("\nIn process (no HTTP), median of repeats")
+        for label, value in in_process(args, workdir):
+            print(f"  {label:<48} {value}")
+    errors = sum(cell.errors for cells in results.values() for cell in cells)
+    print(f"\ntotal errors: {errors}; wall time {time.monotonic() - began:.0f} s")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
