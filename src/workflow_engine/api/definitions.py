@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, url_for
 from pydantic import Field
 
 from ..core.diagram import mermaid
 from . import service
 from .pagination import decode_cursor, encode_cursor
 from .requests import ListQuery, QueryModel, json_body, query
-from .schemas import DefinitionOut, DefinitionPage, DefinitionSummary
+from .responses import json_response
+from .schemas import DefinitionOut, DefinitionPage, DefinitionSummary, DefinitionVersions
 
 __all__ = ["blueprint"]
 
@@ -29,8 +30,7 @@ class VersionQuery(QueryModel):
 
 
 def _saved(outcome_workflow: DefinitionOut, created: bool) -> Response:
-    response = jsonify(outcome_workflow.model_dump(mode="json"))
-    response.status_code = 201 if created else 200
+    response = json_response(outcome_workflow, 201 if created else 200)
     response.headers["Location"] = url_for(
         "definitions.get_definition", definition_id=outcome_workflow.id,
         version=outcome_workflow.version,
@@ -65,7 +65,7 @@ def list_definitions() -> Response:
         items=[DefinitionSummary.of(workflow) for workflow in items],
         next_cursor=encode_cursor("definitions", items[-1].id) if more else None,
     )
-    return jsonify(body.model_dump(mode="json"))
+    return json_response(body)
 
 
 @blueprint.get("/<definition_id>")
@@ -73,14 +73,14 @@ def get_definition(definition_id: str) -> Response:
     """A definition: the latest version, or ``?version=N``."""
     version = query(VersionQuery).version
     workflow = service().get_definition(definition_id, version)
-    return jsonify(DefinitionOut.of(workflow).model_dump(mode="json"))
+    return json_response(DefinitionOut.of(workflow))
 
 
 @blueprint.get("/<definition_id>/versions")
 def list_versions(definition_id: str) -> Response:
     """Every version number of a definition, oldest first."""
     versions = service().definition_versions(definition_id)
-    return jsonify({"id": definition_id, "versions": versions})
+    return json_response(DefinitionVersions(id=definition_id, versions=versions))
 
 
 @blueprint.get("/<definition_id>/diagram")

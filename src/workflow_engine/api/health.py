@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from .. import __version__
 from . import service
+from .responses import json_response
 from .schemas import ApiHealth, Health
 
 __all__ = ["blueprint"]
@@ -16,7 +17,7 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/health")
 def health() -> Response:
     """The process is up. Touches nothing else, so it stays cheap for probes."""
-    return jsonify(Health(status="ok").model_dump())
+    return json_response(Health(status="ok"))
 
 
 @blueprint.get("/api/health")
@@ -29,4 +30,4 @@ def api_health() -> Response:
         uptime_seconds=round((engine.clock() - engine.started_at) / 1000, 3),
         definitions=counts["definitions"], instances=counts["instances"],
     )
-    return jsonify(body.model_dump())
+    return json_response(body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, url_for
+from flask import Blueprint, Response, url_for
 
 from ..core import Instance, InstanceStatus, Workflow, available_actions
 from ..core.definitions import Identifier
@@ -17,6 +17,7 @@ from .requests import (
     query,
     validate_body,
 )
+from .responses import json_response
 from .schemas import (
     ActionOut,
     AvailableActions,
@@ -41,8 +42,7 @@ class InstanceQuery(ListQuery):
 
 
 def _instance_response(instance: Instance, workflow: Workflow, status: int = 200) -> Response:
-    response = jsonify(InstanceOut.of(instance, workflow).model_dump(mode="json"))
-    response.status_code = status
+    response = json_response(InstanceOut.of(instance, workflow), status)
     response.headers["ETag"] = instance.etag
     return response
 
@@ -75,7 +75,7 @@ def list_instances() -> Response:
         items=[InstanceOut.of(instance, workflow) for _, instance, workflow in items],
         next_cursor=encode_cursor("instances", items[-1][0]) if more else None,
     )
-    return jsonify(body.model_dump(mode="json"))
+    return json_response(body)
 
 
 @blueprint.get("/<instance_id>")
@@ -94,7 +94,7 @@ def list_available_actions(instance_id: str) -> Response:
         is_final=workflow.states[instance.current_state].is_final,
         actions=[ActionOut.of(a) for a in available_actions(workflow, instance.current_state)],
     )
-    response = jsonify(body.model_dump(mode="json"))
+    response = json_response(body)
     response.headers["ETag"] = instance.etag
     return response
 
@@ -123,4 +123,4 @@ def get_history(instance_id: str) -> Response:
         instance_id=instance_id, items=[EventOut.of(event) for event in items],
         next_cursor=encode_cursor("history", items[-1].seq) if more else None,
     )
-    return jsonify(body.model_dump(mode="json"))
+    return json_response(body)

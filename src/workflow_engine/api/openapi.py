@@ -23,6 +23,7 @@ from .schemas import (
     AvailableActions,
     DefinitionOut,
     DefinitionPage,
+    DefinitionVersions,
     Health,
     HistoryPage,
     InstanceOut,
@@ -37,10 +38,11 @@ blueprint = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 
-# (method, path, summary, query model, body model, {status: (model, description)}, errors)
+# (method, path, summary, query model, body model, {status: (model or media type,
+# description)}, {status: error codes})
 Operation = tuple[
     str, str, str, type[QueryModel] | None, type[BaseModel] | None,
-    dict[int, tuple[type[BaseModel] | str | None, str]], dict[int, str],
+    dict[int, tuple[type[BaseModel] | str, str]], dict[int, str],
 ]
 
 _INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True,
@@ -68,7 +70,7 @@ OPERATIONS: list[Operation] = [
      {400: "malformed_json | invalid_parameter", 409: "concurrent_modification",
       413: "payload_too_large", 415: "unsupported_media_type", 422: "definition_invalid"}),
     ("get", "/api/definitions/{definition_id}/versions", "List a definition's versions", None,
-     None, {200: (None, "Version numbers")}, {404: "definition_not_found"}),
+     None, {200: (DefinitionVersions, "Version numbers")}, {404: "definition_not_found"}),
     ("get", "/api/definitions/{definition_id}/diagram", "Mermaid state diagram", VersionQuery,
      None, {200: ("text/plain", "stateDiagram-v2 text")},
      {400: "invalid_parameter", 404: "definition_not_found | definition_version_not_found"}),
@@ -163,10 +165,8 @@ def openapi_document() -> dict[str, Any]:
             entry: dict[str, Any] = {"description": description}
             if isinstance(model, type):
                 entry["content"] = {"application/json": {"schema": keys[(model, "serialization")]}}
-            elif model == "text/plain":
-                entry["content"] = {"text/plain": {"schema": {"type": "string"}}}
             else:
-                entry["content"] = {"application/json": {"schema": {"type": "object"}}}
+                entry["content"] = {model: {"schema": {"type": "string"}}}
             if model is InstanceOut:
                 entry["headers"] = {"ETag": {"schema": {"type": "string"}}}
             operation["responses"][str(status)] = entry

@@ -31,6 +31,7 @@ __all__ = [
     "DefinitionOut",
     "DefinitionPage",
     "DefinitionSummary",
+    "DefinitionVersions",
     "EventOut",
     "HistoryPage",
     "InstanceOut",
@@ -156,6 +157,13 @@ class DefinitionSummary(Out):
             state_count=len(spec.states), action_count=len(spec.actions),
             created_at=workflow.created_at,
         )
+
+
+class DefinitionVersions(Out):
+    """Every version number of a definition, oldest first."""
+
+    id: str
+    versions: list[int]
 
 
 class DefinitionPage(Out):

@@ -9,8 +9,9 @@ any database.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    bindparam,
     create_engine,
     event,
     func,
@@ -117,6 +119,16 @@ def _definition(row: RowMapping) -> StoredDefinition:
     )
 
 
+# The statements of the hot path (fire an action), built once: building a statement with
+# its values costs more than running it on SQLite.
+_SELECT_INSTANCE = select(schema.instances).where(schema.instances.c.id == bindparam("b_id"))
+_UPDATE_INSTANCE = update(schema.instances).where(
+    schema.instances.c.id == bindparam("b_id"),
+    schema.instances.c.version == bindparam("b_version"),
+)
+_INSERT_EVENT = insert(schema.events)
+
+
 @contextmanager
 def _reachable() -> Iterator[None]:
     """Turn "cannot reach or lock the database" into an error the client can act on."""
@@ -134,6 +146,12 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time and makes the others poll for its lock with
+        # sleeps of up to 100 ms; queueing this process's writers on a lock of our own
+        # wakes each as soon as the previous one commits.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     def create_schema(self) -> None:
         """Create missing tables (existing ones are left as they are)."""
@@ -148,7 +166,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with _reachable(), self.engine.connect() as connection:
+        with self._write_lock, _reachable(), self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
                 yield Transaction(connection)
@@ -226,8 +244,7 @@ class Transaction:
 
     def instance(self, instance_id: str) -> Instance | None:
         """An instance's current snapshot."""
-        query = select(schema.instances).where(schema.instances.c.id == instance_id)
-        row = self.connection.execute(query).mappings().first()
+        row = self.connection.execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().first()
         return _instance(row) if row else None
 
     def start_request_hash(self, instance_id: str) -> str | None:
@@ -249,15 +266,11 @@ class Transaction:
 
     def update_instance(self, instance: Instance, *, expected_version: int) -> bool:
         """Write a changed snapshot if the stored one still has ``expected_version``."""
-        table = schema.instances
-        result = self.connection.execute(
-            update(table)
-            .where(table.c.id == instance.id, table.c.version == expected_version)
-            .values(
-                current_state=instance.current_state, status=instance.status.value,
-                version=instance.version, updated_at=instance.updated_at,
-            )
-        )
+        result = self.connection.execute(_UPDATE_INSTANCE, {
+            "b_id": instance.id, "b_version": expected_version,
+            "current_state": instance.current_state, "status": instance.status.value,
+            "version": instance.version, "updated_at": instance.updated_at,
+        })
         return result.rowcount == 1
 
     def list_instances(
@@ -293,11 +306,11 @@ class Transaction:
 
     def append_event(self, item: Event) -> None:
         """Append one event to an instance's history."""
-        self.connection.execute(insert(schema.events).values(
-            instance_id=item.instance_id, seq=item.seq, type=item.type.value,
-            action_id=item.action_id, from_state=item.from_state, to_state=item.to_state,
-            at=item.at, actor=item.actor,
-        ))
+        self.connection.execute(_INSERT_EVENT, {
+            "instance_id": item.instance_id, "seq": item.seq, "type": item.type.value,
+            "action_id": item.action_id, "from_state": item.from_state,
+            "to_state": item.to_state, "at": item.at, "actor": item.actor,
+        })
 
     def history(
         self, instance_id: str, *, after_seq: int = 0, limit: int | None = None
