@@ -11,6 +11,7 @@ The tree, split by who has to react::
     ├── InvalidRequest (400)            the request itself cannot be read
     │   ├── MalformedJSON
     │   ├── InvalidParameter
+    │   ├── InvalidPath
     │   └── InvalidHeader
     ├── ValidationFailed (422)          readable, but the content is wrong (errors[])
     │   ├── DefinitionInvalid
@@ -52,6 +53,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidHeader",
     "InvalidParameter",
+    "InvalidPath",
     "InvalidRequest",
     "MalformedJSON",
     "MethodNotAllowed",
@@ -121,6 +123,13 @@ class InvalidParameter(InvalidRequest):
 
     code = "invalid_parameter"
     title = "Invalid parameter"
+
+
+class InvalidPath(InvalidRequest):
+    """A file name that could lead outside its directory, or is not a plain name."""
+
+    code = "invalid_path"
+    title = "Invalid file name"
 
 
 class InvalidHeader(InvalidRequest):

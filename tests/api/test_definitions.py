@@ -23,7 +23,8 @@ class TestCreate:
         assert {w["code"] for w in body["warnings"]} == {
             "action_into_disabled_state", "unreachable_state"}
         assert body["states"][0] == {"id": "draft", "name": "Draft", "is_initial": True,
-                                     "is_final": False, "enabled": True, "description": ""}
+                                     "is_final": False, "enabled": True, "description": "",
+                                     "block": None, "on_error": None}
 
     def test_responses_use_snake_case_for_camel_case_input(self, client: FlaskClient) -> None:
         document = {"id": "c", "name": "C",

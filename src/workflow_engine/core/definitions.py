@@ -13,45 +13,36 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from .conditions import Guard
+from .spec import ID_PATTERN, Description, Identifier, Name, SpecModel
 
 __all__ = [
     "ID_PATTERN",
     "MAX_ACTIONS",
     "MAX_STATES",
     "ActionSpec",
+    "BlockSpec",
     "DefinitionSpec",
     "Identifier",
     "StateSpec",
     "Workflow",
 ]
 
-ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_STATES = 500
 MAX_ACTIONS = 2000
 MAX_FROM_STATES = MAX_STATES
-MAX_NAME_LENGTH = 200
-MAX_DESCRIPTION_LENGTH = 4000
-
-Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH)]
-Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH)]
 
 
-class SpecModel(BaseModel):
-    """Strict, immutable, unknown fields refused, camelCase accepted on input."""
+class BlockSpec(SpecModel):
+    """The data block a state runs when it is entered."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=False,
+    type: str = Field(min_length=1, max_length=64, description="A block type (GET /api/blocks).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The block's parameters; checked against its schema."
     )
 
 
@@ -64,6 +55,13 @@ class StateSpec(SpecModel):
     is_final: bool = Field(False, description="No action may leave a final state.")
     enabled: bool = Field(True, description="A disabled state cannot be entered.")
     description: Description = ""
+    block: BlockSpec | None = Field(
+        None, description="Run this block on the instance's table when the state is entered."
+    )
+    on_error: Identifier | None = Field(
+        None, description="Where to go when the block fails; without it the instance "
+        "stays here with status failed."
+    )
 
 
 class ActionSpec(SpecModel):
@@ -75,6 +73,13 @@ class ActionSpec(SpecModel):
     from_states: list[Identifier] = Field(min_length=1, max_length=MAX_FROM_STATES)
     to_state: Identifier
     description: Description = ""
+    trigger: Literal["manual", "auto"] = Field(
+        "manual", description="auto: fires by itself once the state's block has succeeded "
+        "(or at once on entering a state without a block)."
+    )
+    condition: Guard | None = Field(
+        None, description="Available only when these conditions on the instance hold."
+    )
 
 
 class DefinitionSpec(SpecModel):
@@ -87,8 +92,13 @@ class DefinitionSpec(SpecModel):
     actions: list[ActionSpec] = Field(default_factory=list, max_length=MAX_ACTIONS)
 
     def canonical_json(self) -> str:
-        """The content as canonical JSON: equal definitions give equal text."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The content as canonical JSON: equal definitions give equal text.
+
+        Defaults are left out, so a field added later with a default does not change the
+        identity of definitions stored before it existed.
+        """
+        content = self.model_dump(mode="json", exclude_defaults=True)
+        return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
     def content_hash(self) -> str:
         """A digest of the canonical content, used to recognise a re-POST of the same thing."""

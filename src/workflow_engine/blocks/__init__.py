@@ -1,0 +1,90 @@
+"""Blocks: the data steps a state runs when it is entered.
+
+The registry here is the only place that knows them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..core.definitions import BlockSpec
+from ..core.validation import shape_problems
+from ..errors import Problem
+from ..files import FileArea
+from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
+from .columns import Dedupe, SelectColumns
+from .csv_files import ReadCsv, SaveCsv
+from .filtering import Filter
+from .tables import CsvInvalid
+
+__all__ = [
+    "BLOCKS",
+    "Block",
+    "BlockCancelled",
+    "BlockContext",
+    "BlockError",
+    "Catalog",
+    "CsvInvalid",
+    "MissingColumns",
+    "describe",
+]
+
+BLOCKS: Mapping[str, type[Block[Any]]] = {
+    block.kind: block for block in (ReadCsv, Filter, Dedupe, SelectColumns, SaveCsv)
+}
+
+
+class Catalog:
+    """The blocks a definition may use, as the core's validation and the runner see them."""
+
+    def __init__(self, files: FileArea, blocks: Mapping[str, type[Block[Any]]] = BLOCKS) -> None:
+        self.files = files
+        self.blocks = blocks
+
+    def build(self, spec: BlockSpec) -> Block[Any]:
+        """The configured block for a (validated) spec."""
+        kind = self.blocks[spec.type]
+        return kind(kind.Params.model_validate(spec.params))
+
+    def check(self, spec: BlockSpec, path: str) -> list[Problem]:
+        """Problems with a block spec: an unknown type, or parameters that do not fit."""
+        kind = self.blocks.get(spec.type)
+        if kind is None:
+            return [Problem(f"{path}.type", "unknown_block_type",
+                            f"No block type '{spec.type}'; known: {', '.join(self.blocks)}.")]
+        try:
+            kind.Params.model_validate(spec.params)
+        except ValidationError as exc:
+            return [
+                Problem(f"{path}.params" + ("." if not p.path.startswith("[") else "") + p.path
+                        if p.path != "$" else f"{path}.params", p.code, p.message)
+                for p in shape_problems(exc)
+            ]
+        return []
+
+    def needs_table(self, spec: BlockSpec) -> bool:
+        """Whether the block reads the table (all but the ones that make one)."""
+        return self.blocks[spec.type].needs_table
+
+    def required_columns(self, spec: BlockSpec) -> list[str]:
+        """Columns the block needs in its input."""
+        return self.build(spec).required_columns()
+
+    def columns_after(self, spec: BlockSpec, columns: list[str] | None) -> list[str] | None:
+        """The block's output columns, when they can be known before running."""
+        return self.build(spec).columns_after(columns, self.files)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The catalog as served by ``GET /api/blocks``."""
+        return [
+            {
+                "type": kind.kind,
+                "description": kind.description,
+                "needs_table": kind.needs_table,
+                "params_schema": kind.Params.model_json_schema(),
+            }
+            for kind in self.blocks.values()
+        ]

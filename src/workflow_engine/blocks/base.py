@@ -1,0 +1,124 @@
+"""What a block is: a small configured callable over the instance's table.
+
+A block is built from its validated parameters (a pydantic model checked when the
+definition is posted) and called with the input table and a :class:`BlockContext`
+(files, progress, cancellation). It returns the output table. It also tells the static
+pass what it needs and what it produces, so a definition can be checked before it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import WorkflowError
+from ..files import FileArea
+
+__all__ = [
+    "Block",
+    "BlockCancelled",
+    "BlockContext",
+    "BlockError",
+    "BlockParams",
+    "MissingColumns",
+    "require_columns",
+]
+
+
+class BlockError(WorkflowError):
+    """A block could not do its work; recorded on the instance, which goes to ``failed``."""
+
+    code = "block_failed"
+    status = 422
+    title = "Block failed"
+
+
+class MissingColumns(BlockError):
+    """The table lacks a column the block needs."""
+
+    code = "missing_column"
+    title = "Missing column"
+
+
+class BlockCancelled(BlockError):
+    """The block was asked to stop and did."""
+
+    code = "block_cancelled"
+    title = "Block cancelled"
+
+
+class BlockParams(BaseModel):
+    """Base of block parameter models: strict, unknown parameters refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass
+class BlockContext:
+    """What a running block may use besides its input table."""
+
+    files: FileArea
+    outputs: FileArea
+    progress: Callable[[int, int | None], None] = lambda done, total: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`BlockCancelled` if the run was asked to stop."""
+        if self.cancel.is_set():
+            raise BlockCancelled("The block was cancelled.")
+
+
+P = TypeVar("P", bound=BlockParams)
+
+
+class Block(ABC, Generic[P]):
+    """A configured block. Subclasses set ``kind``, ``description`` and ``Params``."""
+
+    kind: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[BlockParams]]
+    needs_table: ClassVar[bool] = True
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    @abstractmethod
+    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
+        """Transform the input table into the output table."""
+
+    def required_columns(self) -> list[str]:
+        """Columns the input table must have."""
+        return []
+
+    def produced_columns(self) -> list[str]:
+        """Columns the block adds (for the catalog)."""
+        return []
+
+    def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
+        """The output's columns given the input's, when they can be known statically."""
+        return list(columns) if columns is not None else None
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], block: str) -> None:
+    """Raise :class:`MissingColumns` naming what is missing and what is there."""
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise MissingColumns(
+            f"{block}: no column {', '.join(repr(c) for c in missing)}; the table has "
+            f"{', '.join(repr(str(c)) for c in table.columns) or 'no columns'}.",
+            missing=missing, columns=[str(c) for c in table.columns],
+        )
+
+
+def describe(error: Exception) -> dict[str, Any]:
+    """How a block failure is recorded: a code and a message, never a traceback."""
+    if isinstance(error, WorkflowError):
+        return {"code": error.code, "message": error.detail, **{
+            key: value for key, value in error.context.items() if value is not None}}
+    return {"code": "block_crashed", "message": f"{type(error).__name__}: {error}"}

@@ -1,0 +1,88 @@
+"""The blocks that read a CSV into the table and save the table as a CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import pandas as pd
+from pydantic import Field, StringConstraints
+
+from ..errors import InvalidPath
+from ..files import FILE_NAME_PATTERN, FileArea
+from .base import Block, BlockContext, BlockError, BlockParams
+from .tables import read_csv_table, write_csv_table
+
+__all__ = ["ReadCsv", "SaveCsv"]
+
+FileName = Annotated[str, StringConstraints(pattern=FILE_NAME_PATTERN)]
+
+
+class ReadCsvParams(BlockParams):
+    """Parameters of ``read_csv``."""
+
+    file: FileName = Field(description="A file in the files directory (see /api/files).")
+    delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
+    encoding: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "utf-8"
+
+
+class ReadCsv(Block[ReadCsvParams]):
+    """Read a CSV file from the files directory; its rows replace the table."""
+
+    kind = "read_csv"
+    description = "Read a CSV file from the files directory as the instance's table."
+    Params = ReadCsvParams
+    needs_table = False
+
+    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
+        path = context.files.existing(self.params.file)
+        return read_csv_table(
+            path, name=self.params.file, delimiter=self.params.delimiter,
+            encoding=self.params.encoding, context=context,
+        )
+
+    def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
+        """The file's header, if the file is there and readable now."""
+        try:
+            path = files.existing(self.params.file)
+            return list(read_csv_table(
+                path, delimiter=self.params.delimiter, encoding=self.params.encoding,
+                max_rows=1,
+            ).columns)
+        except (BlockError, InvalidPath, OSError):
+            # Not there or not readable yet: the columns are unknown, not wrong.
+            return None
+
+
+class SaveCsvParams(BlockParams):
+    """Parameters of ``save_csv``."""
+
+    file_name: Annotated[
+        str, StringConstraints(pattern=FILE_NAME_PATTERN[:-1] + r"\.csv$", max_length=128)
+    ] = Field(description="Name of the CSV written into the outputs directory; ends in .csv.")
+    overwrite: bool = Field(True, description="Replace a file of that name.")
+    neutralise_formulas: bool = Field(
+        True, description="Prefix cells starting with = + - @ with ' (CSV injection)."
+    )
+
+
+class SaveCsv(Block[SaveCsvParams]):
+    """Write the table as a CSV file into the outputs directory; the table passes on."""
+
+    kind = "save_csv"
+    description = "Write the table as a CSV into the outputs directory; the table is unchanged."
+    Params = SaveCsvParams
+
+    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
+        assert table is not None
+        path = context.outputs.path(self.params.file_name)
+        if path.exists() and not self.params.overwrite:
+            raise BlockError(
+                f"{self.params.file_name} already exists in outputs and overwrite is false.",
+                file_name=self.params.file_name,
+            )
+        context.check_cancelled()
+        write_csv_table(table, path, neutralise=self.params.neutralise_formulas)
+        context.progress(len(table), len(table))
+        return table
+

@@ -1,0 +1,168 @@
+"""CSV in and out, and Parquet snapshots: the table formats the engine reads and writes.
+
+CSV is read with pyarrow's streaming reader (fast, and it lets a read report progress
+and stop between batches). Every column is read as text: enrichment data is full of
+values that only look like numbers (zip codes, phone numbers, ids with leading zeros),
+and conditions compare numbers as numbers where it matters.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .base import BlockContext, BlockError
+
+__all__ = ["CsvInvalid", "read_csv_table", "read_snapshot", "write_csv_table", "write_snapshot"]
+
+BATCH_BYTES = 1 << 20
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class CsvInvalid(BlockError):
+    """A CSV file that cannot be read as a table."""
+
+    code = "csv_invalid"
+    title = "Invalid CSV"
+
+
+def _options(
+    delimiter: str, encoding: str, column_types: dict[str, pa.DataType] | None = None
+) -> dict[str, object]:
+    return {
+        "read_options": pacsv.ReadOptions(encoding=encoding, block_size=BATCH_BYTES),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=column_types or {}, strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    }
+
+
+def _header(path: Path, name: str, delimiter: str, encoding: str) -> list[str]:
+    try:
+        reader = pacsv.open_csv(path, **_options(delimiter, encoding))
+    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
+        raise _invalid(name, exc, encoding) from exc
+    names = list(reader.schema.names)
+    duplicates = sorted(column for column, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise CsvInvalid(
+            f"{name}: duplicate column names {', '.join(repr(d) for d in duplicates)}; "
+            "every column needs a name of its own.", duplicates=duplicates,
+        )
+    if any(not column.strip() for column in names):
+        raise CsvInvalid(f"{name}: a column has an empty name in the header.")
+    return names
+
+
+def _invalid(name: str, exc: BaseException, encoding: str) -> CsvInvalid:
+    message = str(exc)
+    if "Empty CSV file" in message:
+        return CsvInvalid(f"{name} is empty: a CSV needs a header row and data rows.")
+    if "UTF8" in message or isinstance(exc, UnicodeDecodeError):
+        return CsvInvalid(
+            f"{name} is not valid {encoding}; give the file's encoding (e.g. latin-1)."
+        )
+    if isinstance(exc, LookupError):
+        return CsvInvalid(f"Unknown encoding {encoding!r}.")
+    return CsvInvalid(f"{name} is not a well-formed CSV: {message.splitlines()[0][:300]}")
+
+
+def read_csv_table(
+    path: Path,
+    *,
+    name: str | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    context: BlockContext | None = None,
+    max_rows: int | None = None,
+) -> pd.DataFrame:
+    """Read a CSV file as a table of text columns; :class:`CsvInvalid` says what is wrong.
+
+    ``max_rows`` stops after that many rows (for previews).
+    """
+    label = name or path.name
+    if path.stat().st_size == 0:
+        raise CsvInvalid(f"{label} is empty: a CSV needs a header row and data rows.")
+    columns = _header(path, label, delimiter, encoding)
+    types = dict.fromkeys(columns, pa.string())
+    batches = []
+    rows = 0
+    try:
+        reader = pacsv.open_csv(path, **_options(delimiter, encoding, types))
+        for batch in reader:
+            if context is not None:
+                context.check_cancelled()
+            batches.append(batch)
+            rows += batch.num_rows
+            if context is not None:
+                context.progress(rows, None)
+            if max_rows is not None and rows >= max_rows:
+                break
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _invalid(label, exc, encoding) from exc
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    if max_rows is not None:
+        table = table.slice(0, max_rows)
+    if table.num_rows == 0:
+        raise CsvInvalid(f"{label} has a header but no data rows.", columns=columns)
+    if context is not None:
+        context.progress(table.num_rows, table.num_rows)
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """Prefix cells that a spreadsheet would run as a formula with ``'`` (CSV injection)."""
+    result = table.copy()
+    for column in result.columns:
+        series = result[column]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = series.astype("string")
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+        if risky.any():
+            result[column] = text.where(~risky, "'" + text)
+    return result
+
+
+def write_csv_table(table: pd.DataFrame, path: Path, *, neutralise: bool = True) -> None:
+    """Write ``table`` as CSV atomically: readers see the old file or the whole new one."""
+    if neutralise:
+        table = neutralise_formulas(table)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    _atomic(path, lambda target: pacsv.write_csv(
+        arrow, target, pacsv.WriteOptions(quoting_style="needed")))
+
+
+def write_snapshot(table: pd.DataFrame, path: Path) -> None:
+    """Store a table as a Parquet snapshot, atomically."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    _atomic(path, lambda target: pq.write_table(arrow, target, compression="lz4"))
+
+
+def read_snapshot(path: Path) -> pd.DataFrame:
+    """A table stored by :func:`write_snapshot`."""
+    frame: pd.DataFrame = pq.read_table(path).to_pandas()
+    return frame
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
