@@ -7,10 +7,24 @@ from collections.abc import Callable
 from flask import Flask
 from flask_cors import CORS
 
-from .api import EXTENSION, definitions, health, instances, openapi
+from .api import (
+    EXTENSION,
+    RUNNER,
+    blocks,
+    data,
+    definitions,
+    files,
+    health,
+    instances,
+    openapi,
+)
 from .api.problems import register_error_handlers
+from .blocks import Catalog
+from .files import FileArea
+from .runner import Runner
 from .service import WorkflowService, now_ms
 from .settings import Settings
+from .snapshots import Snapshots
 from .store import Store, make_engine
 
 __all__ = ["create_app"]
@@ -34,19 +48,28 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     ))
     store.create_schema()
-    service = WorkflowService(store, clock=clock)
+    inputs = FileArea(settings.files_dir, "files")
+    outputs = FileArea(settings.outputs_dir, "outputs")
+    for directory in (settings.files_dir, settings.outputs_dir, settings.snapshots_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(inputs)
+    service = WorkflowService(store, clock=clock, catalog=catalog)
     if settings.definitions_dir is not None:
         try:
             service.load_directory(settings.definitions_dir)
         except Exception:
             store.dispose()
             raise
+    runner = Runner(service, catalog, Snapshots(settings.snapshots_dir), outputs,
+                    workers=settings.block_workers)
+    runner.resume()
     app.extensions[EXTENSION] = service
+    app.extensions[RUNNER] = runner
     app.config["WORKFLOW_SETTINGS"] = settings
 
     CORS(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
          allow_headers=ALLOWED_HEADERS)
-    for module in (health, definitions, instances, openapi):
+    for module in (health, definitions, instances, data, blocks, files, openapi):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     return app

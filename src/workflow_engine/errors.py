@@ -18,12 +18,15 @@ The tree, split by who has to react::
     │   └── IdempotencyKeyReused
     ├── NotFound (404)
     │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
-    │   └── InstanceNotFound, ActionNotFound
+    │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable
+    │   └── FileNotFound (files.py)
     ├── Conflict (409)                  the request is fine, the current state forbids it
     │   ├── DefinitionExists, InstanceExists, ConcurrentModification
+    │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
     │   └── TransitionNotAllowed
-    │       ├── InstanceFinal, ActionDisabled
-    │       └── ActionNotAvailable, TargetStateDisabled
+    │       ├── InstanceFinal, ActionDisabled, InstanceBusy
+    │       └── ActionNotAvailable, TargetStateDisabled, GuardNotSatisfied
+    ├── BlockError (blocks/base.py)     recorded on the instance, never an HTTP answer
     ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -41,13 +44,17 @@ __all__ = [
     "ActionDisabled",
     "ActionNotAvailable",
     "ActionNotFound",
+    "AutoTransitionLoop",
     "ConcurrentModification",
     "Conflict",
     "DefinitionExists",
     "DefinitionInvalid",
     "DefinitionNotFound",
     "DefinitionVersionNotFound",
+    "EventNotFound",
+    "GuardNotSatisfied",
     "IdempotencyKeyReused",
+    "InstanceBusy",
     "InstanceExists",
     "InstanceFinal",
     "InstanceNotFound",
@@ -57,7 +64,10 @@ __all__ = [
     "InvalidRequest",
     "MalformedJSON",
     "MethodNotAllowed",
+    "NoTable",
     "NotFound",
+    "NotRunning",
+    "NothingToRetry",
     "PayloadTooLarge",
     "PreconditionFailed",
     "Problem",
@@ -266,6 +276,55 @@ class TargetStateDisabled(TransitionNotAllowed):
 
     code = "target_state_disabled"
     title = "Target state disabled"
+
+
+class InstanceBusy(TransitionNotAllowed):
+    """The instance's block is running; nothing else happens until it settles."""
+
+    code = "instance_busy"
+    title = "Instance busy"
+
+
+class GuardNotSatisfied(TransitionNotAllowed):
+    """The action's condition does not hold for the instance now."""
+
+    code = "condition_not_met"
+    title = "Condition not met"
+
+
+class AutoTransitionLoop(Conflict):
+    """Automatic actions keep firing without ever coming to rest: the definition loops."""
+
+    code = "auto_transition_loop"
+    title = "Automatic actions loop"
+
+
+class NothingToRetry(Conflict):
+    """Retry needs a failed or cancelled block in the current state."""
+
+    code = "nothing_to_retry"
+    title = "Nothing to retry"
+
+
+class NotRunning(Conflict):
+    """Cancel needs a running block."""
+
+    code = "not_running"
+    title = "Nothing is running"
+
+
+class NoTable(NotFound):
+    """The instance has no table (yet) at that point of its history."""
+
+    code = "no_table"
+    title = "No table"
+
+
+class EventNotFound(NotFound):
+    """The instance's history has no event with this seq."""
+
+    code = "event_not_found"
+    title = "History event not found"
 
 
 class PreconditionFailed(WorkflowError):

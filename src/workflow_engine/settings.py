@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     definitions_dir: Path | None = Field(
         None, description="Directory of JSON definitions loaded (idempotently) at start."
     )
+    files_dir: Path = Field(Path("data"), description="Input files: uploads and read_csv.")
+    outputs_dir: Path = Field(Path("var/outputs"), description="Files written by save_csv.")
+    snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
+    block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
+    max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
     cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
     max_body_bytes: int = Field(ONE_MIB, gt=0)
     log_level: str = "INFO"

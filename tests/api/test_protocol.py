@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
@@ -105,7 +107,7 @@ class TestOpenApi:
         for rule in app.url_map.iter_rules():
             if rule.rule.startswith(("/static", "/docs", "/openapi")):
                 continue
-            path = rule.rule.replace("<", "{").replace(">", "}")
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
             methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
             assert methods <= set(document["paths"][path]), path
 

@@ -45,20 +45,20 @@ def test_random_runs_keep_the_machine_consistent(
     """Whatever is fired, the state is one of the definition's, a refused action changes
     nothing, the status matches the state, and replaying history gives the current state."""
     workflow = Workflow(core.validate_definition(document).spec, version=1)
-    instance, first = core.start(workflow, "i", now=0)
-    history = [first]
+    change = core.start(workflow, "i", now=0)
+    instance, history = change.instance, list(change.events)
     action_ids = [a["id"] for a in document["actions"]] + ["missing"]
     for _ in range(data.draw(st.integers(min_value=0, max_value=25))):
         action_id = data.draw(st.sampled_from(action_ids))
-        allowed = {a.id for a in core.available_actions(workflow, instance.current_state)}
+        allowed = {a.id for a in core.available_actions(workflow, instance)}
         try:
-            instance, event = core.fire(workflow, instance, action_id, now=len(history),
-                                        next_seq=len(history) + 1)
+            change = core.fire(workflow, instance, action_id, now=len(history))
         except (errors.TransitionNotAllowed, errors.ActionNotFound):
             assert action_id not in allowed
             continue
         assert action_id in allowed
-        history.append(event)
+        instance = change.instance
+        history.extend(change.events)
         assert instance.version == len(history)
 
     assert instance.current_state in workflow.states

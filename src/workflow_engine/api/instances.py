@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, url_for
+from pydantic import Field
 
-from ..core import Instance, InstanceStatus, Workflow, available_actions
+from ..core import Instance, InstanceStatus, Workflow, explain_actions
 from ..core.definitions import Identifier
-from . import service
+from . import runner, service
 from .pagination import decode_cursor, encode_cursor
 from .requests import (
     ListQuery,
+    QueryModel,
     actor,
     idempotency_key,
     if_match,
@@ -26,11 +28,27 @@ from .schemas import (
     InstanceOut,
     InstancePage,
     StartInstance,
+    UnavailableAction,
 )
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("instances", __name__, url_prefix="/api/instances")
+
+MAX_WAIT_SECONDS = 60
+
+
+class WaitQuery(QueryModel):
+    """How long to wait for a started block to settle before answering."""
+
+    wait: float = Field(0, ge=0, le=MAX_WAIT_SECONDS,
+                        description="Seconds to wait for running blocks to settle.")
+
+
+class ExplainQuery(QueryModel):
+    """Whether to list the actions that cannot fire, with the reason."""
+
+    explain: bool = False
 
 
 class InstanceQuery(ListQuery):
@@ -41,8 +59,20 @@ class InstanceQuery(ListQuery):
     status: InstanceStatus | None = None
 
 
-def _instance_response(instance: Instance, workflow: Workflow, status: int = 200) -> Response:
-    response = json_response(InstanceOut.of(instance, workflow), status)
+def _instance_response(
+    instance: Instance, workflow: Workflow, status: int | None = None, *, wait: float = 0
+) -> Response:
+    """The instance, after waiting up to ``wait`` s for its blocks to settle.
+
+    Without an explicit status: 202 while a block still runs, else 200.
+    """
+    if wait and instance.status is InstanceStatus.RUNNING:
+        runner().wait(instance.id, wait)
+        instance, workflow = service().get_instance(instance.id)
+    if status is None:
+        status = 202 if instance.status is InstanceStatus.RUNNING else 200
+    progress = runner().progress(instance.id) if instance.status is InstanceStatus.RUNNING else None
+    response = json_response(InstanceOut.of(instance, workflow, progress), status)
     response.headers["ETag"] = instance.etag
     return response
 
@@ -50,12 +80,13 @@ def _instance_response(instance: Instance, workflow: Workflow, status: int = 200
 @blueprint.post("")
 def start_instance() -> Response:
     """Start an instance. With a client-chosen ``id``, starting again is idempotent."""
+    wait = query(WaitQuery).wait
     request_body = validate_body(StartInstance, json_body())
     instance, workflow, created = service().start_instance(
         request_body.definition_id, version=request_body.version, instance_id=request_body.id,
         context=request_body.context, actor=actor(),
     )
-    response = _instance_response(instance, workflow, 201 if created else 200)
+    response = _instance_response(instance, workflow, 201 if created else 200, wait=wait)
     response.headers["Location"] = url_for("instances.get_instance", instance_id=instance.id)
     return response
 
@@ -87,12 +118,19 @@ def get_instance(instance_id: str) -> Response:
 
 @blueprint.get("/<instance_id>/actions")
 def list_available_actions(instance_id: str) -> Response:
-    """The actions that can fire now, each with its target state."""
+    """The actions that can fire now, each with its target state; ``?explain=true`` adds
+    the others with the reason each cannot fire."""
+    explain = query(ExplainQuery).explain
     instance, workflow = service().get_instance(instance_id)
+    explained = explain_actions(workflow, instance)
     body = AvailableActions(
-        instance_id=instance.id, current_state=instance.current_state,
+        instance_id=instance.id, current_state=instance.current_state, status=instance.status,
         is_final=workflow.states[instance.current_state].is_final,
-        actions=[ActionOut.of(a) for a in available_actions(workflow, instance.current_state)],
+        actions=[ActionOut.of(action) for action, reason in explained if reason is None],
+        unavailable=[
+            UnavailableAction(**ActionOut.of(action).model_dump(), reason=reason)
+            for action, reason in explained if reason is not None
+        ] if explain else None,
     )
     response = json_response(body)
     response.headers["ETag"] = instance.etag
@@ -101,15 +139,34 @@ def list_available_actions(instance_id: str) -> Response:
 
 @blueprint.post("/<instance_id>/actions/<action_id>")
 def fire_action(instance_id: str, action_id: str) -> Response:
-    """Fire an action. ``If-Match`` guards against stale reads, ``Idempotency-Key`` retries."""
+    """Fire an action. ``If-Match`` guards against stale reads, ``Idempotency-Key`` retries.
+
+    202 if the target state's block is still running when the answer is sent."""
+    wait = query(WaitQuery).wait
     result = service().fire(
         instance_id, action_id, actor=actor(), if_match=if_match(),
         idempotency_key=idempotency_key(),
     )
-    response = _instance_response(result.instance, result.workflow)
+    response = _instance_response(result.instance, result.workflow, wait=wait)
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@blueprint.post("/<instance_id>/retry")
+def retry_block(instance_id: str) -> Response:
+    """Run the current state's failed or cancelled block again, from the same input."""
+    wait = query(WaitQuery).wait
+    instance, workflow = service().retry(instance_id, actor=actor())
+    return _instance_response(instance, workflow, wait=wait)
+
+
+@blueprint.post("/<instance_id>/cancel")
+def cancel_block(instance_id: str) -> Response:
+    """Stop the running block; the instance stays in its state as cancelled."""
+    instance, workflow = service().cancel(instance_id, actor=actor())
+    runner().cancel(instance_id)
+    return _instance_response(instance, workflow, 200)
 
 
 @blueprint.get("/<instance_id>/history")

@@ -14,22 +14,29 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from ..core import DefinitionSpec
+from ..files import FILE_NAME_PATTERN
+from .data import DataQuery
 from .definitions import SaveQuery, VersionQuery
-from .instances import InstanceQuery
+from .files import PreviewQuery, UploadQuery
+from .instances import ExplainQuery, InstanceQuery, WaitQuery
 from .problems import PROBLEM_JSON
 from .requests import ListQuery, QueryModel
 from .schemas import (
     ApiHealth,
     AvailableActions,
+    BlockCatalogOut,
+    CsvSummary,
     DefinitionOut,
     DefinitionPage,
     DefinitionVersions,
+    FileList,
     Health,
     HistoryPage,
     InstanceOut,
     InstancePage,
     ProblemDetail,
     StartInstance,
+    TablePage,
 )
 
 __all__ = ["blueprint", "openapi_document"]
@@ -38,10 +45,10 @@ blueprint = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 
-# (method, path, summary, query model, body model, {status: (model or media type,
-# description)}, {status: error codes})
+# (method, path, summary, query model, body model (or a media type), {status: (model or
+# media type, description)}, {status: error codes})
 Operation = tuple[
-    str, str, str, type[QueryModel] | None, type[BaseModel] | None,
+    str, str, str, type[QueryModel] | None, type[BaseModel] | str | None,
     dict[int, tuple[type[BaseModel] | str, str]], dict[int, str],
 ]
 
@@ -49,6 +56,9 @@ _INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}}
 _DEFINITION_ID = {**_INSTANCE_ID, "name": "definition_id"}
 _ACTION_ID = {**_INSTANCE_ID, "name": "action_id"}
+_SEQ = {"name": "seq", "in": "path", "required": True, "schema": {"type": "integer"}}
+_NAME = {"name": "name", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": FILE_NAME_PATTERN}}
 
 OPERATIONS: list[Operation] = [
     ("get", "/health", "Liveness", None, None, {200: (Health, "Alive")}, {}),
@@ -74,8 +84,9 @@ OPERATIONS: list[Operation] = [
     ("get", "/api/definitions/{definition_id}/diagram", "Mermaid state diagram", VersionQuery,
      None, {200: ("text/plain", "stateDiagram-v2 text")},
      {400: "invalid_parameter", 404: "definition_not_found | definition_version_not_found"}),
-    ("post", "/api/instances", "Start an instance", None, StartInstance,
-     {201: (InstanceOut, "Started"), 200: (InstanceOut, "Already started by the same request")},
+    ("post", "/api/instances", "Start an instance", WaitQuery, StartInstance,
+     {201: (InstanceOut, "Started (status running while its first block runs)"),
+      200: (InstanceOut, "Already started by the same request")},
      {400: "malformed_json | invalid_header",
       404: "definition_not_found | definition_version_not_found",
       409: "instance_exists", 413: "payload_too_large", 415: "unsupported_media_type",
@@ -84,14 +95,47 @@ OPERATIONS: list[Operation] = [
      {200: (InstancePage, "A page")}, {400: "invalid_parameter"}),
     ("get", "/api/instances/{instance_id}", "Get an instance", None, None,
      {200: (InstanceOut, "The instance, with an ETag")}, {404: "instance_not_found"}),
-    ("get", "/api/instances/{instance_id}/actions", "Actions that can fire now", None, None,
-     {200: (AvailableActions, "The actions")}, {404: "instance_not_found"}),
-    ("post", "/api/instances/{instance_id}/actions/{action_id}", "Fire an action", None, None,
-     {200: (InstanceOut, "Fired (or replayed for a known Idempotency-Key)")},
-     {400: "invalid_header", 404: "instance_not_found | action_not_found",
-      409: "instance_final | action_disabled | action_not_available_from_state | "
-           "target_state_disabled | concurrent_modification",
+    ("get", "/api/instances/{instance_id}/actions", "Actions that can fire now", ExplainQuery,
+     None, {200: (AvailableActions, "The actions")},
+     {400: "invalid_parameter", 404: "instance_not_found"}),
+    ("post", "/api/instances/{instance_id}/actions/{action_id}", "Fire an action", WaitQuery,
+     None,
+     {200: (InstanceOut, "Fired (or replayed for a known Idempotency-Key)"),
+      202: (InstanceOut, "Fired; the target state's block is running")},
+     {400: "invalid_header | invalid_parameter", 404: "instance_not_found | action_not_found",
+      409: "instance_final | instance_busy | action_disabled | action_not_available_from_state"
+           " | target_state_disabled | condition_not_met | auto_transition_loop"
+           " | concurrent_modification",
       412: "precondition_failed", 422: "idempotency_key_reused"}),
+    ("post", "/api/instances/{instance_id}/retry", "Run a failed block again", WaitQuery, None,
+     {200: (InstanceOut, "Settled within ?wait"), 202: (InstanceOut, "Running again")},
+     {404: "instance_not_found", 409: "nothing_to_retry | concurrent_modification"}),
+    ("post", "/api/instances/{instance_id}/cancel", "Cancel the running block", None, None,
+     {200: (InstanceOut, "Cancelled")}, {404: "instance_not_found", 409: "not_running"}),
+    ("get", "/api/instances/{instance_id}/data", "The instance's table", DataQuery, None,
+     {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
+     {400: "invalid_parameter", 404: "instance_not_found | no_table"}),
+    ("get", "/api/instances/{instance_id}/history/{seq}/data",
+     "The table right after a history event", DataQuery, None,
+     {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
+     {400: "invalid_parameter", 404: "instance_not_found | event_not_found | no_table"}),
+    ("get", "/api/blocks", "The block catalog", None, None,
+     {200: (BlockCatalogOut, "Every block type")}, {}),
+    ("get", "/api/files", "Input files", None, None, {200: (FileList, "The files")}, {}),
+    ("post", "/api/files", "Upload a CSV (multipart field 'file')", UploadQuery,
+     "multipart/form-data",
+     {201: (CsvSummary, "Stored; its columns, row count and first rows")},
+     {400: "invalid_path | invalid_parameter", 409: "file_exists",
+      413: "payload_too_large", 422: "csv_invalid | validation_failed"}),
+    ("get", "/api/files/{name}", "Download an input file", None, None,
+     {200: ("text/csv", "The file")}, {400: "invalid_path", 404: "file_not_found"}),
+    ("get", "/api/files/{name}/preview", "The first rows of an input file", PreviewQuery, None,
+     {200: (CsvSummary, "Columns and first rows")},
+     {400: "invalid_path | invalid_parameter", 404: "file_not_found", 422: "csv_invalid"}),
+    ("get", "/api/outputs", "Files written by save_csv", None, None,
+     {200: (FileList, "The files")}, {}),
+    ("get", "/api/outputs/{name}", "Download an output file", None, None,
+     {200: ("text/csv", "The file")}, {400: "invalid_path", 404: "file_not_found"}),
     ("get", "/api/instances/{instance_id}/history", "An instance's history", ListQuery, None,
      {200: (HistoryPage, "A page of events, oldest first")},
      {400: "invalid_parameter", 404: "instance_not_found"}),
@@ -109,7 +153,7 @@ def _parameters(
 ) -> list[Any]:
     """The operation's parameters; schemas they refer to are added to ``defs``."""
     params: list[Any] = []
-    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID):
+    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID, _SEQ, _NAME):
         if "{" + str(spec["name"]) + "}" in path:
             params.append(spec)
     if query_model is not None:
@@ -122,7 +166,7 @@ def _parameters(
             if description:
                 param["description"] = description
             params.append(param)
-    if method == "post" and path.startswith("/api/instances"):
+    if method == "post" and path.startswith("/api/instances") and "{seq}" not in path:
         names = ["X-Actor"]
         if path.endswith("{action_id}"):
             names += ["Idempotency-Key", "If-Match"]
@@ -138,7 +182,7 @@ def openapi_document() -> dict[str, Any]:
         (ProblemDetail, "serialization")
     }
     for _, _, _, _, body, responses, _ in OPERATIONS:
-        if body is not None:
+        if isinstance(body, type):
             models.add((body, "validation"))
         for model, _ in responses.values():
             if isinstance(model, type):
@@ -156,11 +200,17 @@ def openapi_document() -> dict[str, Any]:
             "parameters": _parameters(path, method, query_model, components),
             "responses": {},
         }
-        if body is not None:
+        if isinstance(body, type):
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": keys[(body, "validation")]}},
             }
+        elif body is not None:
+            operation["requestBody"] = {"required": True, "content": {body: {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "name": {"type": "string", "pattern": FILE_NAME_PATTERN}},
+            }}}}
         for status, (model, description) in sorted(responses.items()):
             entry: dict[str, Any] = {"description": description}
             if isinstance(model, type):

@@ -190,6 +190,24 @@ class ActionOut(Out):
         )
 
 
+class TableOut(Out):
+    """The instance's current table, as far as known without reading it."""
+
+    rows: int
+    columns: list[str]
+    seq: int = Field(description="The history event (block_started) whose run produced it.")
+
+
+class ProgressOut(Out):
+    """How far the running block has got."""
+
+    block: str
+    rows_done: int
+    rows_total: int | None
+    percent: float | None
+    started_at: Timestamp
+
+
 class InstanceOut(Out):
     """An instance's current snapshot."""
 
@@ -204,20 +222,32 @@ class InstanceOut(Out):
     created_at: Timestamp
     updated_at: Timestamp
     version: int = Field(description="Grows with every change; the ETag carries it.")
+    table: TableOut | None = Field(description="The current table (rows, columns), if any.")
+    error: dict[str, Any] | None = Field(description="Why the last block failed, if it did.")
+    progress: ProgressOut | None = Field(
+        None, description="While a block runs: its progress."
+    )
 
     @classmethod
-    def of(cls, instance: Instance, workflow: Workflow) -> InstanceOut:
+    def of(
+        cls, instance: Instance, workflow: Workflow, progress: dict[str, Any] | None = None
+    ) -> InstanceOut:
         """The response for an instance."""
+        table = instance.table
         return cls(
             id=instance.id, definition_id=instance.definition_id,
             definition_version=instance.definition_version,
             current_state=instance.current_state, status=instance.status,
             is_final=workflow.states[instance.current_state].is_final,
             available_actions=[
-                ActionOut.of(a) for a in available_actions(workflow, instance.current_state)
+                ActionOut.of(a) for a in available_actions(workflow, instance)
             ],
             context=instance.context, created_at=instance.created_at,
             updated_at=instance.updated_at, version=instance.version,
+            table=TableOut(rows=table.rows, columns=list(table.columns), seq=table.seq)
+            if table else None,
+            error=instance.error,
+            progress=ProgressOut(**progress) if progress else None,
         )
 
 
@@ -228,13 +258,23 @@ class InstancePage(Out):
     next_cursor: str | None
 
 
+class UnavailableAction(ActionOut):
+    """An action leaving the current state that cannot fire now, and why."""
+
+    reason: str
+
+
 class AvailableActions(Out):
-    """What an instance can do now."""
+    """What an instance can do now (and, when asked, what it cannot and why)."""
 
     instance_id: str
     current_state: str
+    status: InstanceStatus
     is_final: bool
     actions: list[ActionOut]
+    unavailable: list[UnavailableAction] | None = Field(
+        None, description="With ?explain=true: the other actions leaving the state."
+    )
 
 
 class EventOut(Out):
@@ -247,13 +287,22 @@ class EventOut(Out):
     to_state: str
     at: Timestamp
     actor: str | None
+    data: dict[str, Any] | None = Field(
+        description="Block events: block, params, rows_in, rows_out, columns, started_at, "
+        "finished_at, error; automatic actions: trigger."
+    )
 
     @classmethod
     def of(cls, event: Event) -> EventOut:
         """The response entry for an event."""
+        data = event.data
+        if data:
+            data = {key: iso_ms(value) if key in ("started_at", "finished_at") else value
+                    for key, value in data.items()}
         return cls(
             seq=event.seq, type=event.type, action_id=event.action_id,
-            from_state=event.from_state, to_state=event.to_state, at=event.at, actor=event.actor,
+            from_state=event.from_state, to_state=event.to_state, at=event.at,
+            actor=event.actor, data=data,
         )
 
 
@@ -280,3 +329,56 @@ class ApiHealth(Out):
     uptime_seconds: float
     definitions: int
     instances: dict[str, int]
+
+
+class TablePage(Out):
+    """A page of an instance's table."""
+
+    instance_id: str
+    seq: int = Field(description="The run that produced this table.")
+    total_rows: int
+    columns: list[str]
+    offset: int
+    limit: int
+    rows: list[dict[str, Any]]
+
+
+class BlockTypeOut(Out):
+    """One block type of the catalog."""
+
+    type: str
+    description: str
+    needs_table: bool
+    requires: str = Field(description="The columns the block needs in its input.")
+    produces: str = Field(description="What the block's output is.")
+    params_schema: dict[str, Any] = Field(description="JSON schema of the block's params.")
+
+
+class BlockCatalogOut(Out):
+    """Every block type a state may run."""
+
+    items: list[BlockTypeOut]
+
+
+class FileOut(Out):
+    """A file in the files or outputs directory."""
+
+    name: str
+    size: int
+    modified_at: Timestamp
+
+
+class FileList(Out):
+    """The files of a directory."""
+
+    items: list[FileOut]
+
+
+class CsvSummary(Out):
+    """What a CSV holds: its columns, how many rows, and the first few."""
+
+    name: str
+    size: int
+    columns: list[str]
+    row_count: int | None = Field(description="All rows (uploads); null in a preview.")
+    preview: list[dict[str, Any]]

@@ -84,6 +84,8 @@ class Catalog:
                 "type": kind.kind,
                 "description": kind.description,
                 "needs_table": kind.needs_table,
+                "requires": kind.requires,
+                "produces": kind.produces,
                 "params_schema": kind.Params.model_json_schema(),
             }
             for kind in self.blocks.values()

@@ -84,6 +84,8 @@ class Block(ABC, Generic[P]):
     description: ClassVar[str]
     Params: ClassVar[type[BlockParams]]
     needs_table: ClassVar[bool] = True
+    requires: ClassVar[str] = "nothing"
+    produces: ClassVar[str] = "the input table, changed as described"
 
     def __init__(self, params: P) -> None:
         self.params = params

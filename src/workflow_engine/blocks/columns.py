@@ -44,6 +44,8 @@ class SelectColumns(Block[SelectColumnsParams]):
     kind = "select_columns"
     description = "Keep the listed columns in that order, optionally renaming them."
     Params = SelectColumnsParams
+    requires = "the listed columns"
+    produces = "the listed columns, in order, renamed as asked"
 
     def required_columns(self) -> list[str]:
         """The kept columns."""
@@ -80,6 +82,8 @@ class Dedupe(Block[DedupeParams]):
     kind = "dedupe"
     description = "Drop duplicate rows, judged on the given columns; keep the first or last."
     Params = DedupeParams
+    requires = "the compared columns"
+    produces = "the rows that are not duplicates, all columns"
 
     def required_columns(self) -> list[str]:
         """The compared columns."""

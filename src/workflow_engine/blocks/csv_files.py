@@ -33,6 +33,8 @@ class ReadCsv(Block[ReadCsvParams]):
     description = "Read a CSV file from the files directory as the instance's table."
     Params = ReadCsvParams
     needs_table = False
+    requires = "no table"
+    produces = "the file's rows; every column as text"
 
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         path = context.files.existing(self.params.file)
@@ -72,6 +74,8 @@ class SaveCsv(Block[SaveCsvParams]):
     kind = "save_csv"
     description = "Write the table as a CSV into the outputs directory; the table is unchanged."
     Params = SaveCsvParams
+    requires = "a table"
+    produces = "the input table, unchanged; a CSV file in outputs"
 
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         assert table is not None

@@ -139,6 +139,8 @@ class Filter(Block[FilterParams]):
     kind = "filter"
     description = "Keep only the rows that pass all (or any) of the conditions."
     Params = FilterParams
+    requires = "the columns the conditions name"
+    produces = "the rows that pass, all columns"
 
     def required_columns(self) -> list[str]:
         """Every column a condition names."""

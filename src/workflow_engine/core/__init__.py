@@ -5,26 +5,46 @@ Nothing here knows about HTTP, Flask or a database.
 
 from __future__ import annotations
 
-from .definitions import ActionSpec, DefinitionSpec, StateSpec, Workflow
+from .definitions import ActionSpec, BlockSpec, DefinitionSpec, StateSpec, Workflow
 from .history import Event, EventType
-from .instances import Instance, InstanceStatus
-from .machine import available_actions, check_fire, fire, replay, start
+from .instances import Instance, InstanceStatus, TableInfo
+from .machine import (
+    Change,
+    available_actions,
+    block_cancelled,
+    block_failed,
+    block_succeeded,
+    check_fire,
+    explain_actions,
+    fire,
+    replay,
+    retry,
+    start,
+)
 from .validation import ValidatedDefinition, validate_definition
 
 __all__ = [
     "ActionSpec",
+    "BlockSpec",
+    "Change",
     "DefinitionSpec",
     "Event",
     "EventType",
     "Instance",
     "InstanceStatus",
     "StateSpec",
+    "TableInfo",
     "ValidatedDefinition",
     "Workflow",
     "available_actions",
+    "block_cancelled",
+    "block_failed",
+    "block_succeeded",
     "check_fire",
+    "explain_actions",
     "fire",
     "replay",
+    "retry",
     "start",
     "validate_definition",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 __all__ = ["Event", "EventType"]
 
@@ -13,6 +14,10 @@ class EventType(StrEnum):
 
     INSTANCE_STARTED = "instance_started"
     ACTION_FIRED = "action_fired"
+    BLOCK_STARTED = "block_started"
+    BLOCK_SUCCEEDED = "block_succeeded"
+    BLOCK_FAILED = "block_failed"
+    BLOCK_CANCELLED = "block_cancelled"
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,8 @@ class Event:
     """One entry of an instance's history.
 
     ``seq`` numbers the events of one instance from 1 without gaps; ``at`` is in
-    milliseconds since the Unix epoch, UTC.
+    milliseconds since the Unix epoch, UTC. ``data`` holds what a kind of event needs to
+    say: a block's type, parameters, rows in and out, timing, error.
     """
 
     instance_id: str
@@ -31,3 +37,4 @@ class Event:
     at: int
     action_id: str | None = None
     actor: str | None = None
+    data: dict[str, Any] | None = None

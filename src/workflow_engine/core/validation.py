@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_snake
 
 from ..errors import DefinitionInvalid, Problem
+from .dataflow import BlockCatalog, check_blocks
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
 
 __all__ = ["ValidatedDefinition", "check_graph", "format_path", "validate_definition"]
@@ -106,10 +107,13 @@ def _salvage(raw: Any, key: str, model: type[Any]) -> tuple[list[tuple[int, Any]
     return usable, complete
 
 
-def validate_definition(raw: Any, *, strict: bool = False) -> ValidatedDefinition:
+def validate_definition(
+    raw: Any, *, strict: bool = False, catalog: BlockCatalog | None = None
+) -> ValidatedDefinition:
     """Validate a definition document, raising :class:`DefinitionInvalid` with every problem.
 
-    ``strict`` reports warnings as errors.
+    ``strict`` reports warnings as errors. ``catalog`` knows the block types; without one,
+    a definition with blocks is refused.
     """
     errors: list[Problem] = []
     spec: DefinitionSpec | None = None
@@ -126,6 +130,17 @@ def validate_definition(raw: Any, *, strict: bool = False) -> ValidatedDefinitio
         actions, _ = _salvage(raw, "actions", ActionSpec)
     graph_errors, warnings = check_graph(states, actions, all_states=all_states)
     errors.extend(graph_errors)
+    if not graph_errors:
+        if catalog is not None:
+            block_errors, block_warnings = check_blocks(states, actions, catalog)
+            errors.extend(block_errors)
+            warnings.extend(block_warnings)
+        else:
+            errors.extend(
+                Problem(f"states[{index}].block", "blocks_unavailable",
+                        "This validation has no block catalog.")
+                for index, state in states if state.block is not None
+            )
     if strict:
         errors.extend(warnings)
         warnings = []
@@ -218,6 +233,36 @@ def check_graph(
                 f"Action '{action.id}' leads into disabled state '{target.id}' and cannot fire.",
             ))
 
+    for index, state in states:
+        if state.on_error is None:
+            continue
+        path = f"states[{index}].on_error"
+        target = state_by_id.get(state.on_error)
+        if target is None:
+            errors.append(Problem(path, "unknown_state", f"No state has id '{state.on_error}'."))
+        elif state.on_error == state.id:
+            errors.append(Problem(path, "on_error_loop",
+                                  f"State '{state.id}' cannot be its own on_error state."))
+        elif state.block is None:
+            warnings.append(Problem(path, "on_error_without_block",
+                                    f"State '{state.id}' has no block, so on_error never applies."))
+        elif not target.enabled:
+            errors.append(Problem(path, "on_error_into_disabled_state",
+                                  f"on_error state '{target.id}' is disabled."))
+
+    unguarded_auto: dict[str, list[str]] = {}
+    for _, action in actions:
+        if action.trigger == "auto" and action.enabled and action.condition is None:
+            for origin in action.from_states:
+                unguarded_auto.setdefault(origin, []).append(action.id)
+    for origin, ids in unguarded_auto.items():
+        if len(ids) > 1 and origin in state_index:
+            warnings.append(Problem(
+                f"states[{state_index[origin]}]", "ambiguous_auto_actions",
+                f"State '{origin}' has several automatic actions without a condition "
+                f"({', '.join(ids)}); only the first, '{ids[0]}', will ever fire.",
+            ))
+
     if initial and not errors:
         warnings.extend(_reachability_warnings(initial[0][1], state_by_id, state_index, actions))
     return errors, warnings
@@ -237,6 +282,9 @@ def _reachability_warnings(
     for action in can_fire:
         for state_id in action.from_states:
             successors[state_id].add(action.to_state)
+    for state_id, state in state_by_id.items():
+        if state.block is not None and state.on_error is not None:
+            successors[state_id].add(state.on_error)
 
     reachable = {initial.id}
     queue = deque([initial.id])

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..core import Event, EventType, Instance, InstanceStatus
+from ..core import Event, EventType, Instance, InstanceStatus, TableInfo
 from ..errors import ServiceUnavailable
 from . import schema
 
@@ -82,6 +82,9 @@ class StoredDefinition:
 
 
 def _instance(row: RowMapping) -> Instance:
+    table = None
+    if row["table_seq"] is not None:
+        table = TableInfo(row["table_seq"], row["table_rows"], tuple(row["table_columns"]))
     return Instance(
         id=row["id"],
         definition_id=row["definition_id"],
@@ -92,7 +95,34 @@ def _instance(row: RowMapping) -> Instance:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         context=row["context"],
+        table=table,
+        error=row["error"],
     )
+
+
+def _table_columns(instance: Instance) -> dict[str, Any]:
+    table = instance.table
+    return {
+        "table_seq": table.seq if table else None,
+        "table_rows": table.rows if table else None,
+        "table_columns": list(table.columns) if table else None,
+        "error": instance.error,
+    }
+
+
+def _snapshot(instance: Instance) -> dict[str, Any]:
+    return {
+        "id": instance.id, "definition_id": instance.definition_id,
+        "definition_version": instance.definition_version,
+        "current_state": instance.current_state, "status": instance.status.value,
+        "version": instance.version, "created_at": instance.created_at,
+        "updated_at": instance.updated_at, "context": instance.context,
+        **_table_columns(instance),
+    }
+
+
+def _instance_from_snapshot(snapshot: dict[str, Any]) -> Instance:
+    return _instance(snapshot)  # type: ignore[arg-type]
 
 
 def _event(row: RowMapping) -> Event:
@@ -105,6 +135,7 @@ def _event(row: RowMapping) -> Event:
         at=row["at"],
         action_id=row["action_id"],
         actor=row["actor"],
+        data=row["data"],
     )
 
 
@@ -262,6 +293,7 @@ class Transaction:
             version=instance.version, context=instance.context,
             start_request_hash=request_hash,
             created_at=instance.created_at, updated_at=instance.updated_at,
+            **_table_columns(instance),
         ))
 
     def update_instance(self, instance: Instance, *, expected_version: int) -> bool:
@@ -270,6 +302,7 @@ class Transaction:
             "b_id": instance.id, "b_version": expected_version,
             "current_state": instance.current_state, "status": instance.status.value,
             "version": instance.version, "updated_at": instance.updated_at,
+            **_table_columns(instance),
         })
         return result.rowcount == 1
 
@@ -304,13 +337,34 @@ class Transaction:
 
     # -- history ------------------------------------------------------------------------
 
-    def append_event(self, item: Event) -> None:
-        """Append one event to an instance's history."""
-        self.connection.execute(_INSERT_EVENT, {
-            "instance_id": item.instance_id, "seq": item.seq, "type": item.type.value,
-            "action_id": item.action_id, "from_state": item.from_state,
-            "to_state": item.to_state, "at": item.at, "actor": item.actor,
-        })
+    def append_events(self, items: list[Event]) -> None:
+        """Append events to an instance's history."""
+        self.connection.execute(_INSERT_EVENT, [
+            {
+                "instance_id": item.instance_id, "seq": item.seq, "type": item.type.value,
+                "action_id": item.action_id, "from_state": item.from_state,
+                "to_state": item.to_state, "at": item.at, "actor": item.actor,
+                "data": item.data,
+            }
+            for item in items
+        ])
+
+    def running_instances(self) -> list[str]:
+        """Ids of instances whose block was running (to resume after a restart)."""
+        table = schema.instances
+        query = select(table.c.id).where(table.c.status == "running").order_by(table.c.pk)
+        return list(self.connection.execute(query).scalars())
+
+    def last_event(self, instance_id: str, kind: EventType, *, at_or_before: int | None = None
+                   ) -> Event | None:
+        """The latest event of a kind (at or before a seq)."""
+        table = schema.events
+        query = select(table).where(table.c.instance_id == instance_id, table.c.type == kind.value)
+        if at_or_before is not None:
+            query = query.where(table.c.seq <= at_or_before)
+        query = query.order_by(table.c.seq.desc()).limit(1)
+        row = self.connection.execute(query).mappings().first()
+        return _event(row) if row else None
 
     def history(
         self, instance_id: str, *, after_seq: int = 0, limit: int | None = None
@@ -335,21 +389,20 @@ class Transaction:
 
     # -- idempotency keys ---------------------------------------------------------------
 
-    def idempotency_key(self, instance_id: str, key: str) -> tuple[str, int, int] | None:
-        """``(action_id, event_seq, instance_version)`` recorded for a key, if any."""
+    def idempotency_key(self, instance_id: str, key: str) -> tuple[str, Instance] | None:
+        """``(action_id, instance as the first request left it)`` recorded for a key."""
         table = schema.idempotency_keys
-        query = select(table.c.action_id, table.c.event_seq, table.c.instance_version).where(
+        query = select(table.c.action_id, table.c.snapshot).where(
             table.c.instance_id == instance_id, table.c.key == key
         )
         row = self.connection.execute(query).first()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], _instance_from_snapshot(row[1])) if row else None
 
     def save_idempotency_key(
-        self, instance_id: str, key: str, *, action_id: str, event_seq: int,
-        instance_version: int, now: int,
+        self, key: str, *, action_id: str, result: Instance, now: int
     ) -> None:
         """Remember what a keyed request did, so a retry answers the same."""
         self.connection.execute(insert(schema.idempotency_keys).values(
-            instance_id=instance_id, key=key, action_id=action_id, event_seq=event_seq,
-            instance_version=instance_version, created_at=now,
+            instance_id=result.id, key=key, action_id=action_id,
+            snapshot=_snapshot(result), created_at=now,
         ))

@@ -49,6 +49,11 @@ instances = Table(
     Column("status", String(32), nullable=False),
     Column("version", Integer, nullable=False),
     Column("context", JSON, nullable=False),
+    # The current table: the seq of the block run that produced it, its size and columns.
+    Column("table_seq", Integer),
+    Column("table_rows", BigInteger),
+    Column("table_columns", JSON),
+    Column("error", JSON),
     Column("start_request_hash", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
@@ -67,6 +72,7 @@ events = Table(
     Column("to_state", String(ID), nullable=False),
     Column("at", BigInteger, nullable=False),
     Column("actor", String(200)),
+    Column("data", JSON),
 )
 
 idempotency_keys = Table(
@@ -75,8 +81,7 @@ idempotency_keys = Table(
     Column("instance_id", String(ID), ForeignKey("instances.id"), primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("action_id", String(ID), nullable=False),
-    # The seq of the event the first request appended: the retry answers with that result.
-    Column("event_seq", Integer, nullable=False),
-    Column("instance_version", Integer, nullable=False),
+    # The instance as the first request left it: a retry answers exactly that.
+    Column("snapshot", JSON, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )

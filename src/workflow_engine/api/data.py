@@ -1,0 +1,64 @@
+"""An instance's table, now and after each step of its history, as JSON or CSV."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import pandas as pd
+from flask import Blueprint, Response, request
+from pydantic import Field
+
+from ..core import TableInfo
+from . import runner, service
+from .requests import QueryModel, query
+from .responses import json_response
+from .schemas import TablePage
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("data", __name__, url_prefix="/api/instances")
+
+MAX_ROWS = 10_000
+
+
+class DataQuery(QueryModel):
+    """Which rows, in which format."""
+
+    format: Literal["json", "csv"] = "json"
+    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=MAX_ROWS, description="Rows per page (CSV: all if absent).")
+
+
+def _table(instance_id: str, info: TableInfo) -> Response:
+    params = query(DataQuery)
+    frame = runner().snapshots.load(instance_id, info.seq)
+    if params.format == "csv":
+        # CSV is for downloading: the whole table unless a page was asked for.
+        if "limit" in request.args or params.offset:
+            frame = frame.iloc[params.offset: params.offset + params.limit]
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        return Response(buffer.getvalue(), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{instance_id}-{info.seq}.csv"'})
+    page = frame.iloc[params.offset: params.offset + params.limit]
+    plain = page.astype(object).where(pd.notna(page), None)
+    rows = [{str(key): value for key, value in row.items()}
+            for row in plain.to_dict(orient="records")]
+    return json_response(TablePage(
+        instance_id=instance_id, seq=info.seq, total_rows=info.rows,
+        columns=[str(c) for c in frame.columns], offset=params.offset, limit=params.limit,
+        rows=rows,
+    ))
+
+
+@blueprint.get("/<instance_id>/data")
+def current_data(instance_id: str) -> Response:
+    """The instance's current table."""
+    return _table(instance_id, service().table_at(instance_id))
+
+
+@blueprint.get("/<instance_id>/history/<int:seq>/data")
+def data_at(instance_id: str, seq: int) -> Response:
+    """The table as it was right after history event ``seq`` (intermediate results)."""
+    return _table(instance_id, service().table_at(instance_id, seq))

@@ -1,0 +1,173 @@
+"""The runner: runs states' blocks off the request thread, in a pool of worker threads.
+
+A committed change that leaves an instance ``running`` is submitted here. A run loads
+its input snapshot, calls the block with a progress callback and a cancel flag, stores
+the output snapshot, then settles the run through the service (which may fire automatic
+actions and submit the next block). After a restart, :meth:`Runner.resume` submits every
+instance that was running: each run starts again from its stored input, and its output
+replaces the file it would have written, so no row is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .blocks import BlockCancelled, BlockContext, Catalog, describe
+from .files import FileArea
+from .service import PendingRun, WorkflowService
+from .snapshots import Snapshots
+
+__all__ = ["Progress", "Runner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """How far a running block has got."""
+
+    block: str
+    started_at: int
+    rows_total: int | None
+    rows_done: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def update(self, done: int, total: int | None) -> None:
+        """The block's progress callback."""
+        self.rows_done = done
+        if total is not None:
+            self.rows_total = total
+
+    def as_dict(self) -> dict[str, Any]:
+        """As shown on the instance."""
+        total = self.rows_total
+        percent = round(100 * self.rows_done / total, 1) if total else None
+        return {
+            "block": self.block, "rows_done": self.rows_done, "rows_total": total,
+            "percent": min(percent, 100.0) if percent is not None else None,
+            "started_at": self.started_at,
+        }
+
+
+class Runner:
+    """A pool of threads running blocks for every instance of this process."""
+
+    def __init__(
+        self,
+        service: WorkflowService,
+        catalog: Catalog,
+        snapshots: Snapshots,
+        outputs: FileArea,
+        *,
+        workers: int = 2,
+    ) -> None:
+        self.service = service
+        self.catalog = catalog
+        self.snapshots = snapshots
+        self.outputs = outputs
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block")
+        self._progress: dict[str, Progress] = {}
+        self._queued: set[str] = set()
+        self._changed = threading.Condition()
+        self._closed = False
+        service.scheduler = self
+
+    def submit(self, instance_id: str) -> None:
+        """Run the instance's pending block soon."""
+        with self._changed:
+            if self._closed or instance_id in self._queued:
+                return
+            self._queued.add(instance_id)
+        self._pool.submit(self._run, instance_id)
+
+    def resume(self) -> list[str]:
+        """Submit every instance left running by the last stop."""
+        pending = self.service.running_instances()
+        for instance_id in pending:
+            self.submit(instance_id)
+        if pending:
+            log.info("resuming %d block run(s) left running: %s", len(pending), pending)
+        return pending
+
+    def progress(self, instance_id: str) -> dict[str, Any] | None:
+        """The running block's progress, if it runs in this process now."""
+        found = self._progress.get(instance_id)
+        return found.as_dict() if found else None
+
+    def cancel(self, instance_id: str) -> None:
+        """Ask the instance's running block to stop (it checks between batches)."""
+        found = self._progress.get(instance_id)
+        if found is not None:
+            found.cancel.set()
+
+    def wait(self, instance_id: str, timeout: float) -> None:
+        """Return when no run of the instance is queued or running, or after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while instance_id in self._queued:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop taking runs, ask running blocks to stop, and let the pool finish."""
+        with self._changed:
+            self._closed = True
+        for found in list(self._progress.values()):
+            found.cancel.set()
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _run(self, instance_id: str) -> None:
+        try:
+            while True:
+                run = self.service.pending_run(instance_id)
+                if run is None:
+                    return
+                after = self._execute(run)
+                if after is None or after.status != "running":
+                    return
+                # The run settled into another block (an automatic action): keep going here
+                # rather than queueing behind other instances.
+        except Exception:
+            log.exception("runner failed on instance %s", instance_id)
+        finally:
+            with self._changed:
+                self._queued.discard(instance_id)
+                self._progress.pop(instance_id, None)
+                self._changed.notify_all()
+
+    def _execute(self, run: PendingRun) -> Any:
+        instance = run.instance
+        spec = run.workflow.states[instance.current_state].block
+        assert spec is not None, "a running instance is in a state with a block"
+        started_at = self.service.clock()
+        progress = Progress(spec.type, started_at, (run.started.data or {}).get("rows_in"))
+        self._progress[instance.id] = progress
+        context = BlockContext(
+            files=self.catalog.files, outputs=self.outputs, progress=progress.update,
+            cancel=progress.cancel,
+        )
+        try:
+            source = run.input_seq
+            table = self.snapshots.load(instance.id, source) if source is not None else None
+            block = self.catalog.build(spec)
+            output = block(table, context)
+            self.snapshots.save(instance.id, run.started.seq, output)
+        except BlockCancelled:
+            log.info("block %s of %s stopped: cancelled", spec.type, instance.id)
+            return None
+        except Exception as exc:  # every failure of a block is recorded, never raised
+            log.info("block %s of %s failed: %s", spec.type, instance.id, exc)
+            timing: dict[str, Any] = {"started_at": started_at, "finished_at": self.service.clock()}
+            return self.service.settle_failure(run, error=describe(exc), timing=timing)
+        timing = {"started_at": started_at, "finished_at": self.service.clock(),
+                  "rows_in": len(table) if table is not None else None}
+        return self.service.settle_success(
+            run, rows=len(output), columns=[str(c) for c in output.columns], timing=timing,
+        )

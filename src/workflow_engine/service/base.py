@@ -1,0 +1,109 @@
+"""What every part of the service layer shares: the store, the clock, the workflow cache,
+and the one way to commit a change the core computed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..core import Change, DefinitionSpec, Instance, InstanceStatus, Workflow
+from ..core.dataflow import BlockCatalog
+from ..errors import (
+    ConcurrentModification,
+    DefinitionNotFound,
+    DefinitionVersionNotFound,
+    InstanceNotFound,
+    Problem,
+)
+from ..store import Store, StoredDefinition, Transaction
+
+__all__ = ["Scheduler", "ServiceBase", "now_ms"]
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the epoch, UTC."""
+    return time.time_ns() // 1_000_000
+
+
+class Scheduler(Protocol):
+    """Who runs blocks: told about every instance that a committed change left running."""
+
+    def submit(self, instance_id: str) -> None:
+        """Run the instance's pending block (soon, off the caller's thread)."""
+
+
+class _Inline:
+    """No runner: running blocks wait until one is attached (used by core-only tests)."""
+
+    def submit(self, instance_id: str) -> None:
+        """Do nothing."""
+
+
+class ServiceBase:
+    """The store, the clock, the scheduler, and the parsed workflow versions."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], int] = now_ms,
+        catalog: BlockCatalog | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.catalog = catalog
+        self.scheduler: Scheduler = _Inline()
+        self.started_at = clock()
+        self._workflows: dict[tuple[str, int], Workflow] = {}
+        self._workflows_lock = threading.Lock()
+
+    def _workflow(self, stored: StoredDefinition) -> Workflow:
+        # Stored versions never change, so each is parsed once per process.
+        key = (stored.id, stored.version)
+        workflow = self._workflows.get(key)
+        if workflow is None:
+            spec = DefinitionSpec.model_validate(stored.content)
+            warnings = tuple(Problem(**item) for item in stored.warnings)
+            workflow = Workflow(spec, stored.version, stored.created_at, warnings)
+            with self._workflows_lock:
+                self._workflows.setdefault(key, workflow)
+        return workflow
+
+    def _load(self, tx: Transaction, definition_id: str, version: int | None = None) -> Workflow:
+        if version is not None:
+            cached = self._workflows.get((definition_id, version))
+            if cached is not None:
+                return cached
+        stored = tx.definition(definition_id, version)
+        if stored is not None:
+            return self._workflow(stored)
+        if version is not None and tx.definition(definition_id) is not None:
+            raise DefinitionVersionNotFound(
+                f"Definition '{definition_id}' has no version {version}.",
+                definition_id=definition_id, versions=tx.definition_versions(definition_id),
+            )
+        raise DefinitionNotFound(
+            f"No definition has id '{definition_id}'.", definition_id=definition_id
+        )
+
+    def _instance(self, tx: Transaction, instance_id: str) -> Instance:
+        instance = tx.instance(instance_id)
+        if instance is None:
+            raise InstanceNotFound(f"No instance has id '{instance_id}'.", instance_id=instance_id)
+        return instance
+
+    def _commit(self, tx: Transaction, before: Instance, change: Change) -> None:
+        """Store a change computed from ``before``, if nobody changed the instance since."""
+        if not tx.update_instance(change.instance, expected_version=before.version):
+            raise ConcurrentModification(
+                f"Instance '{before.id}' changed while this request was being handled; "
+                "read it again and retry.", instance_id=before.id,
+            )
+        tx.append_events(change.events)
+
+    def _schedule(self, instance: Instance) -> None:
+        """After a commit: hand a running block to the runner."""
+        if instance.status is InstanceStatus.RUNNING:
+            self.scheduler.submit(instance.id)

@@ -1,0 +1,146 @@
+"""Definitions: create, version, read, list, and load a directory of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import core
+from ..core import Workflow
+from ..errors import (
+    ConcurrentModification,
+    DefinitionExists,
+    DefinitionInvalid,
+    DefinitionNotFound,
+    Problem,
+    ValidationFailed,
+)
+from ..store import StoredDefinition, Transaction
+from .base import ServiceBase
+
+__all__ = ["Definitions", "Saved"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The outcome of saving a definition: the version now stored, and whether it is new."""
+
+    workflow: Workflow
+    created: bool
+
+
+class Definitions(ServiceBase):
+    """Definitions, immutable and versioned."""
+
+    # -- definitions --------------------------------------------------------------------
+
+    def create_definition(self, document: Any, *, strict: bool = False) -> Saved:
+        """Store version 1 of a new definition; a re-POST of the same content is a no-op."""
+        validated = core.validate_definition(document, strict=strict, catalog=self.catalog)
+        spec = validated.spec
+        with self.store.write() as tx:
+            latest = tx.definition(spec.id)
+            if latest is not None:
+                if latest.content_hash == spec.content_hash():
+                    return Saved(self._workflow(latest), created=False)
+                raise DefinitionExists(
+                    f"Definition '{spec.id}' already exists (version {latest.version}) with "
+                    f"different content. Definitions are immutable: PUT "
+                    f"/api/definitions/{spec.id} to create version {latest.version + 1}.",
+                    definition_id=spec.id, latest_version=latest.version,
+                )
+            return Saved(self._insert(tx, validated, version=1), created=True)
+
+    def put_definition(self, definition_id: str, document: Any, *, strict: bool = False) -> Saved:
+        """Store the next version of a definition (version 1 if it is new).
+
+        Identical content to the latest version stores nothing and answers that version.
+        """
+        if isinstance(document, dict) and "id" not in document:
+            document = {"id": definition_id, **document}
+        validated = core.validate_definition(document, strict=strict, catalog=self.catalog)
+        if validated.spec.id != definition_id:
+            raise DefinitionInvalid(
+                "The body's id differs from the id in the path.",
+                errors=[Problem("id", "id_mismatch",
+                                f"Expected '{definition_id}', got '{validated.spec.id}'.")],
+            )
+        with self.store.write() as tx:
+            latest = tx.definition(definition_id)
+            if latest is not None and latest.content_hash == validated.spec.content_hash():
+                return Saved(self._workflow(latest), created=False)
+            version = latest.version + 1 if latest else 1
+            return Saved(self._insert(tx, validated, version=version), created=True)
+
+    def _insert(
+        self, tx: Transaction, validated: core.ValidatedDefinition, *, version: int
+    ) -> Workflow:
+        spec = validated.spec
+        stored = StoredDefinition(
+            id=spec.id, version=version, content=spec.model_dump(mode="json"),
+            content_hash=spec.content_hash(),
+            warnings=[problem.as_dict() for problem in validated.warnings],
+            created_at=self.clock(),
+        )
+        if not tx.insert_definition(stored, spec.name):
+            raise ConcurrentModification(
+                f"Version {version} of definition '{spec.id}' was created by another request.",
+                definition_id=spec.id,
+            )
+        return self._workflow(stored)
+
+    def get_definition(self, definition_id: str, version: int | None = None) -> Workflow:
+        """A definition at ``version``, the latest by default."""
+        with self.store.read() as tx:
+            return self._load(tx, definition_id, version)
+
+    def definition_versions(self, definition_id: str) -> list[int]:
+        """Every version of a definition, oldest first."""
+        with self.store.read() as tx:
+            versions = tx.definition_versions(definition_id)
+        if not versions:
+            raise DefinitionNotFound(
+                f"No definition has id '{definition_id}'.", definition_id=definition_id
+            )
+        return versions
+
+    def list_definitions(self, *, after: str | None, limit: int) -> list[Workflow]:
+        """The latest version of each definition, by id."""
+        with self.store.read() as tx:
+            return [self._workflow(d) for d in tx.latest_definitions(after=after, limit=limit)]
+
+    def load_directory(self, directory: Path) -> list[Saved]:
+        """Load every ``*.json`` definition in ``directory``, idempotently.
+
+        A file whose content changed since it was last loaded becomes a new version. A file
+        that does not validate stops the load with an error naming it: a server should not
+        start half-configured.
+        """
+        saved = []
+        for path in sorted(directory.glob("*.json")):
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValidationFailed(f"Cannot read definition file {path}: {exc}") from exc
+            definition_id = document.get("id") if isinstance(document, dict) else None
+            if not isinstance(definition_id, str):
+                raise DefinitionInvalid(
+                    f"{path}: a shipped definition needs a string 'id'.",
+                    errors=[Problem("id", "missing_field", "A string id is required.")],
+                )
+            try:
+                outcome = self.put_definition(definition_id, document)
+            except DefinitionInvalid as exc:
+                problems = "; ".join(f"{p.path}: {p.message}" for p in exc.errors)
+                raise DefinitionInvalid(f"{path}: {problems}", errors=exc.errors) from exc
+            if outcome.created:
+                log.info("loaded definition %s v%d from %s",
+                         outcome.workflow.id, outcome.workflow.version, path)
+            saved.append(outcome)
+        return saved
+

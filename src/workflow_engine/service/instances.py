@@ -1,0 +1,164 @@
+"""Instances: start, read, list, fire actions, and read history."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .. import core
+from ..core import Event, Instance, Workflow
+from ..errors import IdempotencyKeyReused, InstanceExists, PreconditionFailed, Problem
+from .base import ServiceBase
+
+__all__ = ["FireResult", "Instances"]
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 If-Match: ``*`` or a list of entity tags; weak ones compare by their value."""
+    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """The outcome of firing an action: the instance as the fire left it."""
+
+    instance: Instance
+    workflow: Workflow
+    replayed: bool = False
+
+
+class Instances(ServiceBase):
+    """Instances of workflows and their histories."""
+
+    def start_instance(
+        self,
+        definition_id: str,
+        *,
+        version: int | None = None,
+        instance_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> tuple[Instance, Workflow, bool]:
+        """Start an instance; ``(instance, workflow, created)``.
+
+        With a client-chosen ``instance_id`` the start is idempotent: the same request
+        again answers the existing instance, a different one is a conflict. A retry that
+        names the version the instance runs, or no version, is the same request.
+        """
+        request_hash = _digest({"definition_id": definition_id, "context": context or {}})
+        with self.store.write() as tx:
+            if instance_id is not None:
+                existing = tx.instance(instance_id)
+                if existing is not None:
+                    same_version = version in (None, existing.definition_version)
+                    if tx.start_request_hash(instance_id) != request_hash or not same_version:
+                        raise InstanceExists(
+                            f"Instance '{instance_id}' already exists and was started by a "
+                            "different request.", instance_id=instance_id,
+                        )
+                    workflow = self._load(
+                        tx, existing.definition_id, existing.definition_version
+                    )
+                    return existing, workflow, False
+            workflow = self._load(tx, definition_id, version)
+            change = core.start(
+                workflow, instance_id or uuid.uuid4().hex, now=self.clock(),
+                context=context, actor=actor,
+            )
+            tx.insert_instance(change.instance, request_hash)
+            tx.append_events(change.events)
+        self._schedule(change.instance)
+        return change.instance, workflow, True
+
+    def get_instance(self, instance_id: str) -> tuple[Instance, Workflow]:
+        """An instance's current snapshot and the workflow version it runs."""
+        with self.store.read() as tx:
+            instance = self._instance(tx, instance_id)
+            workflow = self._load(tx, instance.definition_id, instance.definition_version)
+        return instance, workflow
+
+    def list_instances(
+        self,
+        *,
+        definition_id: str | None = None,
+        state: str | None = None,
+        status: str | None = None,
+        after_pk: int | None = None,
+        limit: int,
+    ) -> list[tuple[int, Instance, Workflow]]:
+        """Instances in start order, filtered; each with its pagination key and workflow."""
+        with self.store.read() as tx:
+            rows = tx.list_instances(
+                definition_id=definition_id, state=state, status=status,
+                after_pk=after_pk, limit=limit,
+            )
+            return [
+                (pk, inst, self._load(tx, inst.definition_id, inst.definition_version))
+                for pk, inst in rows
+            ]
+
+    def fire(
+        self,
+        instance_id: str,
+        action_id: str,
+        *,
+        actor: str | None = None,
+        if_match: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> FireResult:
+        """Fire an action on an instance: state and history change together or not at all."""
+        with self.store.write() as tx:
+            instance = self._instance(tx, instance_id)
+            workflow = self._load(tx, instance.definition_id, instance.definition_version)
+            if idempotency_key is not None:
+                earlier = tx.idempotency_key(instance_id, idempotency_key)
+                if earlier is not None:
+                    first_action, then = earlier
+                    if first_action != action_id:
+                        raise IdempotencyKeyReused(
+                            f"This Idempotency-Key was first used to fire '{first_action}', "
+                            f"not '{action_id}'.",
+                            errors=[Problem("Idempotency-Key", "idempotency_key_reused",
+                                            f"Key already used for action '{first_action}'.")],
+                        )
+                    return FireResult(then, workflow, replayed=True)
+            if if_match is not None and not _matches(if_match, instance.etag):
+                raise PreconditionFailed(
+                    f"Instance '{instance_id}' is at version {instance.version} "
+                    f"(ETag {instance.etag}); If-Match was {if_match}.",
+                    current_etag=instance.etag,
+                )
+            change = core.fire(workflow, instance, action_id, now=self.clock(), actor=actor)
+            self._commit(tx, instance, change)
+            if idempotency_key is not None:
+                tx.save_idempotency_key(
+                    idempotency_key, action_id=action_id, result=change.instance,
+                    now=change.instance.updated_at,
+                )
+        self._schedule(change.instance)
+        return FireResult(change.instance, workflow)
+
+    def history(
+        self, instance_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """An instance's events in order."""
+        with self.store.read() as tx:
+            self._instance(tx, instance_id)
+            return tx.history(instance_id, after_seq=after_seq, limit=limit)
+
+    def counts(self) -> dict[str, Any]:
+        """Stored definitions and instances by status, reading the database."""
+        with self.store.read() as tx:
+            return {
+                "definitions": tx.count_definitions(),
+                "instances": tx.count_instances_by_status(),
+            }
