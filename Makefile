@@ -21,7 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime
 	touch $@
 
 run: $(VENV)/.runtime
-	$(BIN)/python run_server.py --host $(HOST) --port $(PORT) --db var/workflow.db --definitions definitions
+	$(BIN)/python run_server.py --host $(HOST) --port $(PORT)
 
 test: lint typecheck pytest
 

@@ -48,10 +48,18 @@ def approval(**changes: Any) -> dict[str, Any]:
     return document
 
 
+def make_settings(root: Path, **changes: Any) -> Settings:
+    """Settings whose database, files, outputs and snapshots all live under ``root``."""
+    return Settings(
+        database_url=f"sqlite:///{root / 'workflow.db'}", files_dir=root / "files",
+        outputs_dir=root / "outputs", snapshots_dir=root / "snapshots", **changes,
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for an app over a fresh SQLite file, without shipped definitions."""
-    return Settings(database_url=f"sqlite:///{tmp_path / 'workflow.db'}")
+    return make_settings(tmp_path)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFINITIONS, approval
+from tests.conftest import DEFINITIONS, approval, make_settings
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION
 from workflow_engine.errors import ValidationFailed
@@ -15,7 +15,7 @@ from workflow_engine.settings import Settings
 
 
 def settings_for(tmp_path: Path, directory: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'wf.db'}", definitions_dir=directory)
+    return make_settings(tmp_path, definitions_dir=directory)
 
 
 def test_shipped_definitions_load_and_are_valid_without_warnings(tmp_path: Path) -> None:
@@ -45,6 +45,27 @@ def test_loading_again_is_idempotent_and_changes_make_versions(tmp_path: Path) -
     third = create_app(settings_for(tmp_path, directory))
     assert third.test_client().get("/api/definitions/approval").json["version"] == 2
     third.extensions[EXTENSION].store.dispose()
+
+
+def test_loading_again_keeps_versions_made_through_the_api(tmp_path: Path) -> None:
+    """A file already stored as some version stores nothing, even when the API made a newer
+    one: a restart does not undo the API's edits."""
+    directory = tmp_path / "defs"
+    directory.mkdir()
+    (directory / "a.json").write_text(json.dumps(approval()))
+    first = create_app(settings_for(tmp_path, directory))
+    first.test_client().put("/api/definitions/approval", json=approval(name="Edited"))
+    first.extensions[EXTENSION].store.dispose()
+    again = create_app(settings_for(tmp_path, directory))
+    client = again.test_client()
+    assert client.get("/api/definitions/approval/versions").json["versions"] == [1, 2]
+    assert client.get("/api/definitions/approval").json["name"] == "Edited"
+    again.extensions[EXTENSION].store.dispose()
+
+
+def test_a_missing_directory_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="does not exist"):
+        create_app(settings_for(tmp_path, tmp_path / "nowhere"))
 
 
 @pytest.mark.parametrize(

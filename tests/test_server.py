@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "run_server.py"), "--port", str(port),
              "--db", str(tmp_path / "wf.db"), "--definitions", str(DEFINITIONS)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
         )
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
         try:
@@ -96,6 +98,23 @@ def test_everything_survives_a_restart(tmp_path: Path, stop_signal: signal.Signa
         assert httpx.get(f"{server.url}/api/definitions/approval").json()["version"] == 1
         fired = httpx.post(f"{server.url}/api/instances/kept/actions/approve")
         assert fired.json()["status"] == "completed"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_not_truncated(tmp_path: Path) -> None:
+    """Without Content-Length the size limit still holds: 413, nothing stored."""
+    document = json.dumps(approval()).encode() + b" " * (2 * 1024 * 1024)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(document), 65536):
+            yield document[start:start + 65536]
+
+    with running_server(tmp_path / "wf.db") as server:
+        response = httpx.post(f"{server.url}/api/definitions", content=chunks(),
+                              headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
+        listed = httpx.get(f"{server.url}/api/definitions").json()["items"]
+        assert "approval" not in {item["id"] for item in listed}
 
 
 def test_api_script_passes_against_a_real_server(tmp_path: Path) -> None:

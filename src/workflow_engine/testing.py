@@ -85,7 +85,10 @@ def running_server(
     port: int | None = None,
     timeout: float = 30,
 ) -> Iterator[ServerProcess]:
-    """Run ``python -m workflow_engine.server`` (what run_server.py runs) for the block."""
+    """Run ``python -m workflow_engine.server`` (what run_server.py runs) for the block.
+
+    Its files, outputs and snapshots live beside ``db`` unless ``env`` says otherwise.
+    """
     port = port or free_port()
     command = [
         sys.executable, "-m", "workflow_engine.server", "--host", "127.0.0.1",
@@ -94,9 +97,14 @@ def running_server(
     if definitions is not None:
         command += ["--definitions", str(definitions)]
     with tempfile.NamedTemporaryFile(prefix="workflow-server-", suffix=".log") as log:
+        beside = Path(db).parent
+        directories = {
+            "FILES_DIR": str(beside / "files"), "OUTPUTS_DIR": str(beside / "outputs"),
+            "SNAPSHOTS_DIR": str(beside / "snapshots"),
+        }
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **directories, **(env or {})},
         )
         server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
         try:

@@ -176,7 +176,9 @@ class TestFire:
         assert (stale.status_code, stale.json["code"]) == (412, "precondition_failed")
         assert stale.json["current_etag"] == '"2"'
         assert len(history(client, instance["id"])) == 2
-        assert fire(client, instance["id"], "approve", If_Match='"7", W/"2"').status_code == 200
+        weak = fire(client, instance["id"], "approve", If_Match='W/"2"')
+        assert (weak.status_code, weak.json["code"]) == (412, "precondition_failed")
+        assert fire(client, instance["id"], "approve", If_Match='"7", "2"').status_code == 200
         assert fire(client, instance["id"], "approve", If_Match="*").json["code"] == (
             "instance_final")
 

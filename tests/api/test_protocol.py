@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 from sqlalchemy import create_engine
 
+from tests.conftest import make_settings
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION
-from workflow_engine.settings import Settings
 
 PROBLEM = "application/problem+json"
 
@@ -78,8 +78,7 @@ class TestHealth:
 
 class TestCors:
     def test_allows_the_configured_origin(self, tmp_path: object) -> None:
-        settings = Settings(database_url=f"sqlite:///{tmp_path}/c.db",
-                            cors_origins="https://app.example")
+        settings = make_settings(tmp_path, cors_origins="https://app.example")
         client = create_app(settings).test_client()
         allowed = client.get("/health", headers={"Origin": "https://app.example"})
         other = client.get("/health", headers={"Origin": "https://evil.example"})

@@ -193,6 +193,12 @@ class TestWarnings:
         codes = {w.code for w in validated.warnings}
         assert codes == {"unreachable_state", "dead_end_state", "no_final_state_reachable"}
 
+    def test_no_graph_warnings_from_a_partly_read_document(self) -> None:
+        """A shape error hides part of the graph: warnings about it would mislead."""
+        document = approval()
+        document["actions"][0]["name"] = 5
+        assert problems(document, strict=True) == {("actions[0].name", "wrong_type")}
+
     def test_strict_turns_warnings_into_errors(self) -> None:
         """With strict, a definition with warnings is refused with them as errors."""
         assert problems(approval(), strict=True) == {

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..core import TableInfo
 from . import runner, service
-from .requests import QueryModel, query
+from .requests import MAX_INT, QueryModel, query
 from .responses import json_response
 from .schemas import TablePage
 
@@ -26,7 +26,7 @@ class DataQuery(QueryModel):
     """Which rows, in which format."""
 
     format: Literal["json", "csv"] = "json"
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_INT)
     limit: int = Field(100, ge=1, le=MAX_ROWS, description="Rows per page (CSV: all if absent).")
 
 

@@ -8,7 +8,7 @@ from pydantic import Field
 from ..core.diagram import mermaid
 from . import service
 from .pagination import decode_cursor, encode_cursor
-from .requests import ListQuery, QueryModel, json_body, query
+from .requests import MAX_INT, ListQuery, QueryModel, json_body, query
 from .responses import json_response
 from .schemas import DefinitionOut, DefinitionPage, DefinitionSummary, DefinitionVersions
 
@@ -26,7 +26,9 @@ class SaveQuery(QueryModel):
 class VersionQuery(QueryModel):
     """Query of reads that may ask for an older version."""
 
-    version: int | None = Field(None, ge=1, description="Defaults to the latest version.")
+    version: int | None = Field(
+        None, ge=1, le=MAX_INT, description="Defaults to the latest version."
+    )
 
 
 def _saved(outcome_workflow: DefinitionOut, created: bool) -> Response:

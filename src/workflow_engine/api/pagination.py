@@ -25,6 +25,10 @@ def decode_cursor(cursor: str, kind: str, key_type: type) -> Any:
         data = json.loads(raw)
         key = data["after"]
         valid = data["k"] == kind and isinstance(key, key_type) and not isinstance(key, bool)
+        if valid and isinstance(key, int):
+            valid = 0 <= key < 2**63
+        elif valid and isinstance(key, str):
+            valid = len(key) <= 64
     except (binascii.Error, ValueError, TypeError, KeyError):
         valid = False
     if not valid:

@@ -14,12 +14,14 @@ from ..errors import (
     InvalidHeader,
     InvalidParameter,
     MalformedJSON,
+    PayloadTooLarge,
     Problem,
     UnsupportedMediaType,
     ValidationFailed,
 )
 
 __all__ = [
+    "MAX_INT",
     "ListQuery",
     "actor",
     "idempotency_key",
@@ -32,11 +34,14 @@ __all__ = [
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_HEADER_LENGTH = 200
+MAX_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+MAX_INT = 2**31 - 1  # what every database's INTEGER holds
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-# Printable characters only: control characters in a stored actor or key would end up in
-# logs and responses.
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+# Printable characters only: control characters (C0 and C1) in a stored actor or key
+# would end up in logs and responses.
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]+$")
 
 
 def json_body() -> Any:
@@ -50,19 +55,55 @@ def json_body() -> Any:
             f"Send the body as application/json (got {request.mimetype or 'no Content-Type'})."
         )
     data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A chunked body has no Content-Length for Flask to check up front, and the
+        # stream it reads stops at the limit without a word: refuse rather than truncate.
+        raise PayloadTooLarge("The request body is larger than the server accepts.")
     if not data.strip():
         raise MalformedJSON("The request body is empty; a JSON document is required.")
     try:
-        return json.loads(data)
+        document = json.loads(data, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise MalformedJSON("The request body is not valid UTF-8.") from exc
     except json.JSONDecodeError as exc:
         raise MalformedJSON(
-            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
             line=exc.lineno, column=exc.colno,
         ) from exc
     except RecursionError as exc:
-        raise MalformedJSON("The body is nested too deeply.") from exc
+        raise MalformedJSON(f"The body is nested deeper than {MAX_DEPTH} levels.") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise MalformedJSON(f"The body holds a value JSON parsing refuses: {exc}.") from exc
+    _check_depth(document)
+    if _SURROGATE_ESCAPE.search(data):
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedJSON(
+                "The body holds an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF escape "
+                "without its pair), which is not text."
+            ) from exc
+    return document
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_depth(document: Any) -> None:
+    """Refuse documents nested deeper than anything the API needs."""
+    level: list[Any] = [document] if isinstance(document, dict | list) else []
+    for _ in range(MAX_DEPTH):
+        if not level:
+            return
+        level = [
+            child for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+    if level:
+        raise MalformedJSON(f"The body is nested deeper than {MAX_DEPTH} levels.")
 
 
 def validate_body(model: type[Model], document: Any) -> Model:
@@ -108,6 +149,14 @@ def _header(name: str) -> str | None:
     value = request.headers.get(name)
     if value is None:
         return None
+    try:
+        # WSGI hands headers over as Latin-1; clients send UTF-8.
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidHeader(
+            f"{name} is not valid UTF-8.",
+            errors=[Problem(name, "invalid_header", "Not valid UTF-8.")],
+        ) from None
     if len(value) > MAX_HEADER_LENGTH or not _PRINTABLE.match(value):
         raise InvalidHeader(
             f"{name} must be 1 to {MAX_HEADER_LENGTH} printable characters.",

@@ -75,7 +75,9 @@ class StartInstance(BaseModel):
     )
 
     definition_id: Identifier
-    version: int | None = Field(None, ge=1, description="Defaults to the latest version.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Defaults to the latest version."
+    )
     id: Identifier | None = Field(
         None, description="Choose the instance id to make the start idempotent."
     )

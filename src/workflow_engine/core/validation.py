@@ -130,6 +130,9 @@ def validate_definition(
         actions, _ = _salvage(raw, "actions", ActionSpec)
     graph_errors, warnings = check_graph(states, actions, all_states=all_states)
     errors.extend(graph_errors)
+    if spec is None:
+        # Warnings judge the whole graph; from a partly read document they would mislead.
+        warnings = []
     if not graph_errors:
         if catalog is not None:
             block_errors, block_warnings = check_blocks(states, actions, catalog)

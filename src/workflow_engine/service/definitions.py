@@ -56,10 +56,15 @@ class Definitions(ServiceBase):
                 )
             return Saved(self._insert(tx, validated, version=1), created=True)
 
-    def put_definition(self, definition_id: str, document: Any, *, strict: bool = False) -> Saved:
+    def put_definition(
+        self, definition_id: str, document: Any, *, strict: bool = False,
+        unless_stored: bool = False,
+    ) -> Saved:
         """Store the next version of a definition (version 1 if it is new).
 
         Identical content to the latest version stores nothing and answers that version.
+        With ``unless_stored``, content identical to any stored version stores nothing
+        either (so loading a file again does not undo versions made through the API).
         """
         if isinstance(document, dict) and "id" not in document:
             document = {"id": definition_id, **document}
@@ -72,7 +77,9 @@ class Definitions(ServiceBase):
             )
         with self.store.write() as tx:
             latest = tx.definition(definition_id)
-            if latest is not None and latest.content_hash == validated.spec.content_hash():
+            digest = validated.spec.content_hash()
+            if latest is not None and (latest.content_hash == digest or (
+                    unless_stored and digest in tx.definition_hashes(definition_id))):
                 return Saved(self._workflow(latest), created=False)
             version = latest.version + 1 if latest else 1
             return Saved(self._insert(tx, validated, version=version), created=True)
@@ -117,10 +124,13 @@ class Definitions(ServiceBase):
     def load_directory(self, directory: Path) -> list[Saved]:
         """Load every ``*.json`` definition in ``directory``, idempotently.
 
-        A file whose content changed since it was last loaded becomes a new version. A file
-        that does not validate stops the load with an error naming it: a server should not
-        start half-configured.
+        A file whose content is not yet stored becomes a new version; a file already stored
+        (even if the API has made newer versions since) stores nothing. A missing directory
+        or a file that does not validate stops the load with an error naming it: a server
+        should not start half-configured.
         """
+        if not directory.is_dir():
+            raise ValidationFailed(f"The definitions directory {directory} does not exist.")
         saved = []
         for path in sorted(directory.glob("*.json")):
             try:
@@ -134,7 +144,7 @@ class Definitions(ServiceBase):
                     errors=[Problem("id", "missing_field", "A string id is required.")],
                 )
             try:
-                outcome = self.put_definition(definition_id, document)
+                outcome = self.put_definition(definition_id, document, unless_stored=True)
             except DefinitionInvalid as exc:
                 problems = "; ".join(f"{p.path}: {p.message}" for p in exc.errors)
                 raise DefinitionInvalid(f"{path}: {problems}", errors=exc.errors) from exc

@@ -22,8 +22,9 @@ def _digest(data: Any) -> str:
 
 
 def _matches(if_match: str, etag: str) -> bool:
-    """RFC 9110 If-Match: ``*`` or a list of entity tags; weak ones compare by their value."""
-    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    """RFC 9110 If-Match: ``*`` or a list of entity tags, compared strongly (a weak tag
+    ``W/"2"`` never matches)."""
+    candidates = {tag.strip() for tag in if_match.split(",")}
     return "*" in candidates or etag in candidates
 
 

@@ -237,6 +237,12 @@ class Transaction:
         query = select(table.c.version).where(table.c.id == definition_id).order_by(table.c.version)
         return list(self.connection.execute(query).scalars())
 
+    def definition_hashes(self, definition_id: str) -> set[str]:
+        """The content hashes of every stored version of a definition."""
+        table = schema.definitions
+        query = select(table.c.content_hash).where(table.c.id == definition_id)
+        return set(self.connection.execute(query).scalars())
+
     def latest_definitions(self, *, after: str | None, limit: int) -> list[StoredDefinition]:
         """The latest version of each definition, ordered by id, after the id ``after``."""
         table = schema.definitions
