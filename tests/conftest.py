@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from workflow_engine import create_app
-from workflow_engine.api import EXTENSION
+from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.service import WorkflowService
 from workflow_engine.settings import Settings
 
@@ -67,6 +67,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     """The real application."""
     application = create_app(settings)
     yield application
+    application.extensions[RUNNER].close()
     application.extensions[EXTENSION].store.dispose()
 
 

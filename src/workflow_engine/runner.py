@@ -73,6 +73,7 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block")
         self._progress: dict[str, Progress] = {}
         self._queued: set[str] = set()
+        self._again: set[str] = set()
         self._changed = threading.Condition()
         self._closed = False
         service.scheduler = self
@@ -80,7 +81,12 @@ class Runner:
     def submit(self, instance_id: str) -> None:
         """Run the instance's pending block soon."""
         with self._changed:
-            if self._closed or instance_id in self._queued:
+            if self._closed:
+                return
+            if instance_id in self._queued:
+                # Its worker is busy with an earlier run (say, one just cancelled): have it
+                # look again for what is pending before it lets go of the instance.
+                self._again.add(instance_id)
                 return
             self._queued.add(instance_id)
         self._pool.submit(self._run, instance_id)
@@ -124,23 +130,27 @@ class Runner:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _run(self, instance_id: str) -> None:
-        try:
-            while True:
-                run = self.service.pending_run(instance_id)
-                if run is None:
-                    return
-                after = self._execute(run)
-                if after is None or after.status != "running":
-                    return
-                # The run settled into another block (an automatic action): keep going here
-                # rather than queueing behind other instances.
-        except Exception:
-            log.exception("runner failed on instance %s", instance_id)
-        finally:
+        """Run what the instance has pending, one block after another (an automatic action
+        may settle a run into the next block), until nothing new is pending."""
+        last_seq: int | None = None
+        while True:
             with self._changed:
+                self._again.discard(instance_id)
+            try:
+                run = self.service.pending_run(instance_id)
+                if run is not None and run.started.seq != last_seq and not self._closed:
+                    last_seq = run.started.seq
+                    self._execute(run)
+                    continue
+            except Exception:
+                log.exception("runner failed on instance %s", instance_id)
+            with self._changed:
+                if instance_id in self._again and not self._closed:
+                    continue
                 self._queued.discard(instance_id)
                 self._progress.pop(instance_id, None)
                 self._changed.notify_all()
+                return
 
     def _execute(self, run: PendingRun) -> Any:
         instance = run.instance

@@ -38,7 +38,9 @@ def problem_response(
         "instance": request.path,
         "code": code,
     }
-    body.update({key: value for key, value in extra.items() if value is not None})
+    # Context never overrides the members RFC 9457 defines.
+    body.update({key: value for key, value in extra.items()
+                 if value is not None and key not in body})
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import pandas as pd
 from pydantic import Field, StringConstraints
 
-from ..errors import InvalidPath
+from ..errors import WorkflowError
 from ..files import FILE_NAME_PATTERN, FileArea
 from .base import Block, BlockContext, BlockError, BlockParams
 from .tables import read_csv_table, write_csv_table
@@ -51,7 +51,7 @@ class ReadCsv(Block[ReadCsvParams]):
                 path, delimiter=self.params.delimiter, encoding=self.params.encoding,
                 max_rows=1,
             ).columns)
-        except (BlockError, InvalidPath, OSError):
+        except (WorkflowError, OSError):
             # Not there or not readable yet: the columns are unknown, not wrong.
             return None
 

@@ -78,7 +78,8 @@ Scalar = str | int | float | bool
 
 
 class _Condition(SpecModel):
-    operator: Operator
+    # Lax for this one field: JSON carries the operator's name, not an enum member.
+    operator: Operator = Field(strict=False)
     value: Scalar | list[Scalar] | None = Field(
         None, description="Compared against; a list for in/not_in; omitted for is_* operators."
     )

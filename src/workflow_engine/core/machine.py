@@ -318,7 +318,7 @@ def retry(workflow: Workflow, instance: Instance, *, now: int, actor: str | None
         raise NothingToRetry(
             f"Nothing to retry: instance '{instance.id}' is {instance.status} in "
             f"'{state.id}'" + ("" if state.block else ", a state without a block") + ".",
-            current_state=state.id, status=instance.status.value,
+            current_state=state.id, instance_status=instance.status.value,
         )
     change = Change(instance)
     change.record(

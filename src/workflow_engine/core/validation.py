@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_snake
 from ..errors import DefinitionInvalid, Problem
 from .dataflow import BlockCatalog, check_blocks
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
+from .spec import ID_PATTERN
 
 __all__ = ["ValidatedDefinition", "check_graph", "format_path", "validate_definition"]
 
@@ -74,6 +75,8 @@ def shape_problems(error: ValidationError) -> list[Problem]:
             # an unknown field keeps the client's spelling, the only one there is.
             loc = tuple(to_snake(part) if isinstance(part, str) else part for part in loc)
         code = _shape_code(item["type"], loc)
+        if code == "invalid_id" and item.get("ctx", {}).get("pattern") != ID_PATTERN:
+            code = "invalid_format"
         problems.append(Problem(format_path(loc) or "$", code, item["msg"]))
     return problems
 

@@ -97,7 +97,7 @@ class Runs(ServiceBase):
             if instance.status is not InstanceStatus.RUNNING:
                 raise NotRunning(
                     f"Nothing to cancel: instance '{instance_id}' is {instance.status} in "
-                    f"'{instance.current_state}'.", status=instance.status.value,
+                    f"'{instance.current_state}'.", instance_status=instance.status.value,
                 )
             change = core.block_cancelled(workflow, instance, now=self.clock(), actor=actor)
             self._commit(tx, instance, change)

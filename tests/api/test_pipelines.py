@@ -1,0 +1,277 @@
+"""Data pipelines through the real app: blocks run as states are entered."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.api.conftest import Sleep, post_definition, run
+from tests.conftest import DEFINITIONS
+
+ARIGLAD: dict[str, Any] = json.loads((DEFINITIONS / "ariglad-leads.json").read_text())
+
+
+def ariglad(**changes: Any) -> dict[str, Any]:
+    document = copy.deepcopy(ARIGLAD)
+    document.update(changes)
+    return document
+
+
+def history(client: FlaskClient, instance_id: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.get(
+        f"/api/instances/{instance_id}/history?limit=200").json["items"]
+    return items
+
+
+def sleeper(seconds: float = 5, fail: bool = False, on_error: str | None = None
+            ) -> dict[str, Any]:
+    state: dict[str, Any] = {"id": "sleeping", "name": "Sleeping",
+                             "block": {"type": "sleep",
+                                       "params": {"seconds": seconds, "fail": fail}}}
+    if on_error:
+        state["on_error"] = on_error
+    return {
+        "id": "sleeper", "name": "Sleeper",
+        "states": [{"id": "ready", "name": "Ready", "is_initial": True}, state,
+                   {"id": "done", "name": "Done", "is_final": True},
+                   {"id": "broken", "name": "Broken", "is_final": True}],
+        "actions": [
+            {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "sleeping"},
+            {"id": "finish", "name": "Finish", "from_states": ["sleeping"], "to_state": "done"},
+        ],
+    }
+
+
+def wait_for(client: FlaskClient, instance_id: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"/api/instances/{instance_id}").json
+        if body["status"] == status:
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"{instance_id} never became {status}")
+
+
+class TestPipeline:
+    def test_one_fire_runs_read_filter_save_to_the_end(self, client: FlaskClient) -> None:
+        """Automatic actions chain the blocks; history records each step with its rows."""
+        post_definition(client, ariglad())
+        done = run(client, "ariglad-leads", id="p1")
+        assert (done["status"], done["current_state"], done["is_final"]) == (
+            "completed", "saved", True)
+        assert done["table"]["rows"] == 5
+        events = history(client, "p1")
+        assert [(e["type"], e["to_state"]) for e in events] == [
+            ("instance_started", "ready"), ("action_fired", "reading"),
+            ("block_started", "reading"), ("block_succeeded", "reading"),
+            ("action_fired", "filtering"), ("block_started", "filtering"),
+            ("block_succeeded", "filtering"), ("action_fired", "saved"),
+            ("block_started", "saved"), ("block_succeeded", "saved")]
+        filtered = events[6]["data"]
+        assert (filtered["rows_in"], filtered["rows_out"]) == (15, 5)
+        assert events[5]["data"]["params"]["conditions"][0]["value"] == "Ariglad"
+        assert events[4]["data"] == {"trigger": "auto"}
+        assert filtered["finished_at"] >= filtered["started_at"]
+
+    def test_answers_at_once_with_202_while_a_block_runs(
+        self, client: FlaskClient, slow: type[Sleep]
+    ) -> None:
+        post_definition(client, sleeper(seconds=0.5))
+        client.post("/api/instances", json={"definition_id": "sleeper", "id": "s1"})
+        fired = client.post("/api/instances/s1/actions/run")
+        assert (fired.status_code, fired.json["status"]) == (202, "running")
+        progress = wait_for(client, "s1", "running")["progress"]
+        assert progress["block"] == "sleep"
+        assert progress["rows_total"] == 25
+        busy = client.post("/api/instances/s1/actions/finish")
+        assert (busy.status_code, busy.json["code"]) == (409, "instance_busy")
+        assert wait_for(client, "s1", "active")["progress"] is None
+
+    def test_the_table_now_and_after_each_step(self, client: FlaskClient) -> None:
+        post_definition(client, ariglad())
+        run(client, "ariglad-leads", id="p2")
+        page = client.get("/api/instances/p2/data?limit=2&offset=1").json
+        assert (page["total_rows"], page["offset"], len(page["rows"])) == (5, 1, 2)
+        assert page["columns"] == ["name", "company", "email", "company_location", "linkedin"]
+        assert page["rows"][0]["company"].startswith("Ariglad")
+        after_read = client.get("/api/instances/p2/history/4/data?limit=100").json
+        assert after_read["total_rows"] == 15
+        csv = client.get("/api/instances/p2/history/7/data?format=csv")
+        assert csv.mimetype == "text/csv"
+        assert len(csv.text.strip().splitlines()) == 6
+        early = client.get("/api/instances/p2/history/2/data")
+        assert (early.status_code, early.json["code"]) == (404, "no_table")
+        missing = client.get("/api/instances/p2/history/99/data")
+        assert (missing.status_code, missing.json["code"]) == (404, "event_not_found")
+        bad = client.get("/api/instances/p2/data?format=xml")
+        assert (bad.status_code, bad.json["code"]) == (400, "invalid_parameter")
+
+    def test_no_table_yet(self, client: FlaskClient) -> None:
+        post_definition(client, ariglad())
+        client.post("/api/instances", json={"definition_id": "ariglad-leads", "id": "p3"})
+        response = client.get("/api/instances/p3/data")
+        assert (response.status_code, response.json["code"]) == (404, "no_table")
+
+
+class TestGuards:
+    def test_a_guard_holds_the_instance_and_explains_why(self, client: FlaskClient) -> None:
+        """Nothing passes the filter, so 'save' (row_count > 0) never fires."""
+        document = ariglad()
+        document["states"][2]["block"]["params"]["conditions"][0]["value"] = "Nobody"
+        post_definition(client, document)
+        stopped = run(client, "ariglad-leads", id="g1")
+        assert (stopped["status"], stopped["current_state"]) == ("active", "filtering")
+        assert stopped["available_actions"] == []
+        explained = client.get("/api/instances/g1/actions?explain=true").json
+        assert explained["unavailable"] == [{
+            "id": "save", "name": "Save", "description": "", "to_state": "saved",
+            "reason": "its condition does not hold (row_count gt 0)"}]
+        refused = client.post("/api/instances/g1/actions/save")
+        assert (refused.status_code, refused.json["code"]) == (409, "condition_not_met")
+        assert "row_count gt 0" in refused.json["detail"]
+
+    def test_guards_on_context(self, client: FlaskClient) -> None:
+        document = {
+            "id": "gate", "name": "Gate",
+            "states": [{"id": "a", "name": "A", "is_initial": True},
+                       {"id": "b", "name": "B", "is_final": True}],
+            "actions": [{"id": "go", "name": "Go", "from_states": ["a"], "to_state": "b",
+                         "condition": {"conditions": [
+                             {"fact": "context.tier", "operator": "in",
+                              "value": ["gold", "platinum"]}]}}],
+        }
+        post_definition(client, document)
+        gold = client.post("/api/instances", json={"definition_id": "gate",
+                                                   "context": {"tier": "Gold"}}).json
+        free = client.post("/api/instances", json={"definition_id": "gate",
+                                                   "context": {"tier": "free"}}).json
+        assert [a["id"] for a in gold["available_actions"]] == ["go"]
+        assert free["available_actions"] == []
+
+    def test_automatic_actions_that_loop_are_refused(self, client: FlaskClient) -> None:
+        document = {
+            "id": "loop", "name": "Loop",
+            "states": [{"id": "a", "name": "A", "is_initial": True},
+                       {"id": "b", "name": "B"}, {"id": "c", "name": "C"}],
+            "actions": [
+                {"id": "go", "name": "Go", "from_states": ["a"], "to_state": "b"},
+                {"id": "bc", "name": "bc", "from_states": ["b"], "to_state": "c",
+                 "trigger": "auto"},
+                {"id": "cb", "name": "cb", "from_states": ["c"], "to_state": "b",
+                 "trigger": "auto"}],
+        }
+        post_definition(client, document)
+        instance = client.post("/api/instances", json={"definition_id": "loop"}).json
+        response = client.post(f"/api/instances/{instance['id']}/actions/go")
+        assert (response.status_code, response.json["code"]) == (409, "auto_transition_loop")
+        assert len(history(client, instance["id"])) == 1
+
+
+class TestFailures:
+    def test_a_failed_block_is_recorded_and_retried_from_the_same_input(
+        self, client: FlaskClient, settings: Any
+    ) -> None:
+        document = ariglad()
+        del document["states"][1]["on_error"]
+        document["states"][1]["block"]["params"]["file"] = "later.csv"
+        post_definition(client, document)
+        failed = run(client, "ariglad-leads", id="f1")
+        assert (failed["status"], failed["current_state"]) == ("failed", "reading")
+        assert failed["error"]["code"] == "file_not_found"
+        last = history(client, "f1")[-1]
+        assert (last["type"], last["data"]["error"]["code"]) == ("block_failed", "file_not_found")
+
+        (settings.files_dir / "later.csv").write_text(
+            (settings.files_dir / "leads.csv").read_text())
+        retried = client.post("/api/instances/f1/retry?wait=10")
+        assert (retried.status_code, retried.json["status"]) == (200, "completed")
+        assert retried.json["table"]["rows"] == 5
+        again = client.post("/api/instances/f1/retry")
+        assert (again.status_code, again.json["code"]) == (409, "nothing_to_retry")
+
+    def test_on_error_moves_to_its_state(self, client: FlaskClient) -> None:
+        document = ariglad()
+        document["states"][1]["block"]["params"]["file"] = "later.csv"
+        post_definition(client, document)
+        moved = run(client, "ariglad-leads", id="f2")
+        assert (moved["status"], moved["current_state"]) == ("active", "needs_attention")
+        assert moved["error"]["code"] == "file_not_found"
+        assert [a["id"] for a in moved["available_actions"]] == ["read_again"]
+        failed_event = history(client, "f2")[-1]
+        assert (failed_event["from_state"], failed_event["to_state"]) == (
+            "reading", "needs_attention")
+
+    def test_a_missing_column_at_run_time_names_the_columns(
+        self, client: FlaskClient, settings: Any
+    ) -> None:
+        """The file was not there when the definition was posted, so the static pass could
+        not know its columns; the run says what is missing and what is there."""
+        document = ariglad()
+        document["states"][1]["block"]["params"]["file"] = "later.csv"
+        document["states"][2]["block"]["params"]["conditions"][0]["column"] = "employer"
+        post_definition(client, document)
+        (settings.files_dir / "later.csv").write_text(
+            (settings.files_dir / "leads.csv").read_text())
+        failed = run(client, "ariglad-leads", id="f4")
+        assert (failed["status"], failed["current_state"]) == ("failed", "filtering")
+        assert failed["error"]["code"] == "missing_column"
+        assert failed["error"]["message"] == (
+            "filter: no column 'employer'; the table has 'name', 'company', 'email', "
+            "'company_location', 'linkedin'.")
+
+    def test_an_unexpected_exception_is_recorded_not_raised(
+        self, client: FlaskClient, slow: type[Sleep]
+    ) -> None:
+        post_definition(client, sleeper(seconds=0.02, fail=True))
+        failed = run(client, "sleeper", id="f3")
+        assert failed["status"] == "failed"
+        assert failed["error"] == {"code": "block_crashed",
+                                   "message": "RuntimeError: asked to fail"}
+
+
+class TestCancel:
+    def test_cancel_stops_the_block_and_is_recorded(
+        self, client: FlaskClient, slow: type[Sleep]
+    ) -> None:
+        post_definition(client, sleeper(seconds=30))
+        client.post("/api/instances", json={"definition_id": "sleeper", "id": "c1"})
+        client.post("/api/instances/c1/actions/run")
+        began = time.monotonic()
+        cancelled = client.post("/api/instances/c1/cancel", headers={"X-Actor": "ops"})
+        assert (cancelled.status_code, cancelled.json["status"]) == (200, "cancelled")
+        runner = client.application.extensions["workflow_engine.runner"]
+        runner.wait("c1", 2)
+        assert time.monotonic() - began < 2
+        assert runner.progress("c1") is None
+        last = history(client, "c1")[-1]
+        assert (last["type"], last["actor"]) == ("block_cancelled", "ops")
+        again = client.post("/api/instances/c1/cancel")
+        assert (again.status_code, again.json["code"]) == (409, "not_running")
+        assert client.post("/api/instances/c1/actions/finish").status_code == 200
+
+    def test_a_cancelled_block_can_be_retried(
+        self, client: FlaskClient, slow: type[Sleep]
+    ) -> None:
+        post_definition(client, sleeper(seconds=0.2))
+        client.post("/api/instances", json={"definition_id": "sleeper", "id": "c2"})
+        client.post("/api/instances/c2/actions/run")
+        client.post("/api/instances/c2/cancel")
+        retried = client.post("/api/instances/c2/retry?wait=5")
+        assert (retried.status_code, retried.json["status"]) == (200, "active")
+        types = [e["type"] for e in history(client, "c2")]
+        assert types[-3:] == ["block_cancelled", "block_started", "block_succeeded"]
+
+
+@pytest.mark.usefixtures("definition")
+def test_block_catalog(client: FlaskClient) -> None:
+    catalog = client.get("/api/blocks").json["items"]
+    kinds = {entry["type"]: entry for entry in catalog}
+    assert set(kinds) >= {"read_csv", "filter", "dedupe", "select_columns", "save_csv"}
+    assert kinds["read_csv"]["needs_table"] is False
+    assert "file" in kinds["read_csv"]["params_schema"]["properties"]
+    assert kinds["filter"]["requires"] == "the columns the conditions name"

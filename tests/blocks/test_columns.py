@@ -1,0 +1,56 @@
+"""select_columns and dedupe."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from workflow_engine.blocks import BlockContext, MissingColumns
+from workflow_engine.blocks.columns import Dedupe, SelectColumns
+
+TABLE = pd.DataFrame({
+    "name": ["Ann", "ann ", "Bo", "Cy"],
+    "email": ["a@x", "a@x", None, "c@x"],
+    "company": ["A", "B", "C", "D"],
+})
+
+
+class TestSelectColumns:
+    def test_keeps_orders_and_renames(self, context: BlockContext) -> None:
+        block = SelectColumns(SelectColumns.Params(columns=["email", "name"],
+                                                   rename={"email": "work_email"}))
+        out = block(TABLE, context)
+        assert list(out.columns) == ["work_email", "name"]
+        assert block.columns_after(["name", "email", "company"], context.files) == [
+            "work_email", "name"]
+
+    def test_a_missing_column(self, context: BlockContext) -> None:
+        with pytest.raises(MissingColumns, match="no column 'phone'"):
+            SelectColumns(SelectColumns.Params(columns=["phone"]))(TABLE, context)
+
+    @pytest.mark.parametrize(
+        ("params", "words"),
+        [({"columns": ["a", "a"]}, "listed twice"),
+         ({"columns": ["a"], "rename": {"b": "c"}}, "not kept"),
+         ({"columns": ["a", "b"], "rename": {"a": "b"}}, "same name"),
+         ({"columns": []}, "at least 1")],
+    )
+    def test_inconsistent_params(self, params: dict[str, object], words: str) -> None:
+        with pytest.raises(ValueError, match=words):
+            SelectColumns.Params.model_validate(params)
+
+
+class TestDedupe:
+    def test_ignores_case_and_spaces_by_default(self, context: BlockContext) -> None:
+        out = Dedupe(Dedupe.Params(columns=["name"]))(TABLE, context)
+        assert out["company"].tolist() == ["A", "C", "D"]
+
+    def test_keep_last_and_case_sensitive(self, context: BlockContext) -> None:
+        last = Dedupe(Dedupe.Params(columns=["email"], keep="last"))(TABLE, context)
+        exact = Dedupe(Dedupe.Params(columns=["name"], case_sensitive=True))(TABLE, context)
+        assert last["company"].tolist() == ["B", "C", "D"]
+        assert len(exact) == 4
+
+    def test_missing_values_are_equal_to_each_other(self, context: BlockContext) -> None:
+        table = pd.DataFrame({"email": [None, None, "x"]})
+        assert len(Dedupe(Dedupe.Params(columns=["email"]))(table, context)) == 2

@@ -1,0 +1,134 @@
+"""read_csv and save_csv, and every way a CSV can be broken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workflow_engine.blocks import BlockContext, CsvInvalid
+from workflow_engine.blocks.csv_files import ReadCsv, SaveCsv
+from workflow_engine.blocks.tables import read_csv_table
+from workflow_engine.errors import InvalidPath
+from workflow_engine.files import FileNotFound
+
+
+def write(context: BlockContext, name: str, content: bytes | str) -> Path:
+    path = context.files.root / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
+
+
+def read(context: BlockContext, name: str, **params: str) -> pd.DataFrame:
+    return ReadCsv(ReadCsv.Params(file=name, **params))(None, context)
+
+
+class TestReadCsv:
+    def test_reads_every_column_as_text(self, context: BlockContext) -> None:
+        """Zip codes keep their zeros; empty cells are missing values."""
+        write(context, "a.csv", "name,zip,score\nAnn,01234,7\nBo,,8.5\n")
+        table = read(context, "a.csv")
+        assert list(table.columns) == ["name", "zip", "score"]
+        assert table["zip"].tolist()[0] == "01234"
+        assert pd.isna(table["zip"].tolist()[1])
+        assert table["score"].tolist() == ["7", "8.5"]
+
+    def test_quoted_delimiters_and_newlines(self, context: BlockContext) -> None:
+        write(context, "q.csv", 'name,city\n"Lee, Ann","Austin,\nTX"\n')
+        assert read(context, "q.csv")["city"].tolist() == ["Austin,\nTX"]
+
+    def test_other_delimiter_and_encoding(self, context: BlockContext) -> None:
+        write(context, "l.csv", "name;city\nJosé;Zürich\n".encode("latin-1"))
+        table = read(context, "l.csv", delimiter=";", encoding="latin-1")
+        assert table.iloc[0].tolist() == ["José", "Zürich"]
+
+    def test_reports_progress(self, context: BlockContext) -> None:
+        seen: list[tuple[int, int | None]] = []
+        context.progress = lambda done, total: seen.append((done, total))
+        write(context, "p.csv", "a\n" + "x\n" * 10)
+        read(context, "p.csv")
+        assert seen[-1] == (10, 10)
+
+    @pytest.mark.parametrize(
+        ("content", "words"),
+        [
+            pytest.param(b"", "is empty", id="empty file"),
+            pytest.param(b"name,email\n", "header but no data rows", id="header only"),
+            pytest.param(b"a,b\n1,2\n3,4,5\n", "not a well-formed CSV", id="ragged row"),
+            pytest.param(b"a,b\n1\n", "not a well-formed CSV", id="short row"),
+            pytest.param(b"name\n\xff\xfe\xfa\n", "not valid utf-8", id="not UTF-8"),
+            pytest.param(b"email,email\nx,y\n", "duplicate column names 'email'",
+                         id="duplicate columns"),
+            pytest.param(b"a,,b\n1,2,3\n", "empty name", id="unnamed column"),
+            pytest.param(b'a,b\n"unterminated,1\n', "not a well-formed CSV",
+                         id="unterminated quote"),
+        ],
+    )
+    def test_broken_files_fail_with_a_clear_message(
+        self, context: BlockContext, content: bytes, words: str
+    ) -> None:
+        write(context, "bad.csv", content)
+        with pytest.raises(CsvInvalid) as caught:
+            read(context, "bad.csv")
+        assert words in caught.value.detail
+        assert "bad.csv" in caught.value.detail
+
+    def test_a_missing_file(self, context: BlockContext) -> None:
+        with pytest.raises(FileNotFound):
+            read(context, "nope.csv")
+
+    @pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "a/../../b.csv",
+                                      "..", ".hidden.csv", "a\x00b.csv", "dir/a.csv"])
+    def test_names_cannot_leave_the_files_directory(self, name: str) -> None:
+        with pytest.raises(ValueError, match="pattern"):
+            ReadCsv.Params(file=name)
+
+    def test_a_link_out_of_the_directory_is_refused(
+        self, context: BlockContext, tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret.csv"
+        secret.write_text("a\n1\n")
+        (context.files.root / "link.csv").symlink_to(secret)
+        with pytest.raises(InvalidPath, match="leads outside"):
+            read(context, "link.csv")
+
+    def test_max_rows_reads_only_the_beginning(self, context: BlockContext) -> None:
+        path = write(context, "big.csv", "a\n" + "1\n" * 1000)
+        assert len(read_csv_table(path, max_rows=5)) == 5
+
+
+class TestSaveCsv:
+    def test_writes_and_passes_the_table_on(self, context: BlockContext) -> None:
+        table = pd.DataFrame({"name": ["Ann", None], "n": ["1", "2"]})
+        out = SaveCsv(SaveCsv.Params(file_name="out.csv"))(table, context)
+        assert out is table
+        back = pd.read_csv(context.outputs.root / "out.csv", dtype=str)
+        assert back["n"].tolist() == ["1", "2"]
+        assert pd.isna(back["name"][1])
+
+    def test_neutralises_formulas_by_default(self, context: BlockContext) -> None:
+        """Cells a spreadsheet would run are prefixed with a quote (CSV injection)."""
+        table = pd.DataFrame({"v": ["=1+1", "+cmd", "-2", "@SUM(A1)", "safe", None]})
+        SaveCsv(SaveCsv.Params(file_name="x.csv"))(table, context)
+        text = (context.outputs.root / "x.csv").read_text()
+        for cell in ("'=1+1", "'+cmd", "'-2", "'@SUM(A1)"):
+            assert cell in text
+        assert "'safe" not in text
+
+    def test_formulas_kept_when_asked(self, context: BlockContext) -> None:
+        table = pd.DataFrame({"v": ["=1+1"]})
+        SaveCsv(SaveCsv.Params(file_name="x.csv", neutralise_formulas=False))(table, context)
+        assert "'=" not in (context.outputs.root / "x.csv").read_text()
+
+    def test_refuses_to_overwrite_when_told_not_to(self, context: BlockContext) -> None:
+        (context.outputs.root / "x.csv").write_text("old")
+        with pytest.raises(Exception, match="already exists"):
+            SaveCsv(SaveCsv.Params(file_name="x.csv", overwrite=False))(
+                pd.DataFrame({"a": ["1"]}), context)
+        assert (context.outputs.root / "x.csv").read_text() == "old"
+
+    @pytest.mark.parametrize("name", ["x.txt", "../x.csv", "/tmp/x.csv", "x.csv/.."])
+    def test_output_names_are_plain_csv_names(self, name: str) -> None:
+        with pytest.raises(ValueError, match="pattern"):
+            SaveCsv.Params(file_name=name)
