@@ -43,6 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """On a graceful stop, ask running blocks to stop: they resume at the next start."""
+    app = getattr(worker, "wsgi", None)
+    runner = getattr(app, "extensions", {}).get("workflow_engine.runner")
+    if runner is not None:
+        runner.close(wait=False)
+
+
 class _Server(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": None,
+        "worker_exit": _worker_exit,
         "loglevel": settings.log_level.lower(),
     }).run()
 
