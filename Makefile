@@ -40,6 +40,7 @@ api-script: $(VENV)/.runtime
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/fires.py
+	$(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -6,8 +6,9 @@
 # Needs only curl and python3 (python3 reads the JSON; no jq). Every step asserts status
 # codes, headers and fields, prints "ok  - <step>" and the run ends with "N passed, 0 failed".
 # The first unexpected answer stops the run with "not ok - <step>: <why>", the response,
-# and a non-zero exit status. Ids get a random suffix, so the script can run again and again
-# against the same server.
+# and a non-zero exit status. Ids and file names get a random suffix, so the script can run
+# again and again against the same server. The data-pipeline steps upload small CSV files,
+# so the server's files directory (FILES_DIR) must be writable.
 set -euo pipefail
 
 BASE_URL="${1:-http://127.0.0.1:5000}"
@@ -102,6 +103,24 @@ expect() {
     [[ "$actual" == "$2" ]] || fail "expected $1 == $2, got $actual"
 }
 
+# expect_csv EXPR EXPECTED: like expect, over the body parsed as CSV: `r` is its list of rows
+# (the header first).
+expect_csv() {
+    local actual
+    actual="$(python3 - "$BODY" "$1" 2>"$WORK/py.err" <<'PY'
+import csv
+import json
+import sys
+
+with open(sys.argv[1], encoding="utf-8", newline="") as handle:
+    r = list(csv.reader(handle))
+value = eval(sys.argv[2], {"r": r})
+print(value if isinstance(value, str) else json.dumps(value))
+PY
+)" || fail "cannot read $1 from the CSV body: $(tail -1 "$WORK/py.err")"
+    [[ "$actual" == "$2" ]] || fail "expected $1 == $2, got $actual"
+}
+
 expect_problem() {  # expect_problem STATUS CODE
     expect_status "$1"
     [[ "$(header Content-Type)" == application/problem+json* ]] \
@@ -136,6 +155,41 @@ DEFINITION='{
     {"id": "rework", "name": "Send back", "from_states": ["review"], "to_state": "draft"}
   ]
 }'
+
+# The data pipeline: a CSV uploaded under a unique name, read, filtered and saved under
+# another unique name. The filter keeps company containing "ariglad" (case-insensitive) and
+# score >= 50 (compared as numbers: "9" < "50"): Ann and Cid of five rows.
+UPLOAD_NAME="api-test-${SUFFIX}.csv"
+OUTPUT_NAME="api-test-out-${SUFFIX}.csv"
+PIPELINE_ID="api-test-pipeline-${SUFFIX}"
+PIPELINE_INSTANCE="api-test-run-${SUFFIX}"
+UPLOAD_FILE="$WORK/upload.csv"
+printf '%s\n' 'name,company,score' 'Ann,Ariglad Inc,72' 'Bob,Northwind,88' 'Cid,ARIGLAD Labs,50' \
+    'Dee,Ariglad Inc,9' 'Eve,Ariglad Inc,' >"$UPLOAD_FILE"
+BROKEN_FILE="$WORK/broken.csv"
+printf '%s\n' 'name,score' 'Ann,72' 'Bob,88,extra' >"$BROKEN_FILE"
+
+pipeline() {  # pipeline ID FILTER_COLUMN: a definition reading the upload, filtering, saving
+    echo '{
+  "id": "'"$1"'",
+  "name": "API test pipeline",
+  "states": [
+    {"id": "ready", "name": "Ready", "is_initial": true},
+    {"id": "reading", "name": "Reading", "block": {"type": "read_csv", "params": {"file": "'"$UPLOAD_NAME"'"}}},
+    {"id": "filtering", "name": "Filtering", "block": {"type": "filter", "params": {"conditions": [
+      {"column": "company", "operator": "contains", "value": "ariglad"},
+      {"column": "'"$2"'", "operator": "gte", "value": 50}]}}},
+    {"id": "saved", "name": "Saved", "is_final": true,
+     "block": {"type": "save_csv", "params": {"file_name": "'"$OUTPUT_NAME"'"}}}
+  ],
+  "actions": [
+    {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "reading"},
+    {"id": "filter", "name": "Filter", "trigger": "auto", "from_states": ["reading"], "to_state": "filtering"},
+    {"id": "save", "name": "Save", "trigger": "auto", "from_states": ["filtering"], "to_state": "saved",
+     "condition": {"conditions": [{"fact": "row_count", "operator": "gt", "value": 0}]}}
+  ]
+}'
+}
 
 # -- steps ----------------------------------------------------------------------------------
 
@@ -326,5 +380,115 @@ expect "[s['id'] for s in d['states'] if s['is_initial']]" '["draft"]'
 expect "sorted(s['id'] for s in d['states'] if s['is_final'])" '["approved", "rejected"]'
 expect "sorted(a['id'] for a in d['actions'])" '["approve", "reject", "request_changes", "submit_for_review"]'
 pass "shipped document-approval definition exists (200)"
+
+# -- data pipeline --------------------------------------------------------------------------
+
+STEP="block catalog"
+request GET /api/blocks
+expect_status 200
+expect "all(t in [b['type'] for b in d['items']] for t in ('read_csv', 'filter', 'save_csv'))" "true"
+expect "[b['needs_table'] for b in d['items'] if b['type'] == 'read_csv']" "[false]"
+pass "block catalog GET /api/blocks (200, read_csv, filter, save_csv)"
+
+STEP="upload a CSV"
+request POST /api/files -F "file=@${UPLOAD_FILE};filename=${UPLOAD_NAME};type=text/csv"
+expect_status 201
+expect_header Location "/api/files/${UPLOAD_NAME}"
+expect "d['name']" "$UPLOAD_NAME"
+expect "d['columns']" '["name", "company", "score"]'
+expect "d['row_count']" "5"
+expect "[row['name'] for row in d['preview']]" '["Ann", "Bob", "Cid", "Dee", "Eve"]'
+request GET /api/files
+expect_status 200
+expect "'${UPLOAD_NAME}' in [f['name'] for f in d['items']]" "true"
+pass "upload ${UPLOAD_NAME} (201, 3 columns, row_count 5, listed)"
+
+STEP="upload a broken CSV"
+request POST /api/files -F "file=@${BROKEN_FILE};filename=broken-${UPLOAD_NAME};type=text/csv"
+expect_problem 422 csv_invalid
+request GET "/api/files/broken-${UPLOAD_NAME}"
+expect_problem 404 file_not_found
+pass "upload a broken CSV (422 csv_invalid, nothing stored)"
+
+STEP="upload under a hostile name"
+request POST /api/files -F "file=@${UPLOAD_FILE};filename=x.csv;type=text/csv" -F 'name=../x.csv'
+expect_problem 400 invalid_path
+pass "upload named ../x.csv (400 invalid_path)"
+
+STEP="create a pipeline definition"
+send_json POST /api/definitions "$(pipeline "$PIPELINE_ID" score)"
+expect_status 201
+expect "[s['block']['type'] for s in d['states'] if s['block']]" '["read_csv", "filter", "save_csv"]'
+expect "[a['trigger'] for a in d['actions']]" '["manual", "auto", "auto"]'
+expect "d['warnings']" "[]"
+pass "create pipeline definition (201, read_csv -> filter -> save_csv)"
+
+STEP="run the pipeline"
+send_json POST /api/instances '{"definition_id": "'"$PIPELINE_ID"'", "id": "'"$PIPELINE_INSTANCE"'"}'
+expect_status 201
+expect "d['status']" "active"
+expect "d['table']" "null"
+request POST "/api/instances/${PIPELINE_INSTANCE}/actions/run?wait=10" -H 'X-Actor: alice'
+expect_status 200
+expect "d['current_state']" "saved"
+expect "d['status']" "completed"
+expect "d['error']" "null"
+expect "d['table']['rows']" "2"
+expect "d['table']['columns']" '["name", "company", "score"]'
+pass "fire run?wait=10 (200, completed in saved, table.rows 2)"
+
+STEP="pipeline history"
+request GET "/api/instances/${PIPELINE_INSTANCE}/history"
+expect_status 200
+expect "[e['type'] for e in d['items'] if e['type'].startswith('block_')]" \
+    '["block_started", "block_succeeded", "block_started", "block_succeeded", "block_started", "block_succeeded"]'
+expect "[e['data']['rows_out'] for e in d['items'] if e['type'] == 'block_succeeded']" '[5, 2, 2]'
+expect "[(e['action_id'], (e['data'] or {}).get('trigger')) for e in d['items'] if e['type'] == 'action_fired']" \
+    '[["run", null], ["filter", "auto"], ["save", "auto"]]'
+READ_SEQ="$(json "[e['seq'] for e in d['items'] if e['type'] == 'block_succeeded' and e['from_state'] == 'reading'][0]")"
+pass "history (3 block_succeeded: 5, 2, 2 rows; auto actions marked)"
+
+STEP="current table"
+request GET "/api/instances/${PIPELINE_INSTANCE}/data"
+expect_status 200
+expect "d['total_rows']" "2"
+expect "d['columns']" '["name", "company", "score"]'
+expect "d['rows']" '[{"name": "Ann", "company": "Ariglad Inc", "score": "72"}, {"name": "Cid", "company": "ARIGLAD Labs", "score": "50"}]'
+request GET "/api/instances/${PIPELINE_INSTANCE}/data?format=csv"
+expect_status 200
+[[ "$(header Content-Type)" == text/csv* ]] || fail "expected text/csv, got '$(header Content-Type)'"
+expect_csv "r" '[["name", "company", "score"], ["Ann", "Ariglad Inc", "72"], ["Cid", "ARIGLAD Labs", "50"]]'
+pass "GET .../data (200, the 2 filtered rows; also as CSV)"
+
+STEP="table after the read"
+request GET "/api/instances/${PIPELINE_INSTANCE}/history/${READ_SEQ}/data"
+expect_status 200
+expect "d['total_rows']" "5"
+expect "[row['name'] for row in d['rows']]" '["Ann", "Bob", "Cid", "Dee", "Eve"]'
+expect "d['rows'][4]['score']" "null"
+pass "GET .../history/${READ_SEQ}/data (200, all 5 rows as read)"
+
+STEP="output file"
+request GET /api/outputs
+expect_status 200
+expect "'${OUTPUT_NAME}' in [f['name'] for f in d['items']]" "true"
+request GET "/api/outputs/${OUTPUT_NAME}"
+expect_status 200
+[[ "$(header Content-Type)" == text/csv* ]] || fail "expected text/csv, got '$(header Content-Type)'"
+expect_csv "r" '[["name", "company", "score"], ["Ann", "Ariglad Inc", "72"], ["Cid", "ARIGLAD Labs", "50"]]'
+pass "output ${OUTPUT_NAME} listed and downloaded (2 rows)"
+
+STEP="retry and cancel with nothing to do"
+request POST "/api/instances/${PIPELINE_INSTANCE}/retry"
+expect_problem 409 nothing_to_retry
+request POST "/api/instances/${PIPELINE_INSTANCE}/cancel"
+expect_problem 409 not_running
+pass "retry / cancel of a completed instance (409 nothing_to_retry, not_running)"
+
+STEP="filter on a column the file does not have"
+send_json POST /api/definitions "$(pipeline "${PIPELINE_ID}-bad" revenue)"
+expect_problem 422 definition_invalid
+expect "[(e['path'], e['code']) for e in d['errors']]" '[["states[2].block.params", "unknown_column"]]'
+pass "filter on a column not in the file's header (422, unknown_column)"
 
 echo "${PASSED} passed, 0 failed"

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .files import FileArea
 from .service import PendingRun, WorkflowService
@@ -133,6 +135,9 @@ class Runner:
         """Run what the instance has pending, one block after another (an automatic action
         may settle a run into the next block), until nothing new is pending."""
         last_seq: int | None = None
+        # The table the last block of this chain produced, to hand to the next one without
+        # reading its snapshot back (it is on disk already: this only saves the read).
+        recent: tuple[int, pd.DataFrame] | None = None
         while True:
             with self._changed:
                 self._again.discard(instance_id)
@@ -140,7 +145,7 @@ class Runner:
                 run = self.service.pending_run(instance_id)
                 if run is not None and run.started.seq != last_seq and not self._closed:
                     last_seq = run.started.seq
-                    self._execute(run)
+                    recent = self._execute(run, recent)
                     continue
             except Exception:
                 log.exception("runner failed on instance %s", instance_id)
@@ -152,7 +157,10 @@ class Runner:
                 self._changed.notify_all()
                 return
 
-    def _execute(self, run: PendingRun) -> Any:
+    def _execute(
+        self, run: PendingRun, recent: tuple[int, pd.DataFrame] | None
+    ) -> tuple[int, pd.DataFrame] | None:
+        """Run one block; the output table and its snapshot seq, if it succeeded."""
         instance = run.instance
         spec = run.workflow.states[instance.current_state].block
         assert spec is not None, "a running instance is in a state with a block"
@@ -163,21 +171,33 @@ class Runner:
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             cancel=progress.cancel,
         )
+        source = run.input_seq
         try:
-            source = run.input_seq
-            table = self.snapshots.load(instance.id, source) if source is not None else None
+            if source is None:
+                table = None
+            elif recent is not None and recent[0] == source:
+                table = recent[1]
+            else:
+                table = self.snapshots.load(instance.id, source)
             block = self.catalog.build(spec)
             output = block(table, context)
-            self.snapshots.save(instance.id, run.started.seq, output)
+            # A block that passes its input on unchanged (save_csv) adds no snapshot.
+            table_seq = source if output is table and source is not None else run.started.seq
+            if table_seq == run.started.seq:
+                self.snapshots.save(instance.id, table_seq, output)
         except BlockCancelled:
             log.info("block %s of %s stopped: cancelled", spec.type, instance.id)
             return None
         except Exception as exc:  # every failure of a block is recorded, never raised
             log.info("block %s of %s failed: %s", spec.type, instance.id, exc)
-            timing: dict[str, Any] = {"started_at": started_at, "finished_at": self.service.clock()}
-            return self.service.settle_failure(run, error=describe(exc), timing=timing)
+            timing: dict[str, Any] = {"started_at": started_at,
+                                      "finished_at": self.service.clock()}
+            self.service.settle_failure(run, error=describe(exc), timing=timing)
+            return None
         timing = {"started_at": started_at, "finished_at": self.service.clock(),
                   "rows_in": len(table) if table is not None else None}
-        return self.service.settle_success(
-            run, rows=len(output), columns=[str(c) for c in output.columns], timing=timing,
+        settled = self.service.settle_success(
+            run, table_seq=table_seq, rows=len(output),
+            columns=[str(c) for c in output.columns], timing=timing,
         )
+        return (table_seq, output) if settled is not None else None

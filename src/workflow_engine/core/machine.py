@@ -256,18 +256,19 @@ def _running_block(instance: Instance) -> None:
 
 
 def block_succeeded(
-    workflow: Workflow, instance: Instance, *, now: int, started_seq: int,
+    workflow: Workflow, instance: Instance, *, now: int, started_seq: int, table_seq: int,
     rows: int, columns: Iterable[str], timing: Mapping[str, Any],
 ) -> Change:
-    """The running block produced its table (stored under ``started_seq``)."""
+    """The running block (started at ``started_seq``) produced its table, stored under
+    ``table_seq``: its own seq, or its input's when it passed the table on unchanged."""
     _running_block(instance)
     change = Change(instance)
-    table = TableInfo(started_seq, rows, tuple(columns))
+    table = TableInfo(table_seq, rows, tuple(columns))
     change.record(
         EventType.BLOCK_SUCCEEDED, instance.current_state, now,
         from_state=instance.current_state,
-        data={"started_seq": started_seq, "rows_out": rows, "columns": list(table.columns),
-              **timing},
+        data={"started_seq": started_seq, "table_seq": table_seq, "rows_out": rows,
+              "columns": list(table.columns), **timing},
         table=table,
     )
     _settle(workflow, change, now)

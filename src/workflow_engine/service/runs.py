@@ -63,12 +63,13 @@ class Runs(ServiceBase):
         return change.instance
 
     def settle_success(
-        self, run: PendingRun, *, rows: int, columns: Iterable[str], timing: Mapping[str, Any]
+        self, run: PendingRun, *, table_seq: int, rows: int, columns: Iterable[str],
+        timing: Mapping[str, Any],
     ) -> Instance | None:
-        """Record the block's output (already stored as snapshot ``started.seq``)."""
+        """Record the block's output (already stored as snapshot ``table_seq``)."""
         return self._settle(run, lambda instance: core.block_succeeded(
             run.workflow, instance, now=self.clock(), started_seq=run.started.seq,
-            rows=rows, columns=columns, timing=timing,
+            table_seq=table_seq, rows=rows, columns=columns, timing=timing,
         ))
 
     def settle_failure(
@@ -119,5 +120,5 @@ class Runs(ServiceBase):
         if produced is None or produced.data is None:
             raise NoTable(f"Instance '{instance_id}' had no table yet after event {seq}.")
         data = produced.data
-        return TableInfo(int(data["started_seq"]), int(data["rows_out"]),
+        return TableInfo(int(data.get("table_seq", data["started_seq"])), int(data["rows_out"]),
                          tuple(data["columns"]))
