@@ -10,17 +10,21 @@ from flask_cors import CORS
 from .api import (
     EXTENSION,
     RUNNER,
+    access,
     blocks,
     data,
     definitions,
     files,
     health,
     instances,
+    observability,
     openapi,
 )
 from .api.problems import register_error_handlers
+from .auth import TokenRegistry
 from .blocks import Catalog
 from .files import FileArea
+from .metrics import Metrics
 from .runner import Runner
 from .service import WorkflowService, now_ms
 from .settings import Settings
@@ -71,5 +75,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
          allow_headers=ALLOWED_HEADERS)
     for module in (health, definitions, instances, data, blocks, files, openapi):
         app.register_blueprint(module.blueprint)
+    metrics = Metrics(lambda: service.counts()["instances"])
+    service.on_commit = lambda instance, events: metrics.observe_events(
+        instance.definition_id, events)
+    # Order matters: the request id and timer come first, so refused requests are logged too.
+    observability.install(app, metrics)
+    access.install(app, TokenRegistry.load(settings.api_tokens, settings.tokens_file))
     register_error_handlers(app)
     return app

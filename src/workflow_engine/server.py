@@ -10,6 +10,7 @@ database serialises writers either way.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from .auth import TokenRegistry
 from .settings import Settings
 
 __all__ = ["main", "parse_args"]
@@ -27,6 +29,15 @@ log = logging.getLogger("workflow_engine")
 def _database_url(value: str) -> str:
     """``--db`` takes a SQLAlchemy URL or a path to a SQLite file."""
     return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,12 +97,26 @@ def main(argv: list[str] | None = None) -> None:
     if settings.definitions_dir is None and Path("definitions").is_dir():
         settings = settings.model_copy(update={"definitions_dir": Path("definitions")})
 
+    try:
+        tokens = TokenRegistry.load(settings.api_tokens, settings.tokens_file)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"Cannot read API tokens: {exc}")
+    if not tokens.enabled and not _is_loopback(args.host):
+        sys.exit(
+            f"No API tokens are configured, so the API is open: refusing to serve on "
+            f"{args.host}. Bind 127.0.0.1, or configure TOKENS_FILE or API_TOKENS "
+            "(python -m workflow_engine.auth --help)."
+        )
+
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.info("database: %s", settings.database_url)
     log.info("definitions: %s", settings.definitions_dir or "(none)")
+    if not tokens.enabled:
+        log.warning("no API tokens configured: the API is OPEN to anyone on this machine; "
+                    "serving on loopback only")
     log.info("serving on http://%s:%d (docs at /docs)", args.host, args.port)
     _Server(settings, {
         "bind": f"{args.host}:{args.port}",

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
     block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
     max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
+    api_tokens: str | None = Field(
+        None, description="JSON list of tokens ({name, scopes, sha256, may_set_actor})."
+    )
+    tokens_file: Path | None = Field(None, description="A JSON file of tokens.")
     cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
     max_body_bytes: int = Field(ONE_MIB, gt=0)
     log_level: str = "INFO"

@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 from .. import __version__
 from ..core import DefinitionSpec
 from ..files import FILE_NAME_PATTERN
+from .access import required_scope
 from .data import DataQuery
 from .definitions import SaveQuery, VersionQuery
 from .files import PreviewQuery, UploadQuery
@@ -62,6 +63,8 @@ _NAME = {"name": "name", "in": "path", "required": True,
 
 OPERATIONS: list[Operation] = [
     ("get", "/health", "Liveness", None, None, {200: (Health, "Alive")}, {}),
+    ("get", "/metrics", "Prometheus metrics", None, None,
+     {200: ("text/plain", "Prometheus text format")}, {}),
     ("get", "/api/health", "Readiness: database, counts, version, uptime", None, None,
      {200: (ApiHealth, "Ready")}, {503: "service_unavailable"}),
     ("post", "/api/definitions", "Create a definition (version 1)", SaveQuery, DefinitionSpec,
@@ -222,6 +225,15 @@ def openapi_document() -> dict[str, Any]:
             operation["responses"][str(status)] = entry
         if path.startswith("/api/"):
             errors = {**errors, 503: "service_unavailable"}
+        if path == "/health":
+            operation["security"] = []
+        else:
+            scope = required_scope(method.upper(), path)
+            operation["description"] = (
+                f"Needs a token with scope `{scope}` when tokens are configured.")
+            errors = {**errors, 401: "unauthenticated", 403: "insufficient_scope"
+                      + (" | actor_not_allowed" if method == "post" and path.startswith(
+                          "/api/instances") else "")}
         for status, codes in sorted(errors.items()):
             operation["responses"][str(status)] = {
                 "description": f"code: {codes}", "content": problem,
@@ -239,7 +251,16 @@ def openapi_document() -> dict[str, Any]:
             "accept the camelCase spelling of fields (isInitial, fromStates, toState...).",
         },
         "paths": paths,
-        "components": {"schemas": components},
+        # Tokens are optional: a server without them configured is open (on loopback).
+        "security": [{}, {"bearer": []}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API token (python -m workflow_engine.auth). Scopes: read "
+                "(GET), run (start, fire, retry, cancel, upload), admin (definitions).",
+            }},
+        },
     }
 
 

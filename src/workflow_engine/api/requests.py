@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..auth import ActorNotAllowed
 from ..core.validation import shape_problems
 from ..errors import (
     InvalidHeader,
@@ -19,6 +20,7 @@ from ..errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from .access import current_token
 
 __all__ = [
     "MAX_INT",
@@ -166,8 +168,19 @@ def _header(name: str) -> str | None:
 
 
 def actor() -> str | None:
-    """Who is acting, from ``X-Actor``."""
-    return _header("X-Actor")
+    """Who is acting: the token's name when tokens are configured (refined by ``X-Actor``
+    for tokens allowed to), else ``X-Actor``."""
+    claimed = _header("X-Actor")
+    token = current_token()
+    if token is None:
+        return claimed
+    if claimed is None:
+        return token.name
+    if not token.may_set_actor:
+        raise ActorNotAllowed(
+            f"Token '{token.name}' may not set X-Actor; its actions are recorded as its own."
+        )
+    return f"{token.name}/{claimed}"
 
 
 def idempotency_key() -> str | None:

@@ -250,6 +250,11 @@ def _settle(workflow: Workflow, change: Change, now: int, steps: int = 0) -> Non
     _enter(workflow, change, now, steps + 1)
 
 
+def _block_type(workflow: Workflow, instance: Instance) -> str:
+    block = workflow.states[instance.current_state].block
+    return block.type if block is not None else "none"
+
+
 def _running_block(instance: Instance) -> None:
     if instance.status is not InstanceStatus.RUNNING:
         raise ValueError(f"Instance '{instance.id}' has no running block.")
@@ -267,7 +272,8 @@ def block_succeeded(
     change.record(
         EventType.BLOCK_SUCCEEDED, instance.current_state, now,
         from_state=instance.current_state,
-        data={"started_seq": started_seq, "table_seq": table_seq, "rows_out": rows,
+        data={"block": _block_type(workflow, instance), "started_seq": started_seq,
+              "table_seq": table_seq, "rows_out": rows,
               "columns": list(table.columns), **timing},
         table=table,
     )
@@ -283,7 +289,7 @@ def block_failed(
     _running_block(instance)
     state = workflow.states[instance.current_state]
     change = Change(instance)
-    data = {"error": dict(error), **timing}
+    data = {"block": _block_type(workflow, instance), "error": dict(error), **timing}
     if state.on_error is None:
         change.record(
             EventType.BLOCK_FAILED, state.id, now, from_state=state.id, data=data,
@@ -307,6 +313,7 @@ def block_cancelled(
     change.record(
         EventType.BLOCK_CANCELLED, instance.current_state, now,
         from_state=instance.current_state, actor=actor, status=InstanceStatus.CANCELLED,
+        data={"block": _block_type(workflow, instance)},
         error={"code": "block_cancelled", "message": "The block was cancelled."},
     )
     return change

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..core import Change, DefinitionSpec, Instance, InstanceStatus, Workflow
+from ..core import Change, DefinitionSpec, Event, Instance, InstanceStatus, Workflow
 from ..core.dataflow import BlockCatalog
 from ..errors import (
     ConcurrentModification,
@@ -55,6 +55,8 @@ class ServiceBase:
         self.clock = clock
         self.catalog = catalog
         self.scheduler: Scheduler = _Inline()
+        # Told about every committed change (metrics count from it); must not raise.
+        self.on_commit: Callable[[Instance, list[Event]], None] = lambda _i, _e: None
         self.started_at = clock()
         self._workflows: dict[tuple[str, int], Workflow] = {}
         self._workflows_lock = threading.Lock()
@@ -102,6 +104,7 @@ class ServiceBase:
                 "read it again and retry.", instance_id=before.id,
             )
         tx.append_events(change.events)
+        tx.after_commit(lambda: self.on_commit(change.instance, change.events))
 
     def _schedule(self, instance: Instance) -> None:
         """After a commit: hand a running block to the runner."""

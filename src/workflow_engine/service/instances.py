@@ -77,6 +77,7 @@ class Instances(ServiceBase):
             )
             tx.insert_instance(change.instance, request_hash)
             tx.append_events(change.events)
+            tx.after_commit(lambda: self.on_commit(change.instance, change.events))
         self._schedule(change.instance)
         return change.instance, workflow, True
 

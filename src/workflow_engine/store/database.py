@@ -10,7 +10,7 @@ any database.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +200,10 @@ class Store:
         with self._write_lock, _reachable(), self.engine.connect() as connection:
             connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
-                yield Transaction(connection)
+                tx = Transaction(connection)
+                yield tx
+        for callback in tx.callbacks:
+            callback()
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -217,6 +220,11 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.callbacks: list[Callable[[], object]] = []
+
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the transaction has committed (not if it rolls back)."""
+        self.callbacks.append(callback)
 
     # -- definitions --------------------------------------------------------------------
 

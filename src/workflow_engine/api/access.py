@@ -1,0 +1,57 @@
+"""Who may call: the bearer token check in front of every endpoint but ``/health``."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, request
+
+from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
+
+__all__ = ["TOKENS", "current_token", "install", "required_scope"]
+
+TOKENS = "workflow_engine.tokens"
+OPEN_PATHS = frozenset({"/health"})
+
+
+def required_scope(method: str, path: str) -> Scope | None:
+    """The scope a request needs (None: anyone)."""
+    if path in OPEN_PATHS or method == "OPTIONS":
+        return None
+    if method in ("GET", "HEAD"):
+        return Scope.READ
+    if path.startswith("/api/definitions"):
+        return Scope.ADMIN
+    return Scope.RUN
+
+
+def _check() -> None:
+    registry: TokenRegistry = current_app.extensions[TOKENS]
+    g.token = None
+    needed = required_scope(request.method, request.path)
+    if needed is None or not registry.enabled:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    token = registry.authenticate(presented.strip()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise Unauthenticated(
+            "Send a valid API token: Authorization: Bearer <token>."
+            if header else "This endpoint needs an API token: Authorization: Bearer <token>."
+        )
+    if not token.allows(needed):
+        raise Forbidden(
+            f"Token '{token.name}' has scope {', '.join(sorted(token.scopes))}; "
+            f"{request.method} {request.path} needs '{needed}'.", required_scope=needed.value,
+        )
+    g.token = token
+
+
+def current_token() -> Token | None:
+    """The token that authenticated this request, if tokens are configured."""
+    token: Token | None = g.get("token")
+    return token
+
+
+def install(app: Flask, registry: TokenRegistry) -> None:
+    """Check every request's token before it reaches a route."""
+    app.extensions[TOKENS] = registry
+    app.before_request(_check)

@@ -1,0 +1,99 @@
+"""Request ids, structured request logs, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.api.conftest import post_definition, run
+from tests.api.test_pipelines import ariglad
+from workflow_engine.logs import configure
+
+
+def metric(client: FlaskClient, name: str, **labels: str) -> float:
+    """A sample's value from /metrics (0 if absent)."""
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            body = line[len(name):]
+            found = dict(part.split("=", 1) for part in body[1:body.index("}")].split(",")
+                         if part) if body.startswith("{") else {}
+            if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+class TestRequestIds:
+    def test_made_when_not_sent(self, client: FlaskClient) -> None:
+        first = client.get("/health").headers["X-Request-ID"]
+        second = client.get("/health").headers["X-Request-ID"]
+        assert len(first) == 32
+        assert first != second
+
+    def test_a_callers_id_is_kept_and_junk_replaced(self, client: FlaskClient) -> None:
+        assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers[
+            "X-Request-ID"] == "abc-123"
+        junk = client.get("/health", headers={"X-Request-ID": "x" * 500}).headers
+        assert junk["X-Request-ID"] != "x" * 500
+
+    def test_errors_carry_one_too(self, client: FlaskClient) -> None:
+        assert "X-Request-ID" in client.get("/nowhere").headers
+
+
+def test_one_json_line_per_request(client: FlaskClient, capsys: pytest.CaptureFixture[str]
+                                   ) -> None:
+    configure("INFO")
+    try:
+        client.get("/api/definitions", headers={"X-Request-ID": "req-1",
+                                                "Authorization": "Bearer secret-value"})
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("{")]
+    finally:
+        logging.getLogger().handlers[:] = []
+    entry = next(line for line in lines if line.get("request_id") == "req-1")
+    assert {k: entry[k] for k in ("event", "method", "route", "status", "level")} == {
+        "event": "request", "method": "GET", "route": "/api/definitions", "status": 200,
+        "level": "info"}
+    assert entry["ms"] >= 0
+    assert "secret-value" not in json.dumps(lines)
+
+
+class TestMetrics:
+    def test_requests_by_route_and_status(self, client: FlaskClient) -> None:
+        client.get("/api/instances/nope")
+        assert metric(client, "workflow_http_requests_total",
+                      route="/api/instances/<instance_id>", status="404") == 1
+        assert metric(client, "workflow_http_request_duration_seconds_count",
+                      route="/api/instances/<instance_id>", method="GET") == 1
+
+    def test_transitions_blocks_and_instances(self, client: FlaskClient) -> None:
+        post_definition(client, ariglad())
+        run(client, "ariglad-leads")
+        assert metric(client, "workflow_transitions_total", definition="ariglad-leads",
+                      trigger="manual") == 1
+        assert metric(client, "workflow_transitions_total", definition="ariglad-leads",
+                      trigger="auto") == 2
+        assert metric(client, "workflow_blocks_total", block="filter",
+                      outcome="succeeded") == 1
+        assert metric(client, "workflow_block_duration_seconds_count", block="read_csv") == 1
+        assert metric(client, "workflow_instances", status="completed") == 1
+
+    def test_failed_blocks_are_counted(self, client: FlaskClient, settings: Any) -> None:
+        document = ariglad()
+        del document["states"][1]["on_error"]
+        document["states"][1]["block"]["params"]["file"] = "missing.csv"
+        post_definition(client, document)
+        run(client, "ariglad-leads")
+        assert metric(client, "workflow_blocks_total", block="read_csv",
+                      outcome="failed") == 1
+        assert metric(client, "workflow_instances", status="failed") == 1
+
+    def test_metrics_declared_for_the_enrichment_client(self, client: FlaskClient) -> None:
+        text = client.get("/metrics").text
+        for name in ("workflow_upstream_requests", "workflow_rate_budget_wait_seconds",
+                     "workflow_rows_enriched"):
+            assert f"# TYPE {name}" in text
