@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
 from .auth import TokenRegistry
@@ -54,6 +57,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _write_problem(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it cannot parse (a bad header, a URI or headers too
+    long), as problem+json like every other error of ours rather than its HTML page."""
+    code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "bad_request"
+    body = json.dumps({
+        "type": f"urn:workflow-engine:problem:{code}", "title": reason, "status": status,
+        "detail": message or reason, "code": code,
+    }).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def _worker_exit(_server: Any, worker: Any) -> None:
     """On a graceful stop, ask running blocks to stop: they resume at the next start."""
     app = getattr(worker, "wsgi", None)
@@ -77,6 +93,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
             self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
+        # gunicorn looks this up when it answers a request it could not parse.
+        gunicorn_util.write_error = _write_problem
         # Built in the worker, after the fork: database connections must not cross it.
         from .app import create_app
 
