@@ -24,7 +24,7 @@ The tree, split by who has to react::
     │   ├── DefinitionExists, InstanceExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
     │   └── TransitionNotAllowed
-    │       ├── InstanceFinal, ActionDisabled, InstanceBusy
+    │       ├── InstanceFinal, ActionDisabled, InstanceBusy, BlockNotSucceeded
     │       └── ActionNotAvailable, TargetStateDisabled, GuardNotSatisfied
     ├── BlockError (blocks/base.py)     recorded on the instance, never an HTTP answer
     ├── PreconditionFailed (412)
@@ -45,6 +45,7 @@ __all__ = [
     "ActionNotAvailable",
     "ActionNotFound",
     "AutoTransitionLoop",
+    "BlockNotSucceeded",
     "ConcurrentModification",
     "Conflict",
     "DefinitionExists",
@@ -283,6 +284,13 @@ class InstanceBusy(TransitionNotAllowed):
 
     code = "instance_busy"
     title = "Instance busy"
+
+
+class BlockNotSucceeded(TransitionNotAllowed):
+    """The state's block failed or was cancelled: retry it before moving on."""
+
+    code = "block_not_succeeded"
+    title = "Block did not succeed"
 
 
 class GuardNotSatisfied(TransitionNotAllowed):

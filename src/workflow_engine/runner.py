@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
+from .blocks.base import NoInputTable
 from .files import FileArea
 from .service import PendingRun, WorkflowService
 from .snapshots import Snapshots
@@ -36,6 +37,7 @@ class Progress:
     block: str
     started_at: int
     rows_total: int | None
+    seq: int = 0
     rows_done: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -46,7 +48,7 @@ class Progress:
             self.rows_total = total
 
     def as_dict(self) -> dict[str, Any]:
-        """As shown on the instance."""
+        """As shown on the instance (without the run's seq)."""
         total = self.rows_total
         percent = round(100 * self.rows_done / total, 1) if total else None
         return {
@@ -102,10 +104,13 @@ class Runner:
             log.info("resuming %d block run(s) left running: %s", len(pending), pending)
         return pending
 
-    def progress(self, instance_id: str) -> dict[str, Any] | None:
-        """The running block's progress, if it runs in this process now."""
+    def progress(self, instance_id: str, seq: int | None = None) -> dict[str, Any] | None:
+        """The running block's progress, if it runs in this process now (and, given
+        ``seq``, only if it is that run: a retried run still queued has none yet)."""
         found = self._progress.get(instance_id)
-        return found.as_dict() if found else None
+        if found is None or (seq is not None and found.seq != seq):
+            return None
+        return found.as_dict()
 
     def cancel(self, instance_id: str) -> None:
         """Ask the instance's running block to stop (it checks between batches)."""
@@ -165,7 +170,8 @@ class Runner:
         spec = run.workflow.states[instance.current_state].block
         assert spec is not None, "a running instance is in a state with a block"
         started_at = self.service.clock()
-        progress = Progress(spec.type, started_at, (run.started.data or {}).get("rows_in"))
+        progress = Progress(spec.type, started_at, (run.started.data or {}).get("rows_in"),
+                            seq=run.started.seq)
         self._progress[instance.id] = progress
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
@@ -180,6 +186,10 @@ class Runner:
             else:
                 table = self.snapshots.load(instance.id, source)
             block = self.catalog.build(spec)
+            if table is None and block.needs_table:
+                raise NoInputTable(
+                    f"{spec.type} needs a table, but the instance has none yet: no block "
+                    "before it produced one.")
             output = block(table, context)
             # A block that passes its input on unchanged (save_csv) adds no snapshot.
             table_seq = source if output is table and source is not None else run.started.seq

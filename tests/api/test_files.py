@@ -33,6 +33,16 @@ class TestUpload:
         names = [f["name"] for f in client.get("/api/files").json["items"]]
         assert names == ["leads.csv", "new.csv"]
 
+    def test_encoding_and_delimiter(self, client: FlaskClient) -> None:
+        content = "name;city\nJosé;Zürich\n".encode("latin-1")
+        refused = upload(client, content, filename="l.csv")
+        assert (refused.status_code, refused.json["code"]) == (422, "csv_invalid")
+        response = upload(client, content, filename="l.csv",
+                          query="?encoding=latin-1&delimiter=;")
+        assert response.json["preview"] == [{"name": "José", "city": "Zürich"}]
+        preview = client.get("/api/files/l.csv/preview?encoding=latin-1&delimiter=;").json
+        assert preview["columns"] == ["name", "city"]
+
     def test_a_name_may_be_given(self, client: FlaskClient) -> None:
         response = upload(client, b"a\n1\n", filename="whatever.csv",
                           form={"name": "chosen.csv"})

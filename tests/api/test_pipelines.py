@@ -93,6 +93,7 @@ class TestPipeline:
         assert progress["rows_total"] == 25
         busy = client.post("/api/instances/s1/actions/finish")
         assert (busy.status_code, busy.json["code"]) == (409, "instance_busy")
+        assert client.get("/api/instances/s1").status_code == 200
         assert wait_for(client, "s1", "active")["progress"] is None
 
     def test_the_table_now_and_after_each_step(self, client: FlaskClient) -> None:
@@ -126,6 +127,7 @@ class TestGuards:
         """Nothing passes the filter, so 'save' (row_count > 0) never fires."""
         document = ariglad()
         document["states"][2]["block"]["params"]["conditions"][0]["value"] = "Nobody"
+        document["actions"] = [a for a in document["actions"] if a["id"] != "none_found"]
         post_definition(client, document)
         stopped = run(client, "ariglad-leads", id="g1")
         assert (stopped["status"], stopped["current_state"]) == ("active", "filtering")
@@ -137,6 +139,14 @@ class TestGuards:
         refused = client.post("/api/instances/g1/actions/save")
         assert (refused.status_code, refused.json["code"]) == (409, "condition_not_met")
         assert "row_count gt 0" in refused.json["detail"]
+
+    def test_the_shipped_pipeline_ends_when_nothing_matches(self, client: FlaskClient) -> None:
+        document = ariglad()
+        document["states"][2]["block"]["params"]["conditions"][0]["value"] = "Nobody"
+        post_definition(client, document)
+        done = run(client, "ariglad-leads")
+        assert (done["status"], done["current_state"]) == ("completed", "nothing_to_save")
+        assert client.get("/api/outputs").json["items"] == []
 
     def test_guards_on_context(self, client: FlaskClient) -> None:
         document = {
@@ -156,23 +166,55 @@ class TestGuards:
         assert [a["id"] for a in gold["available_actions"]] == ["go"]
         assert free["available_actions"] == []
 
-    def test_automatic_actions_that_loop_are_refused(self, client: FlaskClient) -> None:
-        document = {
-            "id": "loop", "name": "Loop",
-            "states": [{"id": "a", "name": "A", "is_initial": True},
-                       {"id": "b", "name": "B"}, {"id": "c", "name": "C"}],
-            "actions": [
-                {"id": "go", "name": "Go", "from_states": ["a"], "to_state": "b"},
-                {"id": "bc", "name": "bc", "from_states": ["b"], "to_state": "c",
-                 "trigger": "auto"},
-                {"id": "cb", "name": "cb", "from_states": ["c"], "to_state": "b",
-                 "trigger": "auto"}],
-        }
-        post_definition(client, document)
-        instance = client.post("/api/instances", json={"definition_id": "loop"}).json
+    @staticmethod
+    def looping(guarded: bool, first_block: dict[str, Any] | None = None) -> dict[str, Any]:
+        condition = {"condition": {"conditions": [
+            {"fact": "context.loop", "operator": "is_true"}]}} if guarded else {}
+        first: dict[str, Any] = {"id": "a", "name": "A", "is_initial": True}
+        states = [first, {"id": "b", "name": "B"}, {"id": "c", "name": "C"}]
+        if first_block:
+            states.insert(1, {"id": "read", "name": "Read", "block": first_block})
+        actions: list[dict[str, Any]] = [
+            {"id": "go", "name": "Go", "from_states": ["a"],
+             "to_state": "read" if first_block else "b"},
+            {"id": "bc", "name": "bc", "from_states": ["b"], "to_state": "c",
+             "trigger": "auto", **condition},
+            {"id": "cb", "name": "cb", "from_states": ["c"], "to_state": "b",
+             "trigger": "auto", **condition}]
+        if first_block:
+            actions.append({"id": "rb", "name": "rb", "from_states": ["read"],
+                            "to_state": "b", "trigger": "auto"})
+        return {"id": "loop", "name": "Loop", "states": states, "actions": actions}
+
+    def test_unguarded_automatic_loops_are_refused_when_defined(
+        self, client: FlaskClient
+    ) -> None:
+        response = client.post("/api/definitions", json=self.looping(guarded=False))
+        assert response.status_code == 422
+        assert {(e["path"], e["code"]) for e in response.json["errors"]} == {
+            ("states[1]", "auto_transition_loop"), ("states[2]", "auto_transition_loop")}
+
+    def test_a_guarded_loop_that_never_rests_is_refused_when_fired(
+        self, client: FlaskClient
+    ) -> None:
+        post_definition(client, self.looping(guarded=True))
+        instance = client.post("/api/instances", json={
+            "definition_id": "loop", "context": {"loop": True}}).json
         response = client.post(f"/api/instances/{instance['id']}/actions/go")
         assert (response.status_code, response.json["code"]) == (409, "auto_transition_loop")
         assert len(history(client, instance["id"])) == 1
+
+    def test_a_loop_after_a_block_fails_the_instance_instead_of_hanging(
+        self, client: FlaskClient
+    ) -> None:
+        read = {"type": "read_csv", "params": {"file": "leads.csv"}}
+        post_definition(client, self.looping(guarded=True, first_block=read))
+        started = client.post("/api/instances", json={
+            "definition_id": "loop", "id": "l3", "context": {"loop": True}})
+        assert started.status_code == 201
+        failed = client.post("/api/instances/l3/actions/go?wait=10").json
+        assert (failed["status"], failed["current_state"]) == ("failed", "read")
+        assert failed["error"]["code"] == "auto_transition_loop"
 
 
 class TestFailures:
@@ -191,6 +233,10 @@ class TestFailures:
 
         (settings.files_dir / "later.csv").write_text(
             (settings.files_dir / "leads.csv").read_text())
+        skipped = client.post("/api/instances/f1/actions/filter")
+        assert (skipped.status_code, skipped.json["code"]) == (409, "block_not_succeeded")
+        explained = client.get("/api/instances/f1/actions?explain=true").json["unavailable"]
+        assert explained[0]["reason"] == "the state's block failed; retry it first"
         retried = client.post("/api/instances/f1/retry?wait=10")
         assert (retried.status_code, retried.json["status"]) == (200, "completed")
         assert retried.json["table"]["rows"] == 5
@@ -255,7 +301,8 @@ class TestCancel:
         assert (last["type"], last["actor"]) == ("block_cancelled", "ops")
         again = client.post("/api/instances/c1/cancel")
         assert (again.status_code, again.json["code"]) == (409, "not_running")
-        assert client.post("/api/instances/c1/actions/finish").status_code == 200
+        skipped = client.post("/api/instances/c1/actions/finish")
+        assert (skipped.status_code, skipped.json["code"]) == (409, "block_not_succeeded")
 
     def test_a_cancelled_block_can_be_retried(
         self, client: FlaskClient, slow: type[Sleep]
@@ -278,3 +325,33 @@ def test_block_catalog(client: FlaskClient) -> None:
     assert kinds["read_csv"]["needs_table"] is False
     assert "file" in kinds["read_csv"]["params_schema"]["properties"]
     assert kinds["filter"]["requires"] == "the columns the conditions name"
+    condition = kinds["filter"]["params_schema"]["$defs"]["ColumnCondition"]["properties"]
+    assert "case_sensitive" in condition
+
+
+def test_csv_downloads_neutralise_formulas(client: FlaskClient, settings: Any) -> None:
+    (settings.files_dir / "risky.csv").write_text("name,note\nAnn,=HYPERLINK(1)\nBo,-5\n")
+    document = ariglad()
+    document["states"][1]["block"]["params"]["file"] = "risky.csv"
+    document["states"][2]["block"]["params"]["conditions"][0] = {
+        "column": "name", "operator": "is_not_empty"}
+    post_definition(client, document)
+    run(client, "ariglad-leads", id="csv1")
+    safe = client.get("/api/instances/csv1/data?format=csv").text
+    raw = client.get("/api/instances/csv1/data?format=csv&neutralise_formulas=false").text
+    assert "'=HYPERLINK(1)" in safe
+    assert "'-5" not in safe
+    assert "'=" not in raw
+
+
+def test_an_idempotent_replay_answers_the_first_result(
+    client: FlaskClient, slow: type[Sleep]
+) -> None:
+    post_definition(client, sleeper(seconds=0.1))
+    client.post("/api/instances", json={"definition_id": "sleeper", "id": "k1"})
+    first = client.post("/api/instances/k1/actions/run", headers={"Idempotency-Key": "k"})
+    again = client.post("/api/instances/k1/actions/run?wait=5",
+                        headers={"Idempotency-Key": "k"})
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json["version"] == first.json["version"]
+    assert again.headers["Idempotent-Replayed"] == "true"

@@ -51,6 +51,7 @@ class TestDedupe:
         assert last["company"].tolist() == ["B", "C", "D"]
         assert len(exact) == 4
 
-    def test_missing_values_are_equal_to_each_other(self, context: BlockContext) -> None:
-        table = pd.DataFrame({"email": [None, None, "x"]})
-        assert len(Dedupe(Dedupe.Params(columns=["email"]))(table, context)) == 2
+    def test_rows_missing_a_value_are_never_duplicates(self, context: BlockContext) -> None:
+        """Eight leads without an email are eight leads, not one."""
+        table = pd.DataFrame({"email": [None, None, "x", "X "]})
+        assert len(Dedupe(Dedupe.Params(columns=["email"]))(table, context)) == 3

@@ -34,6 +34,14 @@ class TestReadCsv:
         assert pd.isna(table["zip"].tolist()[1])
         assert table["score"].tolist() == ["7", "8.5"]
 
+    def test_only_empty_cells_are_missing(self, context: BlockContext) -> None:
+        """NA is Namibia and null may be a name: text stays text."""
+        write(context, "n.csv", "country,note\nNA,null\nN/A,\n")
+        table = read(context, "n.csv")
+        assert table["country"].tolist() == ["NA", "N/A"]
+        assert table["note"].tolist()[0] == "null"
+        assert pd.isna(table["note"].tolist()[1])
+
     def test_quoted_delimiters_and_newlines(self, context: BlockContext) -> None:
         write(context, "q.csv", 'name,city\n"Lee, Ann","Austin,\nTX"\n')
         assert read(context, "q.csv")["city"].tolist() == ["Austin,\nTX"]
@@ -109,12 +117,14 @@ class TestSaveCsv:
 
     def test_neutralises_formulas_by_default(self, context: BlockContext) -> None:
         """Cells a spreadsheet would run are prefixed with a quote (CSV injection)."""
-        table = pd.DataFrame({"v": ["=1+1", "+cmd", "-2", "@SUM(A1)", "safe", None]})
+        table = pd.DataFrame({"v": ["=1+1", "+cmd", "-2-3", "@SUM(A1)", "safe", None,
+                                    "-5", "+3.25"]})
         SaveCsv(SaveCsv.Params(file_name="x.csv"))(table, context)
         text = (context.outputs.root / "x.csv").read_text()
-        for cell in ("'=1+1", "'+cmd", "'-2", "'@SUM(A1)"):
+        for cell in ("'=1+1", "'+cmd", "'-2-3", "'@SUM(A1)"):
             assert cell in text
-        assert "'safe" not in text
+        for cell in ("'safe", "'-5", "'+3.25"):
+            assert cell not in text
 
     def test_formulas_kept_when_asked(self, context: BlockContext) -> None:
         table = pd.DataFrame({"v": ["=1+1"]})
@@ -127,6 +137,9 @@ class TestSaveCsv:
             SaveCsv(SaveCsv.Params(file_name="x.csv", overwrite=False))(
                 pd.DataFrame({"a": ["1"]}), context)
         assert (context.outputs.root / "x.csv").read_text() == "old"
+
+    def test_upper_case_extension(self) -> None:
+        assert SaveCsv.Params(file_name="OUT.CSV").file_name == "OUT.CSV"
 
     @pytest.mark.parametrize("name", ["x.txt", "../x.csv", "/tmp/x.csv", "x.csv/.."])
     def test_output_names_are_plain_csv_names(self, name: str) -> None:

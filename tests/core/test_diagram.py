@@ -21,6 +21,14 @@ def test_marks_initial_final_and_disabled_states() -> None:
     assert "    class s4 disabled" in lines
 
 
+def test_on_error_edges_are_drawn() -> None:
+    document = approval()
+    document["states"][1]["block"] = {"type": "sleep", "params": {}}
+    document["states"][1]["on_error"] = "rejected"
+    spec = core.DefinitionSpec.model_validate(document)
+    assert "    s1 --> s3 : on error" in mermaid(Workflow(spec, 1)).splitlines()
+
+
 def test_labels_cannot_break_the_diagram() -> None:
     """Quotes, semicolons and line breaks in names are encoded, not passed through."""
     document = approval()

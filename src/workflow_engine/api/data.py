@@ -9,6 +9,7 @@ import pandas as pd
 from flask import Blueprint, Response, request
 from pydantic import Field
 
+from ..blocks.tables import neutralise_formulas
 from ..core import TableInfo
 from . import runner, service
 from .requests import MAX_INT, QueryModel, query
@@ -28,6 +29,9 @@ class DataQuery(QueryModel):
     format: Literal["json", "csv"] = "json"
     offset: int = Field(0, ge=0, le=MAX_INT)
     limit: int = Field(100, ge=1, le=MAX_ROWS, description="Rows per page (CSV: all if absent).")
+    neutralise_formulas: bool = Field(
+        True, description="CSV: prefix cells a spreadsheet would run as a formula with '."
+    )
 
 
 def _table(instance_id: str, info: TableInfo) -> Response:
@@ -37,6 +41,8 @@ def _table(instance_id: str, info: TableInfo) -> Response:
         # CSV is for downloading: the whole table unless a page was asked for.
         if "limit" in request.args or params.offset:
             frame = frame.iloc[params.offset: params.offset + params.limit]
+        if params.neutralise_formulas:
+            frame = neutralise_formulas(frame)
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         return Response(buffer.getvalue(), mimetype="text/csv", headers={

@@ -33,13 +33,20 @@ class FileExists(Conflict):
     title = "File exists"
 
 
-class UploadQuery(QueryModel):
+class CsvDialect(QueryModel):
+    """How to read a CSV: its delimiter and encoding (as read_csv's params)."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = Field("utf-8", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class UploadQuery(CsvDialect):
     """Options of an upload."""
 
     overwrite: bool = Field(False, description="Replace a file of the same name.")
 
 
-class PreviewQuery(QueryModel):
+class PreviewQuery(CsvDialect):
     """How much to preview."""
 
     rows: int = Field(PREVIEW_ROWS, ge=1, le=1000)
@@ -71,7 +78,7 @@ def upload_file() -> Response:
     well-formed CSV with a header and rows is refused, and nothing is stored."""
     settings: Settings = current_app.config["WORKFLOW_SETTINGS"]
     request.max_content_length = settings.max_upload_bytes
-    overwrite = query(UploadQuery).overwrite
+    options = query(UploadQuery)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationFailed("Send the CSV as a multipart/form-data field named 'file'.")
@@ -81,14 +88,15 @@ def upload_file() -> Response:
     if not name.lower().endswith(".csv"):
         raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
                                name=name)
-    if target.exists() and not overwrite:
+    if target.exists() and not options.overwrite:
         raise FileExists(f"{name!r} exists; add ?overwrite=true to replace it.", name=name)
     area.root.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=area.root, prefix=".upload-", suffix=".tmp")
     os.close(handle)
     try:
         upload.save(temporary)
-        frame = read_csv_table(Path(temporary), name=name)
+        frame = read_csv_table(Path(temporary), name=name, delimiter=options.delimiter,
+                               encoding=options.encoding)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -110,9 +118,10 @@ def download_file(name: str) -> Response:
 @blueprint.get("/files/<name>/preview")
 def preview_file(name: str) -> Response:
     """The first rows of an input file, parsed as read_csv would."""
-    rows = query(PreviewQuery).rows
+    options = query(PreviewQuery)
     path = runner().catalog.files.existing(name)
-    frame = read_csv_table(path, name=name, max_rows=rows)
+    frame = read_csv_table(path, name=name, max_rows=options.rows,
+                           delimiter=options.delimiter, encoding=options.encoding)
     return json_response(CsvSummary(
         name=name, size=path.stat().st_size, columns=[str(c) for c in frame.columns],
         row_count=None, preview=_records(frame),

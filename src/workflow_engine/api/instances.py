@@ -71,7 +71,8 @@ def _instance_response(
         instance, workflow = service().get_instance(instance.id)
     if status is None:
         status = 202 if instance.status is InstanceStatus.RUNNING else 200
-    progress = runner().progress(instance.id) if instance.status is InstanceStatus.RUNNING else None
+    progress = (runner().progress(instance.id, instance.version)
+                if instance.status is InstanceStatus.RUNNING else None)
     response = json_response(InstanceOut.of(instance, workflow, progress), status)
     response.headers["ETag"] = instance.etag
     return response
@@ -113,7 +114,7 @@ def list_instances() -> Response:
 def get_instance(instance_id: str) -> Response:
     """An instance's current snapshot, with its ETag."""
     instance, workflow = service().get_instance(instance_id)
-    return _instance_response(instance, workflow)
+    return _instance_response(instance, workflow, 200)
 
 
 @blueprint.get("/<instance_id>/actions")
@@ -147,7 +148,9 @@ def fire_action(instance_id: str, action_id: str) -> Response:
         instance_id, action_id, actor=actor(), if_match=if_match(),
         idempotency_key=idempotency_key(),
     )
-    response = _instance_response(result.instance, result.workflow, wait=wait)
+    # A replay answers the first result as it was, never waited on.
+    response = _instance_response(result.instance, result.workflow,
+                                  wait=0 if result.replayed else wait)
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

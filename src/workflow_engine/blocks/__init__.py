@@ -86,7 +86,7 @@ class Catalog:
                 "needs_table": kind.needs_table,
                 "requires": kind.requires,
                 "produces": kind.produces,
-                "params_schema": kind.Params.model_json_schema(),
+                "params_schema": kind.Params.model_json_schema(by_alias=False),
             }
             for kind in self.blocks.values()
         ]

@@ -27,6 +27,7 @@ __all__ = [
     "BlockError",
     "BlockParams",
     "MissingColumns",
+    "NoInputTable",
     "require_columns",
 ]
 
@@ -44,6 +45,13 @@ class MissingColumns(BlockError):
 
     code = "missing_column"
     title = "Missing column"
+
+
+class NoInputTable(BlockError):
+    """The block needs a table and no block before it produced one."""
+
+    code = "no_table"
+    title = "No input table"
 
 
 class BlockCancelled(BlockError):

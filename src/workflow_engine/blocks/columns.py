@@ -73,7 +73,8 @@ class DedupeParams(BlockParams):
                                       description="Rows equal on all these are duplicates.")
     keep: Literal["first", "last"] = "first"
     case_sensitive: bool = Field(False, description="Compare text ignoring case and "
-                                 "surrounding spaces unless true.")
+                                 "surrounding spaces unless true. Rows missing a compared "
+                                 "value are never duplicates.")
 
 
 class Dedupe(Block[DedupeParams]):
@@ -95,6 +96,9 @@ class Dedupe(Block[DedupeParams]):
         keys = table[list(self.params.columns)].astype("string")
         if not self.params.case_sensitive:
             keys = keys.apply(lambda column: column.str.strip().str.lower())
-        duplicated = keys.duplicated(keep=self.params.keep)
+        # A row missing any compared value is nobody's duplicate: eight leads without an
+        # email are eight leads, not one.
+        complete = keys.notna().all(axis=1)
+        duplicated = keys.duplicated(keep=self.params.keep) & complete
         context.progress(len(table), len(table))
         return table[~duplicated.to_numpy()].reset_index(drop=True)

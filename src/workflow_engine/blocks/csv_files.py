@@ -60,7 +60,8 @@ class SaveCsvParams(BlockParams):
     """Parameters of ``save_csv``."""
 
     file_name: Annotated[
-        str, StringConstraints(pattern=FILE_NAME_PATTERN[:-1] + r"\.csv$", max_length=128)
+        str, StringConstraints(pattern=FILE_NAME_PATTERN[:-1] + r"\.[cC][sS][vV]$",
+                               max_length=128)
     ] = Field(description="Name of the CSV written into the outputs directory; ends in .csv.")
     overwrite: bool = Field(True, description="Replace a file of that name.")
     neutralise_formulas: bool = Field(

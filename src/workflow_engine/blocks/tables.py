@@ -19,9 +19,17 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ..core.conditions import NUMBER_PATTERN
 from .base import BlockContext, BlockError
 
-__all__ = ["CsvInvalid", "read_csv_table", "read_snapshot", "write_csv_table", "write_snapshot"]
+__all__ = [
+    "CsvInvalid",
+    "neutralise_formulas",
+    "read_csv_table",
+    "read_snapshot",
+    "write_csv_table",
+    "write_snapshot",
+]
 
 BATCH_BYTES = 1 << 20
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -40,9 +48,10 @@ def _options(
     return {
         "read_options": pacsv.ReadOptions(encoding=encoding, block_size=BATCH_BYTES),
         "parse_options": pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+        # Only an empty cell is missing: "NA" is Namibia, "null" may be someone's name.
         "convert_options": pacsv.ConvertOptions(
             column_types=column_types or {}, strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
+            quoted_strings_can_be_null=False, null_values=[""],
         ),
     }
 
@@ -129,7 +138,9 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
             continue
         text = series.astype("string")
-        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+        # "-5" and "+3.2" are numbers to a spreadsheet, not formulas: leave them be.
+        plain_number = text.str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool)
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool) & ~plain_number
         if risky.any():
             result[column] = text.where(~risky, "'" + text)
     return result

@@ -115,8 +115,8 @@ def check_blocks(
             problem = Problem(
                 path, "block_needs_table",
                 f"'{block.type}' in state '{state_id}' needs a table, but "
-                + ("no path to it" if never else "some path to it")
-                + " passes through a block that produces one (such as read_csv).",
+                + ("no path to it passes" if never else "some path to it does not pass")
+                + " through a block that produces one (such as read_csv).",
             )
             (errors if never else warnings).append(problem)
         shapes = [k for k in reaching if isinstance(k, tuple)]

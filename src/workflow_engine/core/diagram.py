@@ -29,6 +29,9 @@ def mermaid(workflow: Workflow) -> str:
         for source in action.from_states:
             lines.append(f"    {alias[source]} --> {alias[action.to_state]} : {label}")
     for state in workflow.spec.states:
+        if state.block is not None and state.on_error is not None:
+            lines.append(f"    {alias[state.id]} --> {alias[state.on_error]} : on error")
+    for state in workflow.spec.states:
         if state.is_final:
             lines.append(f"    {alias[state.id]} --> [*]")
     disabled = [alias[state.id] for state in workflow.spec.states if not state.enabled]

@@ -18,6 +18,7 @@ from ..errors import (
     ActionNotAvailable,
     ActionNotFound,
     AutoTransitionLoop,
+    BlockNotSucceeded,
     GuardNotSatisfied,
     InstanceBusy,
     InstanceFinal,
@@ -146,6 +147,13 @@ def check_fire(workflow: Workflow, instance: Instance, action_id: str) -> Action
             f"Can't fire '{action_id}' when in '{state}': its block is still running.",
             action_id=action_id, current_state=state,
         )
+    if instance.status in (InstanceStatus.FAILED, InstanceStatus.CANCELLED):
+        raise BlockNotSucceeded(
+            f"Can't fire '{action_id}' when in '{state}': its block "
+            f"{'failed' if instance.status is InstanceStatus.FAILED else 'was cancelled'}; "
+            "retry it (POST .../retry) first.",
+            action_id=action_id, current_state=state,
+        )
     if workflow.states[state].is_final:
         raise InstanceFinal(
             f"Can't fire '{action_id}' when in '{state}': '{state}' is a final state.",
@@ -250,6 +258,26 @@ def _settle(workflow: Workflow, change: Change, now: int, steps: int = 0) -> Non
     _enter(workflow, change, now, steps + 1)
 
 
+def _settle_after_block(
+    workflow: Workflow, change: Change, now: int, *, entering: bool = False
+) -> None:
+    """Come to rest after a block (or enter the on_error state); if automatic actions
+    loop, stop and fail here instead: raising would leave the instance running forever,
+    as there is no request to refuse."""
+    instance, recorded = change.instance, len(change.events)
+    try:
+        if entering:
+            _enter(workflow, change, now)
+        else:
+            _settle(workflow, change, now)
+    except AutoTransitionLoop as exc:
+        change.instance, change.events[:] = instance, change.events[:recorded]
+        change.instance = replace(
+            change.instance, status=InstanceStatus.FAILED,
+            error={"code": exc.code, "message": exc.detail},
+        )
+
+
 def _block_type(workflow: Workflow, instance: Instance) -> str:
     block = workflow.states[instance.current_state].block
     return block.type if block is not None else "none"
@@ -277,7 +305,7 @@ def block_succeeded(
               "columns": list(table.columns), **timing},
         table=table,
     )
-    _settle(workflow, change, now)
+    _settle_after_block(workflow, change, now)
     return change
 
 
@@ -300,7 +328,7 @@ def block_failed(
         EventType.BLOCK_FAILED, state.on_error, now, from_state=state.id, data=data,
         current_state=state.on_error, error=dict(error),
     )
-    _enter(workflow, change, now)
+    _settle_after_block(workflow, change, now, entering=True)
     return change
 
 
@@ -355,6 +383,8 @@ def explain_actions(workflow: Workflow, instance: Instance) -> list[tuple[Action
             reason: str | None = f"'{state.id}' is a final state"
         elif instance.status is InstanceStatus.RUNNING:
             reason = "the state's block is still running"
+        elif instance.status in (InstanceStatus.FAILED, InstanceStatus.CANCELLED):
+            reason = f"the state's block {instance.status.value}; retry it first"
         elif not action.enabled:
             reason = "the action is disabled"
         elif not workflow.states[action.to_state].enabled:

@@ -269,9 +269,48 @@ def check_graph(
                 f"({', '.join(ids)}); only the first, '{ids[0]}', will ever fire.",
             ))
 
+    if not errors:
+        errors.extend(_automatic_loops(state_by_id, state_index, actions))
     if initial and not errors:
         warnings.extend(_reachability_warnings(initial[0][1], state_by_id, state_index, actions))
     return errors, warnings
+
+
+def _automatic_loops(
+    state_by_id: dict[str, StateSpec],
+    state_index: dict[str, int],
+    actions: Sequence[tuple[int, ActionSpec]],
+) -> list[Problem]:
+    """States from which automatic actions without conditions go round forever.
+
+    Entering a state without a block follows its first automatic action at once; a cycle of
+    such steps never comes to rest.
+    """
+    following: dict[str, str] = {}
+    for _, action in actions:
+        for origin in action.from_states:
+            state = state_by_id[origin]
+            if (origin in following or state.block is not None or state.is_final
+                    or action.trigger != "auto" or not action.enabled):
+                continue
+            if action.condition is None and state_by_id[action.to_state].enabled:
+                following[origin] = action.to_state
+            else:
+                following.setdefault(origin, "")  # guarded or blocked: may rest here
+    looping: set[str] = set()
+    for start in following:
+        seen, current = [start], following.get(start, "")
+        while current and current not in seen and state_by_id[current].block is None:
+            seen.append(current)
+            current = following.get(current, "")
+        if current in seen:
+            looping.update(seen[seen.index(current):])
+    return [
+        Problem(f"states[{state_index[state_id]}]", "auto_transition_loop",
+                f"Automatic actions without a condition lead from '{state_id}' round in a "
+                "loop that never comes to rest.")
+        for state_id in sorted(looping, key=state_index.__getitem__)
+    ]
 
 
 def _reachability_warnings(
