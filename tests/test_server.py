@@ -177,3 +177,72 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
     written = pacsv.read_csv(tmp_path / "outputs" / "big-out.csv")
     assert written.num_rows == rows
     assert len(set(written.column("id").to_pylist())) == rows
+
+
+def test_enrichment_killed_mid_block_completes_every_row_exactly_once(tmp_path: Path) -> None:
+    """SIGKILL while enrich_lead waits on the (separate) sandbox; after a restart the jobs
+    in flight are polled, not resubmitted: each row is paid for once and none is lost."""
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "workflow_engine.sandbox", "--port", str(port),
+         "--rate", "6000", "--latency", "1.5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sandbox_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{sandbox_url}/_sandbox/stats")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        (tmp_path / "files").mkdir()
+        (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
+        env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox_url,
+               "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
+        document = {
+            "id": "enrich", "name": "Enrich",
+            "states": [
+                {"id": "ready", "name": "Ready", "is_initial": True},
+                {"id": "read", "name": "Read",
+                 "block": {"type": "read_csv", "params": {"file": "leads.csv"}}},
+                {"id": "enrich", "name": "Enrich", "block": {"type": "enrich_lead", "params": {
+                    "struct": {"education": "Where they studied"}}}},
+                {"id": "saved", "name": "Saved", "is_final": True,
+                 "block": {"type": "save_csv", "params": {"file_name": "enriched.csv"}}}],
+            "actions": [
+                {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"},
+                {"id": "a", "name": "a", "from_states": ["read"], "to_state": "enrich",
+                 "trigger": "auto"},
+                {"id": "b", "name": "b", "from_states": ["enrich"], "to_state": "saved",
+                 "trigger": "auto"}],
+        }
+        db = tmp_path / "wf.db"
+        with running_server(db, env=env) as server:
+            httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
+            start(server.url, "enrich", id="e")
+            httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
+            deadline = time.monotonic() + 20
+            while httpx.get(f"{sandbox_url}/_sandbox/stats").json()[
+                    "billable_submissions"] < 15 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            server.stop(signal.SIGKILL)
+        assert httpx.get(f"{sandbox_url}/_sandbox/stats").json()["billable_submissions"] == 15
+
+        with running_server(db, env=env) as server:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                body = httpx.get(f"{server.url}/api/instances/e").json()
+                if body["status"] != "running":
+                    break
+                time.sleep(0.1)
+            assert (body["status"], body["table"]["rows"]) == ("completed", 15), body
+            table = httpx.get(f"{server.url}/api/instances/e/data").json()["rows"]
+        assert all(row["enrich_error"] is None and row["education"] for row in table)
+        stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
+        assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
+                ) == (15, 15, {})
+        assert len((tmp_path / "outputs" / "enriched.csv").read_text().splitlines()) == 16
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)

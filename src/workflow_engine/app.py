@@ -28,6 +28,7 @@ from .metrics import Metrics
 from .runner import Runner
 from .service import WorkflowService, now_ms
 from .settings import Settings
+from .sixtyfour import Enrichment
 from .snapshots import Snapshots
 from .store import Store, make_engine
 
@@ -64,8 +65,16 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
         except Exception:
             store.dispose()
             raise
+    metrics = Metrics(lambda: service.counts()["instances"])
+    service.on_commit = lambda instance, events: metrics.observe_events(
+        instance.definition_id, events)
+    enrichment = Enrichment(
+        store, metrics, api_key=settings.sixtyfour_api_key,
+        base_url=settings.sixtyfour_base_url,
+        rate_per_minute=settings.sixtyfour_rate_per_minute,
+    )
     runner = Runner(service, catalog, Snapshots(settings.snapshots_dir), outputs,
-                    workers=settings.block_workers)
+                    workers=settings.block_workers, enrichment=enrichment)
     runner.resume()
     app.extensions[EXTENSION] = service
     app.extensions[RUNNER] = runner
@@ -75,9 +84,6 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
          allow_headers=ALLOWED_HEADERS)
     for module in (health, definitions, instances, data, blocks, files, openapi):
         app.register_blueprint(module.blueprint)
-    metrics = Metrics(lambda: service.counts()["instances"])
-    service.on_commit = lambda instance, events: metrics.observe_events(
-        instance.definition_id, events)
     # Order matters: the request id and timer come first, so refused requests are logged too.
     observability.install(app, metrics)
     access.install(app, TokenRegistry.load(settings.api_tokens, settings.tokens_file))

@@ -27,6 +27,8 @@ The tree, split by who has to react::
     │       ├── InstanceFinal, ActionDisabled, InstanceBusy, BlockNotSucceeded
     │       └── ActionNotAvailable, TargetStateDisabled, GuardNotSatisfied
     ├── BlockError (blocks/base.py)     recorded on the instance, never an HTTP answer
+    ├── UpstreamError (502)             the enrichment API: auth, rejected, unavailable,
+    │                                   job failed, malformed (recorded on rows/instances)
     ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -77,6 +79,12 @@ __all__ = [
     "TargetStateDisabled",
     "TransitionNotAllowed",
     "UnsupportedMediaType",
+    "UpstreamAuthError",
+    "UpstreamError",
+    "UpstreamJobFailed",
+    "UpstreamMalformed",
+    "UpstreamRejected",
+    "UpstreamUnavailable",
     "ValidationFailed",
     "WorkflowError",
 ]
@@ -374,3 +382,47 @@ class ServiceUnavailable(WorkflowError):
     status = 503
     title = "Service unavailable"
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class UpstreamError(WorkflowError):
+    """The enrichment API did not give us what we asked for."""
+
+    code = "upstream_error"
+    status = 502
+    title = "Enrichment API error"
+
+
+class UpstreamAuthError(UpstreamError):
+    """The key is wrong, out of credit, or not allowed this: no request will succeed, so
+    the block stops at once with this one error (401, 402, 403)."""
+
+    code = "upstream_unauthorized"
+    title = "Enrichment API refused the key"
+
+
+class UpstreamRejected(UpstreamError):
+    """The API refused this one request (400, 404, 422): retrying it will not help."""
+
+    code = "upstream_rejected"
+    title = "Enrichment API rejected the request"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Still 429, 5xx, a timeout or a network error after every retry."""
+
+    code = "upstream_unavailable"
+    title = "Enrichment API unavailable"
+
+
+class UpstreamJobFailed(UpstreamError):
+    """The API ran the job and reports that it failed."""
+
+    code = "upstream_job_failed"
+    title = "Enrichment job failed"
+
+
+class UpstreamMalformed(UpstreamError):
+    """The API answered something we cannot read (not JSON, no task id, unknown status)."""
+
+    code = "upstream_malformed"
+    title = "Unreadable enrichment API answer"

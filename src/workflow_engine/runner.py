@@ -69,8 +69,10 @@ class Runner:
         outputs: FileArea,
         *,
         workers: int = 2,
+        enrichment: Any = None,
     ) -> None:
         self.service = service
+        self.enrichment = enrichment
         self.catalog = catalog
         self.snapshots = snapshots
         self.outputs = outputs
@@ -135,6 +137,8 @@ class Runner:
         for found in list(self._progress.values()):
             found.cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        if self.enrichment is not None:
+            self.enrichment.close()
 
     def _run(self, instance_id: str) -> None:
         """Run what the instance has pending, one block after another (an automatic action
@@ -175,7 +179,7 @@ class Runner:
         self._progress[instance.id] = progress
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
-            cancel=progress.cancel,
+            cancel=progress.cancel, enrichment=self.enrichment,
         )
         source = run.input_seq
         try:

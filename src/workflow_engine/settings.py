@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
     block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
     max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
+    sixtyfour_api_key: str | None = Field(
+        None, repr=False,
+        description="Sixtyfour API key; without one, enrichment uses the built-in sandbox.")
+    sixtyfour_base_url: str = "https://api.sixtyfour.ai"
+    sixtyfour_rate_per_minute: int = Field(500, ge=1, description="The key's request budget.")
     api_tokens: str | None = Field(
         None, description="JSON list of tokens ({name, scopes, sha256, may_set_actor})."
     )

@@ -17,6 +17,7 @@ from ..files import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
 from .csv_files import ReadCsv, SaveCsv
+from .enrichment import EnrichCompany, EnrichLead, FindEmail
 from .filtering import Filter
 from .tables import CsvInvalid
 
@@ -33,7 +34,8 @@ __all__ = [
 ]
 
 BLOCKS: Mapping[str, type[Block[Any]]] = {
-    block.kind: block for block in (ReadCsv, Filter, Dedupe, SelectColumns, SaveCsv)
+    block.kind: block for block in (ReadCsv, Filter, Dedupe, SelectColumns, SaveCsv,
+                                    EnrichLead, EnrichCompany, FindEmail)
 }
 
 

@@ -75,6 +75,14 @@ class BlockContext:
     outputs: FileArea
     progress: Callable[[int, int | None], None] = lambda done, total: None
     cancel: threading.Event = field(default_factory=threading.Event)
+    # The process-wide enrichment scheduler (sixtyfour.Enricher), for the blocks that call
+    # the API; built on first use.
+    enrichment: Any = None
+
+    @property
+    def enricher(self) -> Any:
+        """The enricher, or None where no enrichment is configured."""
+        return self.enrichment.get() if self.enrichment is not None else None
 
     def check_cancelled(self) -> None:
         """Raise :class:`BlockCancelled` if the run was asked to stop."""

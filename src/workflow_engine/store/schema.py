@@ -19,7 +19,9 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["definitions", "events", "idempotency_keys", "instances", "metadata"]
+__all__ = [
+    "definitions", "events", "idempotency_keys", "instances", "metadata", "upstream_jobs",
+]
 
 ID = 64
 
@@ -84,4 +86,20 @@ idempotency_keys = Table(
     # The instance as the first request left it: a retry answers exactly that.
     Column("snapshot", JSON, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Every enrichment job ever submitted, by the identity of its request: a completed result
+# is reused instead of paid for again, and a task still running when the server stopped
+# is polled again after a restart instead of being submitted again.
+upstream_jobs = Table(
+    "upstream_jobs",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("task_id", String(128)),
+    Column("status", String(16), nullable=False),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("submitted_at", BigInteger),
+    Column("finished_at", BigInteger),
 )

@@ -1,0 +1,368 @@
+"""The Sixtyfour blocks: enrich a lead, enrich a company, find an email, for every row.
+
+Each builds one request per row from the row's columns (empty values left out: the API
+refuses nulls), hands the whole batch to the process-wide enricher (which shares the
+key's rate budget with every other block and never pays twice for one request), and
+writes what came back as columns. A row whose request fails gets its error in an error
+column; ``on_row_error`` keeps it, drops it, or fails the block, and past
+``max_error_ratio`` the block fails. A refused key (401, 402, 403) stops the block at
+once with one error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
+
+import pandas as pd
+from pydantic import Field, StringConstraints
+
+from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
+from ..files import FileArea
+from .base import Block, BlockContext, BlockError, BlockParams
+
+__all__ = ["EnrichCompany", "EnrichLead", "FindEmail"]
+
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+TypeName = Literal["str", "int", "float", "bool", "list", "list[str]", "list[int]", "dict"]
+
+
+class FieldSpec(BlockParams):
+    """A struct field with a declared type."""
+
+    description: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    type: TypeName = "str"
+
+
+Struct = dict[FieldName, Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+              | FieldSpec]
+
+
+class EnrichmentParams(BlockParams):
+    """What every Sixtyfour block shares."""
+
+    columns: dict[FieldName, ColumnName] | None = Field(
+        None, description="API field -> column, replacing the default mapping.")
+    on_row_error: Literal["keep", "drop", "fail"] = Field(
+        "keep", description="A row whose request failed: keep it (error in the error "
+        "column), drop it, or fail the block.")
+    max_error_ratio: float = Field(
+        0.5, ge=0, le=1, description="Fail the block when more rows than this share fail.")
+    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(
+        "enrich", description="Prefix of the metadata and error columns.")
+
+
+def _empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _cast(value: Any, declared: str) -> Any:
+    """Move an API value toward its declared type; leave it be when it does not fit."""
+    if _empty(value):
+        return None
+    if declared == "bool":
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+    if declared in ("int", "float"):
+        number = as_number(value)
+        if number is None:
+            return None
+        return int(number) if declared == "int" else number
+    if declared.startswith("list") or declared == "dict":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        return json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+_DTYPES = {"bool": "boolean", "int": "Int64", "float": "Float64"}
+
+
+class _SixtyfourBlock(Block[Any]):
+    """Rows in, one request per row, columns out."""
+
+    kind_of_job: ClassVar[str]
+    default_columns: ClassVar[dict[str, tuple[str, ...]]]
+    requires = "columns to describe each row (see the params' columns mapping)"
+
+    def mapping(self, columns: Sequence[str]) -> dict[str, str]:
+        """API field -> column, for the columns the table has."""
+        chosen = self.params.columns
+        if chosen is not None:
+            return {api: column for api, column in chosen.items() if column in columns}
+        mapping = {}
+        for api, candidates in self.default_columns.items():
+            found = next((c for c in candidates if c in columns), None)
+            if found is not None:
+                mapping[api] = found
+        return mapping
+
+    def subject(self, row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+        """What the API is told of a row: mapped values, empty ones left out."""
+        return {api: (str(row[column]).strip() if not isinstance(row[column], bool | int | float)
+                      else row[column])
+                for api, column in mapping.items() if not _empty(row[column])}
+
+    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
+        """The request for one row."""
+        raise NotImplementedError
+
+    def skip(self, row: dict[str, Any]) -> bool:
+        """Whether a row needs no request."""
+        return False
+
+    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
+        """Put a result into its row."""
+        raise NotImplementedError
+
+    def output_columns(self) -> dict[str, str]:
+        """Columns the block writes, with their declared types."""
+        raise NotImplementedError
+
+    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
+        assert table is not None
+        enricher = context.enricher
+        if enricher is None:
+            raise BlockError("No enrichment client is configured on this server.")
+        mapping = self.mapping([str(c) for c in table.columns])
+        rows: list[dict[str, Any]] = table.to_dict(orient="records")  # type: ignore[assignment]
+        error_column = f"{self.params.prefix}_error"
+        bodies: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for position, row in enumerate(rows):
+            row[error_column] = None
+            if self.skip(row):
+                continue
+            subject = self.subject(row, mapping)
+            if not subject:
+                row[error_column] = "no_input: the row has none of the mapped columns " \
+                    f"({', '.join(mapping.values()) or 'none found'})"
+                continue
+            bodies.append(self.body(subject))
+            positions.append(position)
+
+        done = [0]
+        lock = threading.Lock()
+
+        def on_outcome(index: int, outcome: Any) -> None:
+            position = positions[index]
+            if outcome.error is not None:
+                rows[position][error_column] = (
+                    f"{outcome.error['code']}: {outcome.error['message']}")
+            else:
+                self.write(rows, position, outcome.result)
+            with lock:
+                done[0] += 1
+                context.progress(done[0], len(bodies))
+
+        context.progress(0, len(bodies))
+        enricher.enrich(self.kind_of_job, bodies, on_outcome, cancel=context.cancel)
+        context.check_cancelled()
+
+        failed = [row for row in rows if row[error_column] is not None]
+        if rows and len(failed) / len(rows) > self.params.max_error_ratio:
+            raise BlockError(
+                f"{self.kind}: {len(failed)} of {len(rows)} rows failed, more than "
+                f"max_error_ratio {self.params.max_error_ratio}; first: {failed[0][error_column]}",
+                failed_rows=len(failed),
+            )
+        if failed and self.params.on_row_error == "fail":
+            raise BlockError(f"{self.kind}: {len(failed)} rows failed; first: "
+                             f"{failed[0][error_column]}", failed_rows=len(failed))
+        if self.params.on_row_error == "drop":
+            rows = [row for row in rows if row[error_column] is None]
+        columns = [str(c) for c in table.columns]
+        written = self.output_columns()
+        order = columns + [c for c in written if c not in columns] + (
+            [error_column] if error_column not in columns else [])
+        output = pd.DataFrame(rows, columns=order)
+        for column, declared in written.items():
+            dtype: Any = _DTYPES.get(declared, "string")
+            output[column] = output[column].astype(dtype)
+        output[error_column] = output[error_column].astype("string")
+        return output
+
+    def produced_columns(self) -> list[str]:
+        """What the block adds."""
+        return [*self.output_columns(), f"{self.params.prefix}_error"]
+
+    def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
+        """The input's columns and the ones the block writes."""
+        if columns is None:
+            return None
+        return list(dict.fromkeys([*columns, *self.produced_columns()]))
+
+
+def _struct_types(struct: dict[str, Any]) -> dict[str, str]:
+    return {name: (spec.type if isinstance(spec, FieldSpec) else "str")
+            for name, spec in struct.items()}
+
+
+def _struct_body(struct: dict[str, Any]) -> dict[str, Any]:
+    return {name: (spec.model_dump() if isinstance(spec, FieldSpec) else spec)
+            for name, spec in struct.items()}
+
+
+class _Enrichment(_SixtyfourBlock):
+    """Writes struct fields, confidence, notes and references."""
+
+    def output_columns(self) -> dict[str, str]:
+        prefix = self.params.prefix
+        return {**_struct_types(self.params.struct), f"{prefix}_confidence_score": "float",
+                f"{prefix}_notes": "str", f"{prefix}_references": "str"}
+
+    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
+        row, prefix = rows[index], self.params.prefix
+        data = result.get("structured_data") or {}
+        for name, declared in _struct_types(self.params.struct).items():
+            row[name] = _cast(data.get(name), declared)
+        row[f"{prefix}_confidence_score"] = _cast(result.get("confidence_score"), "float")
+        row[f"{prefix}_notes"] = _cast(result.get("notes"), "str")
+        row[f"{prefix}_references"] = _cast(result.get("references"), "dict")
+
+
+class EnrichLeadParams(EnrichmentParams):
+    """Parameters of ``enrich_lead``."""
+
+    struct: Struct = Field(min_length=1, max_length=100,
+                           description="Field -> description, or {description, type}.")
+    research_plan: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+
+class EnrichLead(_Enrichment):
+    """Research a person per row."""
+
+    kind = "enrich_lead"
+    kind_of_job = "enrich_lead"
+    description = ("Research each row's person with Sixtyfour (lead_info from name, company, "
+                   "title, linkedin, email, location) and write the struct's fields.")
+    Params = EnrichLeadParams
+    produces = "the struct's fields, <prefix>_confidence_score, _notes, _references, _error"
+    default_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "name": ("name", "full_name"), "company": ("company", "company_name"),
+        "title": ("title", "job_title"), "linkedin": ("linkedin", "linkedin_url"),
+        "email": ("email",), "location": ("location", "company_location"),
+    }
+
+    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"lead_info": subject, "struct": _struct_body(self.params.struct)}
+        if self.params.research_plan:
+            body["research_plan"] = self.params.research_plan
+        return body
+
+
+class EnrichCompanyParams(EnrichmentParams):
+    """Parameters of ``enrich_company``."""
+
+    struct: Struct = Field(min_length=1, max_length=100)
+    find_people: bool = False
+    people_focus_prompt: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    research_plan: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+
+class EnrichCompany(_Enrichment):
+    """Research a company per row."""
+
+    kind = "enrich_company"
+    kind_of_job = "enrich_company"
+    description = ("Research each row's company with Sixtyfour (target_company from company "
+                   "name, website or domain, linkedin) and write the struct's fields.")
+    Params = EnrichCompanyParams
+    produces = "the struct's fields, <prefix>_people (find_people), metadata columns, _error"
+    default_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "name": ("company", "company_name"), "website": ("website", "company_website"),
+        "domain": ("domain", "company_domain"), "linkedin": ("company_linkedin",),
+        "location": ("company_location",),
+    }
+
+    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"target_company": subject,
+                                "struct": _struct_body(self.params.struct)}
+        if self.params.find_people:
+            body["find_people"] = True
+            if self.params.people_focus_prompt:
+                body["people_focus_prompt"] = self.params.people_focus_prompt
+        if self.params.research_plan:
+            body["research_plan"] = self.params.research_plan
+        return body
+
+    def output_columns(self) -> dict[str, str]:
+        columns = super().output_columns()
+        if self.params.find_people:
+            columns[f"{self.params.prefix}_people"] = "list"
+        return columns
+
+    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
+        super().write(rows, index, result)
+        if self.params.find_people:
+            people = (result.get("structured_data") or {}).get("leads")
+            rows[index][f"{self.params.prefix}_people"] = _cast(people, "list")
+
+
+_STATUS_RANK = {"OK": 0, "VALID": 0, "CATCH_ALL": 1, "UNKNOWN": 2, "RISKY": 3}
+
+
+class FindEmailParams(EnrichmentParams):
+    """Parameters of ``find_email``."""
+
+    mode: Literal["PROFESSIONAL", "PERSONAL"] = "PROFESSIONAL"
+    output_column: ColumnName = "email"
+    skip_existing: bool = Field(True, description="Rows with an address are not looked up.")
+
+
+class FindEmail(_SixtyfourBlock):
+    """Find an email address per row."""
+
+    kind = "find_email"
+    kind_of_job = "find_email"
+    description = ("Find each row's email address with Sixtyfour; the best address (status "
+                   "OK first) goes to output_column, its status beside it.")
+    Params = FindEmailParams
+    produces = "output_column and output_column_status, <prefix>_error"
+    default_columns: ClassVar[dict[str, tuple[str, ...]]] = {
+        "name": ("name", "full_name"), "company": ("company", "company_name"),
+        "title": ("title", "job_title"), "linkedin": ("linkedin", "linkedin_url"),
+        "domain": ("domain", "company_domain", "website"),
+        "location": ("location", "company_location"),
+    }
+
+    def skip(self, row: dict[str, Any]) -> bool:
+        column = self.params.output_column
+        if self.params.skip_existing and not _empty(row.get(column)):
+            row[f"{column}_status"] = "EXISTING"
+            return True
+        return False
+
+    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
+        return {"lead": subject, "mode": self.params.mode}
+
+    def output_columns(self) -> dict[str, str]:
+        column = self.params.output_column
+        return {column: "str", f"{column}_status": "str"}
+
+    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
+        column = self.params.output_column
+        found = result.get("personal_email") if self.params.mode == "PERSONAL" else None
+        candidates = [c for c in (result.get("email") or []) if isinstance(c, list) and c]
+        if isinstance(found, str) and found:
+            best: list[Any] | None = [found, "OK"]
+        else:
+            ranked = sorted(candidates, key=lambda c: _STATUS_RANK.get(
+                str(c[1]).upper() if len(c) > 1 else "", 9))
+            best = ranked[0] if ranked else None
+        rows[index][column] = best[0] if best else None
+        rows[index][f"{column}_status"] = (
+            str(best[1]).upper() if best and len(best) > 1 else "NOT_FOUND")

@@ -1,0 +1,309 @@
+"""A Sixtyfour-compatible server of our own, for tests, benchmarks and dry runs.
+
+``python -m workflow_engine.sandbox --port 5055`` (or started in-process by the main
+server when no ``SIXTYFOUR_API_KEY`` is set). It speaks the API as documented: the same
+paths, bodies and answers, with its quirks (``RUNNING`` on submit, ``running`` on poll,
+``""`` for missing values), the ``x-api-key`` check (401), FastAPI-shaped validation
+errors (422 for null fields in ``lead``), and a per-key rate limit answering 429 with
+``X-RateLimit-*`` and ``Retry-After`` headers.
+
+Jobs take a configurable time (log-normal around a median per endpoint) and can be made
+to fail (5xx, 429, or a job that ends ``failed``) at configurable rates. The data it
+returns is made up, deterministic (derived from the request), and says so
+(``notes`` starts with "SIMULATED"). ``GET /_sandbox/stats`` counts billable submissions
+per canonical request, so a test can prove nothing was paid for twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, request
+
+__all__ = ["SandboxConfig", "create_sandbox"]
+
+SYNC_PATHS = {"/enrich-lead": "enrich_lead", "/enrich-company": "enrich_company",
+              "/find-email": "find_email"}
+ASYNC_PATHS = {path + "-async": kind for path, kind in SYNC_PATHS.items()}
+
+
+@dataclass
+class SandboxConfig:
+    """How the sandbox behaves; changeable at run time with ``POST /_sandbox/config``."""
+
+    api_key: str = "sandbox-key"
+    rate_per_minute: int = 500
+    latency_median: dict[str, float] = field(default_factory=lambda: {
+        "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5})
+    latency_spread: float = 0.25  # sigma of the log-normal
+    error_5xx_rate: float = 0.0
+    error_429_rate: float = 0.0
+    job_failure_rate: float = 0.0
+    seed: int = 64
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a partial change."""
+        for key, value in changes.items():
+            if not hasattr(self, key):
+                raise KeyError(key)
+            setattr(self, key, value)
+
+
+def canonical(kind: str, body: Any) -> str:
+    """The identity of a billable request: its kind and its body, canonically."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{kind}:{text}".encode()).hexdigest()
+
+
+def _unit(*parts: Any) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _value(declared: Any, field_name: str, subject: str, salt: str) -> Any:
+    kind = declared.get("type", "str") if isinstance(declared, dict) else "str"
+    roll = _unit(salt, field_name)
+    if kind == "bool":
+        return roll < 0.5
+    if kind == "int":
+        return int(roll * 1000)
+    if kind == "float":
+        return round(roll * 100, 2)
+    if kind.startswith("list"):
+        return [f"Simulated {field_name} {i + 1} for {subject}" for i in range(1 + int(roll * 3))]
+    if kind == "dict":
+        return {"simulated": True, "field": field_name}
+    return f"Simulated {field_name} for {subject}"
+
+
+def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The made-up but deterministic result of a job."""
+    salt = canonical(kind, body)
+    if kind == "find_email":
+        lead = dict(body.get("lead") or {})
+        if lead.get("email"):
+            return lead
+        name = str(lead.get("name") or "someone")
+        local = ".".join(name.lower().split()) or "someone"
+        domain = str(lead.get("domain") or lead.get("company") or "example").lower()
+        domain = "".join(ch for ch in domain if ch.isalnum()) or "example"
+        roll = _unit(salt, "email")
+        if roll < 0.15:
+            return {**lead, "email": []}
+        status = "OK" if roll < 0.75 else ("UNKNOWN" if roll < 0.9 else "RISKY")
+        kind_of = "PERSONAL" if body.get("mode") == "PERSONAL" else "COMPANY"
+        found = [[f"{local}@{domain}.example", status, kind_of]]
+        if roll > 0.5:
+            found.append([f"{local[0]}.{local.split('.')[-1]}@{domain}.example",
+                          "UNKNOWN", kind_of])
+        return {**lead, "email": found}
+    subject_source = body.get("lead_info") or body.get("target_company") or {}
+    subject = str(subject_source.get("name") or subject_source.get("company") or "unknown")
+    struct = body.get("struct") or {}
+    structured = {name: _value(declared, name, subject, salt)
+                  for name, declared in struct.items()}
+    if kind == "enrich_company" and body.get("find_people"):
+        structured["leads"] = [
+            {"name": f"Simulated Person {i + 1}", "email": "", "company": subject,
+             "title": "Simulated Title", "phone": "", "score": str(int(_unit(salt, i) * 10)),
+             "linkedin": ""} for i in range(2)]
+    return {
+        "notes": f"SIMULATED by the workflow-engine sandbox for {subject}; not real data.",
+        "structured_data": structured,
+        "findings": [],
+        "references": {f"https://sandbox.invalid/{salt[:12]}": "simulated source"},
+        "confidence_score": round(_unit(salt, "confidence") * 10, 1),
+    }
+
+
+class _State:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.lock = threading.Lock()
+        self.random = random.Random(config.seed)
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.window: dict[str, deque[float]] = {}
+        self.billable: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+
+    def latency(self, kind: str) -> float:
+        median = self.config.latency_median.get(kind, 1.0)
+        return median * math.exp(self.random.gauss(0, self.config.latency_spread))
+
+    def admit(self, key: str) -> tuple[bool, int]:
+        """Count a request against the key's minute; (allowed, remaining)."""
+        now = time.monotonic()
+        limit = self.config.rate_per_minute
+        window = self.window.setdefault(key, deque())
+        while window and window[0] <= now - 60:
+            window.popleft()
+        if len(window) >= limit:
+            return False, 0
+        window.append(now)
+        return True, limit - len(window)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json",
+                    headers=headers or {})
+
+
+def _null_fields(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = body.get(key)
+    if not isinstance(value, dict):
+        return [{"loc": ["body", key], "msg": "Field required", "type": "missing"}]
+    return [{"loc": ["body", key, name], "msg": "Input should be a valid string",
+             "type": "string_type"} for name, item in value.items() if item is None]
+
+
+def create_sandbox(config: SandboxConfig | None = None) -> Flask:
+    """The sandbox as a WSGI application."""
+    state = _State(config or SandboxConfig())
+    app = Flask("workflow_engine.sandbox")
+    app.extensions["sandbox"] = state
+
+    @app.before_request
+    def _gate() -> Response | None:
+        if request.path.startswith("/_sandbox"):
+            return None
+        state.requests["total"] += 1
+        key = request.headers.get("x-api-key")
+        if key != state.config.api_key:
+            return _json({"error": "Unauthorized", "message": "Invalid API key"}, 401)
+        with state.lock:
+            allowed, remaining = state.admit(key)
+            roll = state.random.random()
+        limit = str(state.config.rate_per_minute)
+        if not allowed or roll < state.config.error_429_rate:
+            state.requests["429"] += 1
+            return _json({"detail": "Rate limit exceeded"}, 429, {
+                "X-RateLimit-Limit": limit, "X-RateLimit-Remaining": "0",
+                "Retry-After": "1" if allowed else "2"})
+        if state.random.random() < state.config.error_5xx_rate:
+            state.requests["5xx"] += 1
+            return _json({"detail": "Internal server error (simulated)"}, 503)
+        request.environ["sandbox.remaining"] = remaining
+        return None
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        if "sandbox.remaining" in request.environ:
+            response.headers["X-RateLimit-Limit"] = str(state.config.rate_per_minute)
+            response.headers["X-RateLimit-Remaining"] = str(request.environ["sandbox.remaining"])
+        return response
+
+    def _accept(kind: str) -> tuple[dict[str, Any] | None, Response | None]:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return None, _json({"detail": [{"loc": ["body"], "msg": "Invalid JSON",
+                                            "type": "json_invalid"}]}, 422)
+        key = {"enrich_lead": "lead_info", "enrich_company": "target_company",
+               "find_email": "lead"}[kind]
+        problems = _null_fields(body, key)
+        if kind != "find_email" and not isinstance(body.get("struct"), dict):
+            problems.append({"loc": ["body", "struct"], "msg": "Field required",
+                             "type": "missing"})
+        if problems:
+            return None, _json({"detail": problems}, 422)
+        return body, None
+
+    def submit(kind: str) -> Response:
+        body, refusal = _accept(kind)
+        if refusal is not None:
+            return refusal
+        assert body is not None
+        task_id = str(uuid.uuid4())
+        with state.lock:
+            state.billable[canonical(kind, body)] += 1
+            state.requests["submissions"] += 1
+            fails = state.random.random() < state.config.job_failure_rate
+            state.jobs[task_id] = {"kind": kind, "body": body, "fails": fails,
+                                   "due": time.monotonic() + state.latency(kind)}
+        return _json({"task_id": task_id, "status": "RUNNING"})
+
+    def run_sync(kind: str) -> Response:
+        body, refusal = _accept(kind)
+        if refusal is not None:
+            return refusal
+        assert body is not None
+        with state.lock:
+            state.billable[canonical(kind, body)] += 1
+            state.requests["submissions"] += 1
+            delay = state.latency(kind)
+        time.sleep(delay)
+        return _json(simulate(kind, body))
+
+    for path, kind in ASYNC_PATHS.items():
+        app.add_url_rule(path, f"submit_{kind}", lambda kind=kind: submit(kind),
+                         methods=["POST"])
+    for path, kind in SYNC_PATHS.items():
+        app.add_url_rule(path, f"sync_{kind}", lambda kind=kind: run_sync(kind),
+                         methods=["POST"])
+
+    @app.get("/job-status/<task_id>")
+    def job_status(task_id: str) -> Response:
+        state.requests["polls"] += 1
+        job = state.jobs.get(task_id)
+        if job is None:
+            return _json({"detail": "Task not found"}, 404)
+        if time.monotonic() < job["due"]:
+            return _json({"status": "running"})
+        if job["fails"]:
+            return _json({"status": "failed", "error": "Simulated job failure"})
+        return _json({"status": "completed", "result": simulate(job["kind"], job["body"])})
+
+    @app.get("/_sandbox/stats")
+    def stats() -> Response:
+        with state.lock:
+            billable = dict(state.billable)
+        return _json({
+            "requests": dict(state.requests),
+            "billable_submissions": sum(billable.values()),
+            "distinct_requests": len(billable),
+            "duplicates": {key: n for key, n in billable.items() if n > 1},
+        })
+
+    @app.post("/_sandbox/config")
+    def configure() -> Response:
+        try:
+            state.config.update(request.get_json(force=True) or {})
+        except KeyError as exc:
+            return _json({"detail": f"unknown setting {exc}"}, 422)
+        return _json({"ok": True})
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the sandbox (threaded werkzeug: it is a test double, not a product)."""
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description="A Sixtyfour-compatible sandbox.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--api-key", default="sandbox-key")
+    parser.add_argument("--rate", type=int, default=500, help="requests per minute per key")
+    parser.add_argument("--latency", type=float, default=2.0,
+                        help="median seconds of an enrichment job")
+    args = parser.parse_args(argv)
+    config = SandboxConfig(api_key=args.api_key, rate_per_minute=args.rate)
+    config.latency_median = {"enrich_lead": args.latency, "enrich_company": args.latency,
+                             "find_email": min(args.latency, 0.5)}
+    print(f"Sixtyfour SANDBOX (simulated data) on http://{args.host}:{args.port}, "
+          f"key {args.api_key!r}", flush=True)
+    run_simple(args.host, args.port, create_sandbox(config), threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The Sixtyfour client: submit a job, ask how it is doing. Built on an injected
+``httpx.Client`` (tests swap its transport or point it at the sandbox).
+
+Every request waits for the shared :class:`~.budget.RateBudget`. 429s (honouring
+``Retry-After``), 5xx, timeouts and network errors are retried with exponential backoff
+and full jitter. A submission that answered a task id is never sent again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..errors import (
+    UpstreamAuthError,
+    UpstreamMalformed,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from ..metrics import Metrics
+from .budget import Kind, RateBudget
+from .config import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ENDPOINTS, Retries
+
+__all__ = ["JobStatus", "SixtyfourClient", "make_http"]
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+RUNNING = frozenset({"queued", "pending", "running", "processing", "submitted", "started"})
+_AUTH = {401: "upstream_unauthorized", 402: "upstream_payment_required",
+         403: "upstream_forbidden"}
+
+
+def make_http(api_key: str, base_url: str = DEFAULT_BASE_URL,
+              transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """The one place the HTTP client is built."""
+    return httpx.Client(
+        base_url=base_url, headers={"x-api-key": api_key}, timeout=DEFAULT_TIMEOUT,
+        transport=transport, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as a poll saw it; ``status`` lower-cased."""
+
+    status: str
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job will not change any more."""
+        return self.status in TERMINAL
+
+
+class SixtyfourClient:
+    """Submits jobs and polls them, within the key's budget."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        budget: RateBudget,
+        *,
+        retries: Retries = Retries(),  # noqa: B008 - a frozen value object
+        metrics: Metrics | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.http = http
+        self.budget = budget
+        self.retries = retries
+        self.metrics = metrics
+        self._sleep = sleep
+        self._jitter = jitter
+
+    def submit(self, kind: str, body: dict[str, Any]) -> str:
+        """Start a job; its task id. Raises an ``Upstream*`` error when it cannot."""
+        response = self._send("submit", "POST", ENDPOINTS[kind], body)
+        data = self._json(response)
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise UpstreamMalformed(f"The submission answered no task id: {str(data)[:200]}")
+        return task_id
+
+    def status(self, task_id: str) -> JobStatus:
+        """How a job is doing."""
+        response = self._send("poll", "GET", f"/job-status/{task_id}", None)
+        data = self._json(response)
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise UpstreamMalformed(f"A poll answered no status: {str(data)[:200]}")
+        status = data["status"].lower()
+        if status not in TERMINAL | RUNNING:
+            raise UpstreamMalformed(f"Unknown job status {data['status']!r}.")
+        result = data.get("result")
+        return JobStatus(status, result if isinstance(result, dict) else None,
+                         str(data["error"]) if data.get("error") else None)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.retries.cap_seconds, self.retries.base_seconds * 2.0**attempt)
+        return ceiling * self._jitter()
+
+    def _send(self, kind: Kind, method: str, path: str, body: Any) -> httpx.Response:
+        label = "job-status" if kind == "poll" else path
+        problem = "no attempt made"
+        for attempt in range(self.retries.attempts):
+            waited = self.budget.acquire(kind)
+            if self.metrics is not None:
+                self.metrics.rate_budget_wait.observe(waited)
+            try:
+                response = self.http.request(method, path, json=body)
+            except httpx.TransportError as exc:  # timeouts and network errors
+                problem = f"{type(exc).__name__}"
+                self._count(label, type(exc).__name__)
+                self._sleep(self._backoff(attempt))
+                continue
+            self._count(label, str(response.status_code))
+            if response.status_code in _AUTH:
+                raise UpstreamAuthError(
+                    f"The enrichment API refused the key ({response.status_code}): "
+                    f"{response.text[:200]}", upstream_status=response.status_code,
+                    reason=_AUTH[response.status_code],
+                )
+            if response.status_code == 429:
+                problem = "429 Too Many Requests"
+                self.budget.pause(self._retry_after(response) or self._backoff(attempt))
+                continue
+            if response.status_code >= 500:
+                problem = f"{response.status_code} {response.reason_phrase}"
+                self._sleep(self._backoff(attempt))
+                continue
+            if response.status_code >= 400:
+                raise UpstreamRejected(
+                    f"The enrichment API rejected the request ({response.status_code}): "
+                    f"{response.text[:300]}", upstream_status=response.status_code,
+                )
+            return response
+        raise UpstreamUnavailable(
+            f"The enrichment API did not answer {method} {path} after "
+            f"{self.retries.attempts} attempts (last: {problem})."
+        )
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After", "")
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise UpstreamMalformed(
+                f"The enrichment API answered something that is not JSON: {response.text[:200]}"
+            ) from None
+
+    def _count(self, endpoint: str, status: str) -> None:
+        if self.metrics is not None:
+            self.metrics.upstream_requests.labels(endpoint, status).inc()

@@ -1,0 +1,68 @@
+"""Limits, timeouts and endpoints of the Sixtyfour API: value objects with defaults, here
+and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "ENDPOINTS",
+    "Polling",
+    "RateLimit",
+    "Retries",
+]
+
+DEFAULT_BASE_URL = "https://api.sixtyfour.ai"
+# Submitting and polling answer quickly; only the synchronous endpoints (which we do not
+# use) take minutes.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+# Our name for a kind of job -> its asynchronous endpoint.
+ENDPOINTS = {
+    "enrich_lead": "/enrich-lead-async",
+    "enrich_company": "/enrich-company-async",
+    "find_email": "/find-email-async",
+}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The key's budget: every request counts, submissions and polls alike."""
+
+    per_minute: int = 500
+
+    @property
+    def per_second(self) -> float:
+        """Requests per second."""
+        return self.per_minute / 60
+
+
+@dataclass(frozen=True)
+class Retries:
+    """Exponential backoff with full jitter for 429, 5xx, timeouts and network errors."""
+
+    attempts: int = 8
+    base_seconds: float = 0.5
+    cap_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Polling:
+    """When to ask how a job is doing.
+
+    A job is polled first when it is about as old as jobs of its kind take (learnt from
+    the jobs that completed, starting from ``expected_seconds``), then at a fraction of
+    that, never more often than ``min_interval`` nor less than ``max_interval``.
+    """
+
+    expected_seconds: dict[str, float] = field(default_factory=lambda: {
+        "enrich_lead": 120.0, "enrich_company": 240.0, "find_email": 5.0,
+    })
+    min_interval: float = 0.5
+    max_interval: float = 60.0
+    repoll_fraction: float = 0.25
+    max_in_flight: int = 5000

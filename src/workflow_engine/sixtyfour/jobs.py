@@ -1,0 +1,321 @@
+"""The enricher: the one process-wide scheduler of enrichment jobs.
+
+Blocks hand it a batch of requests and wait for an outcome per request. It submits them
+as fast as the shared budget allows (bounded by jobs in flight), polls each job when it
+is likely done (at about the latency jobs of its kind have shown, then more often),
+stores every task id as soon as it has one and every result as soon as it arrives, and
+reuses both: a request already answered is never paid for again, and a task still
+running when the server stopped is polled, not submitted, after a restart.
+
+A few worker threads do the HTTP; the budget, not the thread count, sets the pace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UpstreamAuthError, UpstreamError, UpstreamJobFailed
+from ..metrics import Metrics
+from ..store.upstream import UpstreamJobs
+from .client import SixtyfourClient
+from .config import Polling
+
+__all__ = ["Enricher", "Outcome", "request_key"]
+
+log = logging.getLogger(__name__)
+
+
+def request_key(kind: str, body: dict[str, Any]) -> str:
+    """The identity of a request: its kind and its canonical body."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{kind}:{text}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one request: a result, or an error (code and message)."""
+
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    reused: bool = False
+
+
+@dataclass
+class _Batch:
+    kind: str
+    on_outcome: Callable[[int, Outcome], None]
+    remaining: int
+    fatal: UpstreamError | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(eq=False)
+class _Job:
+    key: str
+    kind: str
+    body: dict[str, Any]
+    waiters: list[tuple[_Batch, int]]
+    task_id: str | None = None
+    submitted_at: float = 0.0
+    polls: int = 0
+
+
+class Enricher:
+    """Schedules every enrichment job of the process."""
+
+    def __init__(
+        self,
+        client: SixtyfourClient,
+        records: UpstreamJobs,
+        *,
+        polling: Polling = Polling(),  # noqa: B008 - a frozen value object
+        workers: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.client = client
+        self.records = records
+        self.polling = polling
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._expected = dict(polling.expected_seconds)
+        # Until a kind's first job completes, its latency is a guess: one job per kind
+        # probes (polled early, then less and less often) while the others wait for it.
+        self._learned: set[str] = set()
+        self._probe: dict[str, str] = {}
+        self._submit_queue: deque[_Job] = deque()
+        self._polls: list[tuple[float, int, _Job]] = []
+        self._order = itertools.count()
+        self._active: dict[str, _Job] = {}
+        self._in_flight = 0
+        self._changed = threading.Condition()
+        self._closed = False
+        self._workers = [threading.Thread(target=self._work, name=f"enricher-{i}", daemon=True)
+                         for i in range(workers)]
+        for worker in self._workers:
+            worker.start()
+
+    # -- what blocks call -----------------------------------------------------------------
+
+    def enrich(
+        self,
+        kind: str,
+        bodies: list[dict[str, Any]],
+        on_outcome: Callable[[int, Outcome], None],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Get an outcome for each request, calling ``on_outcome(index, outcome)`` as they
+        arrive; return when all have one. Raises the first auth error (nothing more is
+        submitted for this batch), or returns early if ``cancel`` is set."""
+        batch = _Batch(kind, on_outcome, len(bodies))
+        if not bodies:
+            return
+        keys = [request_key(kind, body) for body in bodies]
+        stored = self.records.get_many(sorted(set(keys)))
+        with self._changed:
+            for index, (key, body) in enumerate(zip(keys, bodies, strict=True)):
+                record = stored.get(key)
+                if record is not None and record.status == "completed":
+                    self._deliver(batch, index, Outcome(record.result, reused=True))
+                    continue
+                job = self._active.get(key)
+                if job is not None:
+                    job.waiters.append((batch, index))
+                    continue
+                job = _Job(key, kind, body, [(batch, index)])
+                self._active[key] = job
+                if record is not None and record.status == "submitted" and record.task_id:
+                    # Paid for before a restart: ask how it went instead of paying again.
+                    job.task_id = record.task_id
+                    job.submitted_at = self._clock()
+                    self._in_flight += 1
+                    self._schedule_poll(job, self._clock())
+                else:
+                    self._submit_queue.append(job)
+            self._changed.notify_all()
+        while not batch.done.wait(0.1):
+            if cancel is not None and cancel.is_set():
+                self._abandon(batch)
+                return
+        if batch.fatal is not None:
+            raise batch.fatal
+
+    def close(self) -> None:
+        """Stop the workers (jobs in flight stay recorded and resume at the next start)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def _schedule_poll(self, job: _Job, now: float) -> None:
+        heapq.heappush(self._polls, (self._due(job, now), next(self._order), job))
+
+    def _due(self, job: _Job, now: float) -> float:
+        """When to poll ``job`` next (called with the lock held)."""
+        polling = self.polling
+        expected = self._expected.get(job.kind, 30.0)
+        if job.kind not in self._learned and self._probe.setdefault(job.kind, job.key) == job.key:
+            delay = polling.min_interval * 2.0**job.polls
+        elif job.polls == 0:
+            delay = job.submitted_at + 0.95 * expected - now
+        else:
+            delay = expected * polling.repoll_fraction
+        return now + min(polling.max_interval, max(polling.min_interval, delay))
+
+    def _learn(self, kind: str, age: float, first_poll: bool) -> None:
+        """Fold a completed job's age into its kind's expected latency."""
+        with self._changed:
+            if kind not in self._learned:
+                self._learned.add(kind)
+                self._probe.pop(kind, None)
+                self._expected[kind] = age
+                # Jobs waiting for their first poll were timed on the guess: re-time them.
+                now = self._clock()
+                self._polls = [(self._due(job, now) if job.polls == 0 else due, n, job)
+                               for due, n, job in self._polls]
+                heapq.heapify(self._polls)
+                self._changed.notify_all()
+                return
+            if first_poll:
+                # Done at the first poll: it may have finished well before; only shorten.
+                age = min(age, self._expected[kind])
+            self._expected[kind] = 0.8 * self._expected[kind] + 0.2 * age
+
+    def _next_action(self) -> tuple[str, _Job] | None:
+        """What a worker should do now (called with the lock held); None to wait."""
+        while self._submit_queue and self._in_flight < self.polling.max_in_flight:
+            job = self._submit_queue.popleft()
+            if self._wanted(job):
+                self._in_flight += 1
+                return "submit", job
+            self._active.pop(job.key, None)
+        if self._polls and self._polls[0][0] <= self._clock():
+            _, _, job = heapq.heappop(self._polls)
+            return "poll", job
+        return None
+
+    def _wanted(self, job: _Job) -> bool:
+        job.waiters = [(batch, i) for batch, i in job.waiters
+                       if batch.fatal is None and not batch.done.is_set()]
+        return bool(job.waiters)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                action = None
+                while not self._closed:
+                    action = self._next_action()
+                    if action is not None:
+                        break
+                    timeout = (self._polls[0][0] - self._clock()) if self._polls else 1.0
+                    self._changed.wait(max(0.01, min(timeout, 1.0)))
+                if self._closed:
+                    return
+            assert action is not None
+            kind, job = action
+            try:
+                if kind == "submit":
+                    self._submit(job)
+                else:
+                    self._poll(job)
+            except UpstreamAuthError as exc:
+                self._fail_batches(job, exc)
+            except UpstreamError as exc:
+                self._finish(job, error={"code": exc.code, "message": exc.detail})
+            except Exception as exc:  # a bug must not kill a worker silently
+                log.exception("enrichment job %s failed unexpectedly", job.key)
+                self._finish(job, error={"code": "upstream_error", "message": repr(exc)})
+
+    def _submit(self, job: _Job) -> None:
+        task_id = self.client.submit(job.kind, job.body)
+        job.task_id = task_id
+        job.submitted_at = self._clock()
+        self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
+        with self._changed:
+            self._schedule_poll(job, self._clock())
+            self._changed.notify_all()
+
+    def _poll(self, job: _Job) -> None:
+        assert job.task_id is not None
+        job.polls += 1
+        status = self.client.status(job.task_id)
+        if not status.finished:
+            with self._changed:
+                self._schedule_poll(job, self._clock())
+            return
+        self._learn(job.kind, self._clock() - job.submitted_at, first_poll=job.polls == 1)
+        if status.status == "completed" and status.result is not None:
+            self.records.finished(job.key, result=status.result, error=None,
+                                  now=self._wall_ms())
+            self._finish(job, result=status.result)
+        else:
+            failure = UpstreamJobFailed(
+                f"The enrichment job {status.status}: {status.error or 'no reason given'}.")
+            self.records.finished(job.key, result=None, error=failure.detail,
+                                  now=self._wall_ms())
+            self._finish(job, error={"code": failure.code, "message": failure.detail})
+
+    def _finish(self, job: _Job, *, result: dict[str, Any] | None = None,
+                error: dict[str, str] | None = None) -> None:
+        with self._changed:
+            self._active.pop(job.key, None)
+            self._in_flight -= 1
+            if self._probe.get(job.kind) == job.key:
+                self._probe.pop(job.kind)
+            waiters, job.waiters = job.waiters, []
+            self._changed.notify_all()
+        for batch, index in waiters:
+            self._deliver(batch, index, Outcome(result, error))
+
+    def _deliver(self, batch: _Batch, index: int, outcome: Outcome) -> None:
+        if outcome.result is not None and self.metrics is not None:
+            self.metrics.rows_enriched.labels(self._kind_of(batch)).inc()
+        with batch.lock:
+            if batch.done.is_set():
+                return
+            batch.on_outcome(index, outcome)
+            batch.remaining -= 1
+            if batch.remaining <= 0:
+                batch.done.set()
+
+    @staticmethod
+    def _kind_of(batch: _Batch) -> str:
+        return batch.kind
+
+    def _fail_batches(self, job: _Job, error: UpstreamAuthError) -> None:
+        with self._changed:
+            self._active.pop(job.key, None)
+            self._in_flight -= 1
+            if self._probe.get(job.kind) == job.key:
+                self._probe.pop(job.kind)
+            batches = {id(batch): batch for batch, _ in job.waiters}
+        for batch in batches.values():
+            batch.fatal = error
+            batch.done.set()
+
+    def _abandon(self, batch: _Batch) -> None:
+        """Stop waiting for a cancelled batch; its queued jobs will not be submitted."""
+        batch.done.set()
+
+    def expected_seconds(self) -> dict[str, float]:
+        """What the enricher has learnt of each kind's latency."""
+        return dict(self._expected)
+
+    def pending(self) -> Iterable[str]:
+        """Keys of jobs not yet finished (for diagnostics)."""
+        return list(self._active)

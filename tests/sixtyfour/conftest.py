@@ -1,0 +1,77 @@
+"""A sandbox served over real HTTP on loopback, and an enricher talking to it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from workflow_engine.sandbox import SandboxConfig, create_sandbox
+from workflow_engine.sixtyfour import (
+    Enricher,
+    Polling,
+    RateBudget,
+    RateLimit,
+    Retries,
+    SixtyfourClient,
+    make_http,
+)
+from workflow_engine.sixtyfour.__init__ import _QuietHandler
+from workflow_engine.store import Store, make_engine
+from workflow_engine.store.upstream import UpstreamJobs
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox."""
+
+    url: str
+    config: SandboxConfig
+    server: BaseWSGIServer
+
+    def stats(self) -> dict[str, Any]:
+        found: dict[str, Any] = httpx.get(f"{self.url}/_sandbox/stats").json()
+        return found
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    config = SandboxConfig(rate_per_minute=6000, latency_median={
+        "enrich_lead": 0.3, "enrich_company": 0.3, "find_email": 0.1}, latency_spread=0.1)
+    server = make_server("127.0.0.1", 0, create_sandbox(config), threaded=True,
+                         request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Sandbox(f"http://127.0.0.1:{server.port}", config, server)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    found = Store(make_engine(f"sqlite:///{tmp_path / 'wf.db'}"))
+    found.create_schema()
+    yield found
+    found.dispose()
+
+
+def make_enricher(sandbox: Sandbox, store: Store, *, key: str = "sandbox-key",
+                  rate: int = 6000) -> Enricher:
+    client = SixtyfourClient(make_http(key, sandbox.url), RateBudget(RateLimit(rate)),
+                             retries=Retries(attempts=6, base_seconds=0.05, cap_seconds=0.5))
+    polling = Polling(expected_seconds={"enrich_lead": 30.0, "enrich_company": 30.0,
+                                        "find_email": 5.0}, min_interval=0.05)
+    return Enricher(client, UpstreamJobs(store), polling=polling, workers=8)
+
+
+@pytest.fixture
+def enricher(sandbox: Sandbox, store: Store) -> Iterator[Enricher]:
+    found = make_enricher(sandbox, store)
+    yield found
+    found.close()

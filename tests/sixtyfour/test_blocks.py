@@ -1,0 +1,158 @@
+"""The Sixtyfour blocks in pipelines through the real app, against the sandbox."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import ROOT, make_settings
+from tests.sixtyfour.conftest import Sandbox
+from workflow_engine import create_app
+from workflow_engine.api import EXTENSION, RUNNER
+
+
+@pytest.fixture
+def client(tmp_path: Path, sandbox: Sandbox) -> Iterator[FlaskClient]:
+    (tmp_path / "files").mkdir()
+    shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
+    app = create_app(make_settings(tmp_path, sixtyfour_api_key="sandbox-key",
+                                   sixtyfour_base_url=sandbox.url,
+                                   sixtyfour_rate_per_minute=6000))
+    yield app.test_client()
+    app.extensions[RUNNER].close()
+    app.extensions[EXTENSION].store.dispose()
+
+
+def pipeline(*blocks: dict[str, Any], definition_id: str = "p") -> dict[str, Any]:
+    states: list[dict[str, Any]] = [
+        {"id": "ready", "name": "Ready", "is_initial": True},
+        {"id": "read", "name": "Read",
+         "block": {"type": "read_csv", "params": {"file": "leads.csv"}}}]
+    actions: list[dict[str, Any]] = [
+        {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"}]
+    previous = "read"
+    for index, block in enumerate(blocks):
+        states.append({"id": f"s{index}", "name": f"S{index}", "block": block})
+        actions.append({"id": f"to{index}", "name": "go", "from_states": [previous],
+                        "to_state": f"s{index}", "trigger": "auto"})
+        previous = f"s{index}"
+    states.append({"id": "done", "name": "Done", "is_final": True})
+    actions.append({"id": "finish", "name": "Finish", "from_states": [previous],
+                    "to_state": "done", "trigger": "auto"})
+    return {"id": definition_id, "name": "P", "states": states, "actions": actions}
+
+
+def run(client: FlaskClient, document: dict[str, Any]) -> dict[str, Any]:
+    created = client.post("/api/definitions", json=document)
+    assert created.status_code == 201, created.json
+    started = client.post("/api/instances", json={"definition_id": document["id"]}).json
+    result: dict[str, Any] = client.post(
+        f"/api/instances/{started['id']}/actions/run?wait=30").json
+    return result
+
+
+def rows(client: FlaskClient, instance: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.get(
+        f"/api/instances/{instance['id']}/data?limit=100").json["rows"]
+    return found
+
+
+EDUCATION = {"type": "enrich_lead", "params": {"struct": {
+    "education": "Educational background including undergraduate university",
+    "is_american_education": {"description": "Studied in the US?", "type": "bool"}}}}
+
+
+class TestEnrichLead:
+    def test_writes_struct_fields_cast_to_their_types(self, client: FlaskClient) -> None:
+        done = run(client, pipeline(EDUCATION))
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert len(table) == 15
+        assert {type(r["is_american_education"]) for r in table} == {bool}
+        assert table[0]["education"] == "Simulated education for Maya Okafor"
+        assert table[0]["enrich_notes"].startswith("SIMULATED")
+        assert isinstance(table[0]["enrich_confidence_score"], float)
+        assert all(r["enrich_error"] is None for r in table)
+
+    def test_a_filter_on_an_enriched_column_passes_the_static_check(
+        self, client: FlaskClient
+    ) -> None:
+        """The issue's pipeline: keep Ariglad, enrich, keep American education, save."""
+        document = pipeline(
+            {"type": "filter", "params": {"conditions": [
+                {"column": "company", "operator": "contains", "value": "Ariglad Inc"}]}},
+            EDUCATION,
+            {"type": "filter", "params": {"conditions": [
+                {"column": "is_american_education", "operator": "is_true"}]}},
+            {"type": "save_csv", "params": {"file_name": "american.csv"}})
+        done = run(client, document)
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert table
+        assert all(r["is_american_education"] is True for r in table)
+        assert all("Ariglad Inc" in r["company"] for r in table)
+
+    def test_a_refused_key_fails_the_block_with_one_error(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        sandbox.config.update({"api_key": "rotated"})
+        done = run(client, pipeline(EDUCATION))
+        assert (done["status"], done["current_state"]) == ("failed", "s0")
+        assert done["error"]["code"] == "upstream_unauthorized"
+        assert sandbox.stats()["billable_submissions"] == 0
+
+    @pytest.mark.parametrize(("on_row_error", "status", "kept"), [
+        ("keep", "completed", 15), ("drop", "completed", 0), ("fail", "failed", None)])
+    def test_row_errors(self, client: FlaskClient, sandbox: Sandbox, on_row_error: str,
+                        status: str, kept: int | None) -> None:
+        sandbox.config.update({"job_failure_rate": 1.0})
+        block = {"type": "enrich_lead", "params": {
+            "struct": {"x": "y"}, "on_row_error": on_row_error, "max_error_ratio": 1.0}}
+        done = run(client, pipeline(block))
+        assert done["status"] == status
+        if kept is not None:
+            table = rows(client, done) if kept else []
+            assert len(table) == kept
+            assert all(r["enrich_error"].startswith("upstream_job_failed") for r in table)
+
+    def test_too_many_row_errors_fail_the_block(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        sandbox.config.update({"job_failure_rate": 1.0})
+        done = run(client, pipeline({"type": "enrich_lead", "params": {"struct": {"x": "y"}}}))
+        assert done["status"] == "failed"
+        assert "max_error_ratio 0.5" in done["error"]["message"]
+
+
+class TestFindEmail:
+    def test_fills_missing_addresses_and_keeps_existing_ones(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        done = run(client, pipeline({"type": "find_email", "params": {}}))
+        table = rows(client, done)
+        existing = [r for r in table if r["email_status"] == "EXISTING"]
+        looked_up = [r for r in table if r["email_status"] != "EXISTING"]
+        assert len(existing) == 6
+        assert sandbox.stats()["billable_submissions"] == len(looked_up) == 9
+        assert all(r["email"] for r in looked_up if r["email_status"] != "NOT_FOUND")
+        assert {r["email_status"] for r in looked_up} <= {"OK", "UNKNOWN", "RISKY", "NOT_FOUND"}
+
+
+class TestEnrichCompany:
+    def test_companies_and_their_people(self, client: FlaskClient) -> None:
+        done = run(client, pipeline({"type": "enrich_company", "params": {
+            "struct": {"industry": "What the company does"}, "find_people": True}}))
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert table[0]["industry"] == "Simulated industry for Ariglad Inc"
+        assert '"Simulated Person 1"' in table[0]["enrich_people"]
+
+
+def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
+    kinds = {b["type"] for b in client.get("/api/blocks").json["items"]}
+    assert {"enrich_lead", "enrich_company", "find_email"} <= kinds

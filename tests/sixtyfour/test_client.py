@@ -1,0 +1,162 @@
+"""The Sixtyfour client at its edges, with httpx.MockTransport."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from workflow_engine.errors import (
+    UpstreamAuthError,
+    UpstreamMalformed,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from workflow_engine.sixtyfour import RateBudget, RateLimit, Retries, SixtyfourClient, make_http
+
+
+def client_for(handler: Callable[[httpx.Request], httpx.Response], *, attempts: int = 4
+               ) -> tuple[SixtyfourClient, list[httpx.Request], list[float]]:
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    http = make_http("key", "https://api.test", transport=httpx.MockTransport(record))
+    client = SixtyfourClient(http, RateBudget(RateLimit(60_000)),
+                             retries=Retries(attempts=attempts, base_seconds=0.01),
+                             sleep=sleeps.append, jitter=lambda: 1.0)
+    return client, seen, sleeps
+
+
+def answers(*responses: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return handler
+
+
+BODY: dict[str, Any] = {"lead_info": {"name": "Ann"}, "struct": {"x": "y"}}
+
+
+class TestSubmit:
+    def test_sends_the_key_and_the_body_to_the_async_endpoint(self) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(
+            200, json={"task_id": "t-1", "status": "RUNNING"})))
+        assert client.submit("enrich_lead", BODY) == "t-1"
+        assert seen[0].url == "https://api.test/enrich-lead-async"
+        assert seen[0].headers["x-api-key"] == "key"
+
+    @pytest.mark.parametrize("status", [401, 402, 403])
+    def test_a_refused_key_stops_at_once(self, status: int) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(status, json={"error": "no"})))
+        with pytest.raises(UpstreamAuthError) as caught:
+            client.submit("enrich_lead", BODY)
+        assert len(seen) == 1
+        assert caught.value.context["upstream_status"] == status
+
+    @pytest.mark.parametrize("status", [400, 404, 422])
+    def test_a_rejected_request_is_not_retried(self, status: int) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(status, json={"detail": []})))
+        with pytest.raises(UpstreamRejected):
+            client.submit("enrich_lead", BODY)
+        assert len(seen) == 1
+
+    def test_5xx_and_timeouts_are_retried_with_backoff(self) -> None:
+        client, seen, sleeps = client_for(answers(
+            httpx.Response(503), httpx.ReadTimeout("slow"), httpx.ConnectError("down"),
+            httpx.Response(200, json={"task_id": "t-2"})))
+        assert client.submit("enrich_lead", BODY) == "t-2"
+        assert len(seen) == 4
+        assert sleeps == [0.01, 0.02, 0.04]
+
+    def test_gives_up_after_the_last_attempt(self) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(500)), attempts=3)
+        with pytest.raises(UpstreamUnavailable, match="after 3 attempts"):
+            client.submit("enrich_lead", BODY)
+        assert len(seen) == 3
+
+    def test_429_with_retry_after_pauses_the_whole_budget(self) -> None:
+        client, seen, _ = client_for(answers(
+            httpx.Response(429, headers={"Retry-After": "0.3"}),
+            httpx.Response(200, json={"task_id": "t-3"})))
+        began = time.monotonic()
+        assert client.submit("enrich_lead", BODY) == "t-3"
+        assert time.monotonic() - began >= 0.29
+        assert len(seen) == 2
+
+    def test_429_without_retry_after_backs_off(self) -> None:
+        client, seen, _ = client_for(answers(
+            httpx.Response(429), httpx.Response(429), httpx.Response(200, json={"task_id": "t"})))
+        assert client.submit("enrich_lead", BODY) == "t"
+        assert len(seen) == 3
+
+    def test_a_submission_that_answered_a_task_id_is_never_sent_again(self) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(200, json={"task_id": "once"})))
+        client.submit("enrich_lead", BODY)
+        assert len(seen) == 1
+
+    @pytest.mark.parametrize("response", [
+        httpx.Response(200, text="<html>oops</html>"),
+        httpx.Response(200, json={"status": "RUNNING"}),
+        httpx.Response(200, json=["task"]),
+    ])
+    def test_unreadable_answers(self, response: httpx.Response) -> None:
+        client, _, _ = client_for(answers(response))
+        with pytest.raises(UpstreamMalformed):
+            client.submit("enrich_lead", BODY)
+
+
+class TestStatus:
+    @pytest.mark.parametrize(("raw", "status", "finished"), [
+        ("RUNNING", "running", False), ("queued", "queued", False),
+        ("Completed", "completed", True), ("failed", "failed", True),
+    ])
+    def test_statuses_are_lower_cased(self, raw: str, status: str, finished: bool) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(200, json={"status": raw})))
+        found = client.status("t-1")
+        assert (found.status, found.finished) == (status, finished)
+        assert seen[0].url == "https://api.test/job-status/t-1"
+
+    def test_a_failed_job_carries_its_error(self) -> None:
+        client, _, _ = client_for(answers(httpx.Response(
+            200, json={"status": "failed", "error": "no data"})))
+        assert client.status("t").error == "no data"
+
+    def test_an_unknown_status_is_malformed(self) -> None:
+        client, _, _ = client_for(answers(httpx.Response(200, json={"status": "exploded"})))
+        with pytest.raises(UpstreamMalformed, match="exploded"):
+            client.status("t")
+
+
+class TestBudget:
+    def test_spreads_requests_at_the_rate(self) -> None:
+        budget = RateBudget(RateLimit(per_minute=6000))  # 100 a second
+        began = time.monotonic()
+        for _ in range(51):
+            budget.acquire("submit")
+        assert 0.45 <= time.monotonic() - began < 1.5
+
+    def test_submissions_go_before_polls(self) -> None:
+        import threading
+
+        budget = RateBudget(RateLimit(per_minute=600))  # 10 a second
+        budget.acquire("submit")  # spend the initial token
+        order: list[str] = []
+        poll = threading.Thread(target=lambda: (budget.acquire("poll"), order.append("poll")))
+        poll.start()
+        time.sleep(0.01)
+        budget.acquire("submit")
+        order.append("submit")
+        poll.join()
+        assert order == ["submit", "poll"]

@@ -1,0 +1,109 @@
+"""The enricher against the sandbox over real HTTP: every row once, never paid twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.sixtyfour.conftest import Sandbox, make_enricher
+from workflow_engine.errors import UpstreamAuthError
+from workflow_engine.sixtyfour import Enricher, Outcome
+from workflow_engine.store import Store
+
+
+def leads(n: int, offset: int = 0) -> list[dict[str, Any]]:
+    return [{"lead_info": {"name": f"Person {i}", "company": "Ariglad Inc"},
+             "struct": {"education": "Where they studied"}} for i in range(offset, offset + n)]
+
+
+def collect(enricher: Enricher, bodies: list[dict[str, Any]], kind: str = "enrich_lead"
+            ) -> dict[int, Outcome]:
+    outcomes: dict[int, Outcome] = {}
+    enricher.enrich(kind, bodies, outcomes.__setitem__)
+    return outcomes
+
+
+def test_every_request_gets_its_result_once(enricher: Enricher, sandbox: Sandbox) -> None:
+    outcomes = collect(enricher, leads(40))
+    assert sorted(outcomes) == list(range(40))
+    assert all(o.result is not None and o.error is None for o in outcomes.values())
+    assert outcomes[3].result["structured_data"]["education"] == (  # type: ignore[index]
+        "Simulated education for Person 3")
+    stats = sandbox.stats()
+    assert (stats["billable_submissions"], stats["duplicates"]) == (40, {})
+
+
+def test_the_latency_is_learnt_and_polls_are_few(enricher: Enricher, sandbox: Sandbox) -> None:
+    """Jobs take ~0.3 s, the guess was 30 s: one probe learns it, the rest poll about once."""
+    began = time.monotonic()
+    collect(enricher, leads(30))
+    assert time.monotonic() - began < 5
+    assert enricher.expected_seconds()["enrich_lead"] < 2
+    assert sandbox.stats()["requests"]["polls"] <= 30 * 2
+
+
+def test_a_request_already_answered_is_not_paid_again(
+    enricher: Enricher, sandbox: Sandbox
+) -> None:
+    collect(enricher, leads(10))
+    again = collect(enricher, leads(10) + leads(10))
+    assert all(o.reused for o in again.values())
+    assert sandbox.stats()["billable_submissions"] == 10
+
+
+def test_duplicates_in_flight_share_one_job(enricher: Enricher, sandbox: Sandbox) -> None:
+    outcomes = collect(enricher, leads(5) * 3)
+    assert len(outcomes) == 15
+    assert sandbox.stats()["billable_submissions"] == 5
+
+
+def test_injected_failures_lose_no_row_and_pay_nothing_twice(
+    enricher: Enricher, sandbox: Sandbox
+) -> None:
+    """5xx and 429 are retried; a failed job is an error for its row, not resubmitted."""
+    sandbox.config.update({"error_5xx_rate": 0.1, "error_429_rate": 0.1,
+                           "job_failure_rate": 0.1})
+    outcomes = collect(enricher, leads(60))
+    assert sorted(outcomes) == list(range(60))
+    failed = [o for o in outcomes.values() if o.error is not None]
+    assert all(o.error["code"] == "upstream_job_failed" for o in failed)  # type: ignore[index]
+    assert len(failed) < 20
+    assert sandbox.stats()["duplicates"] == {}
+
+
+def test_a_refused_key_stops_the_batch_at_once(sandbox: Sandbox, store: Store) -> None:
+    enricher = make_enricher(sandbox, store, key="wrong")
+    try:
+        with pytest.raises(UpstreamAuthError):
+            collect(enricher, leads(50))
+        time.sleep(0.2)
+        assert sandbox.stats()["requests"].get("total", 0) <= 9  # one per worker at most
+    finally:
+        enricher.close()
+
+
+def test_tasks_in_flight_are_polled_after_a_restart_not_resubmitted(
+    sandbox: Sandbox, store: Store
+) -> None:
+    """An enricher stopped with jobs in flight; a new one (same database) finishes them by
+    polling their recorded task ids."""
+    sandbox.config.update({"latency_median": {"enrich_lead": 1.0}})
+    first = make_enricher(sandbox, store)
+    cancel = threading.Event()
+    threading.Timer(0.4, cancel.set).start()
+    first.enrich("enrich_lead", leads(20), lambda i, o: None, cancel=cancel)
+    first.close()
+    submitted = sandbox.stats()["billable_submissions"]
+    assert submitted > 0
+
+    second = make_enricher(sandbox, store)
+    try:
+        outcomes = collect(second, leads(20))
+    finally:
+        second.close()
+    assert all(o.result is not None for o in outcomes.values())
+    stats = sandbox.stats()
+    assert (stats["billable_submissions"], stats["duplicates"]) == (20, {})
