@@ -7,7 +7,9 @@
 # codes, headers and fields, prints "ok  - <step>" and the run ends with "N passed, 0 failed".
 # The first unexpected answer stops the run with "not ok - <step>: <why>", the response,
 # and a non-zero exit status. Ids and file names get a random suffix, so the script can run
-# again and again against the same server. The data-pipeline steps upload small CSV files,
+# again and again against the same server. The enrichment step enriches 5 made-up rows
+# through the server's enrichment: free against its sandbox (no SIXTYFOUR_API_KEY), but 5
+# real enrichments against a server with a key. The data-pipeline steps upload small CSV files,
 # so the server's files directory (FILES_DIR) must be writable.
 set -euo pipefail
 
@@ -187,6 +189,27 @@ pipeline() {  # pipeline ID FILTER_COLUMN: a definition reading the upload, filt
     {"id": "filter", "name": "Filter", "trigger": "auto", "from_states": ["reading"], "to_state": "filtering"},
     {"id": "save", "name": "Save", "trigger": "auto", "from_states": ["filtering"], "to_state": "saved",
      "condition": {"conditions": [{"fact": "row_count", "operator": "gt", "value": 0}]}}
+  ]
+}'
+}
+
+enrichment() {  # enrichment ID: read the upload, enrich each lead, save
+    echo '{
+  "id": "'"$1"'",
+  "name": "API test enrichment",
+  "states": [
+    {"id": "ready", "name": "Ready", "is_initial": true},
+    {"id": "reading", "name": "Reading", "block": {"type": "read_csv", "params": {"file": "'"$UPLOAD_NAME"'"}}},
+    {"id": "enriching", "name": "Enriching", "block": {"type": "enrich_lead", "params": {"struct": {
+      "education": "Educational background including undergraduate university",
+      "is_american_education": {"description": "Studied in the US?", "type": "bool"}}}}},
+    {"id": "saved", "name": "Saved", "is_final": true,
+     "block": {"type": "save_csv", "params": {"file_name": "enriched-'"$OUTPUT_NAME"'"}}}
+  ],
+  "actions": [
+    {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "reading"},
+    {"id": "enrich", "name": "Enrich", "trigger": "auto", "from_states": ["reading"], "to_state": "enriching"},
+    {"id": "save", "name": "Save", "trigger": "auto", "from_states": ["enriching"], "to_state": "saved"}
   ]
 }'
 }
@@ -490,5 +513,21 @@ send_json POST /api/definitions "$(pipeline "${PIPELINE_ID}-bad" revenue)"
 expect_problem 422 definition_invalid
 expect "[(e['path'], e['code']) for e in d['errors']]" '[["states[2].block.params", "unknown_column"]]'
 pass "filter on a column not in the file's header (422, unknown_column)"
+
+STEP="enrich the uploaded leads"
+send_json POST /api/definitions "$(enrichment "${PIPELINE_ID}-enrich")"
+expect_status 201
+send_json POST /api/instances '{"definition_id": "'"${PIPELINE_ID}-enrich"'", "id": "'"${PIPELINE_INSTANCE}-enrich"'"}'
+expect_status 201
+request POST "/api/instances/${PIPELINE_INSTANCE}-enrich/actions/run?wait=60"
+expect_status 200
+expect "d['status']" "completed"
+expect "d['table']['rows']" "5"
+expect "all(c in d['table']['columns'] for c in ('education', 'is_american_education', 'enrich_error'))" "true"
+request GET "/api/instances/${PIPELINE_INSTANCE}-enrich/data"
+expect_status 200
+expect "all(r['enrich_error'] is None and r['education'] for r in d['rows'])" "true"
+expect "sorted({type(r['is_american_education']).__name__ for r in d['rows']})" '["bool"]'
+pass "enrich_lead over 5 rows (completed, struct fields written, bool cast)"
 
 echo "${PASSED} passed, 0 failed"

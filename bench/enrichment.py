@@ -3,15 +3,17 @@
 Against the sandbox (a separate process) with per-job latency L and a rate limit R that
 counts every request, polls included:
 
-1. **engine**: N rows through ``read_csv -> enrich_lead -> save_csv`` in the real app
+1. **engine** (polling mode): N rows through ``read_csv -> enrich_lead -> save_csv`` in the real app
    (async submit, adaptive polling, one shared budget). Each row needs a submission and
    at least one poll, so the bound is 2N/R + L.
-2. **naive**: the take-home client: batches of 10 synchronous calls, 10 at a time, the
+2. **engine in webhook mode**: the same, with the app served on loopback and every
+   submission carrying a ``webhook_url``: one request per row, so the bound is N/R + L.
+3. **naive**: the take-home client: batches of 10 synchronous calls, 10 at a time, the
    next batch when the slowest of the 10 is back: about N/10 x L.
-3. **engine with 10% injected failures** (5xx, 429 and failed jobs): wall time, rows lost
+4. **engine with 10% injected failures** (5xx, 429 and failed jobs): wall time, rows lost
    (must be 0: a failed job is an error in its row's error column) and duplicate
    billable submissions (must be 0).
-4. **real scale, time-scaled**: L = 5 min, R = 500/min, N = 10,000, run with every
+5. **real scale, time-scaled**: L = 5 min, R = 500/min, N = 10,000, run with every
    duration divided by ``--scale`` (L/scale, R x scale) and the wall time multiplied
    back; the bound is 2N/R + L = 45 min.
 
@@ -27,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,22 +89,33 @@ def write_leads(path: Path, rows: int, salt: str) -> None:
             writer.writerow([f"Person {salt}-{i}", f"Company {i % 97}", "", "Austin, TX", ""])
 
 
-def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str) -> dict[str, Any]:
-    """The pipeline through the real app; wall time and what the sandbox saw."""
+def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str,
+               webhook: bool = False) -> dict[str, Any]:
+    """The pipeline through the real app; wall time and what the sandbox saw. In webhook
+    mode the app is also served on a loopback port for the sandbox to call back."""
+    from flask import Flask
+    from werkzeug.serving import make_server
+
     from workflow_engine import create_app
     from workflow_engine.api import EXTENSION, RUNNER
     from workflow_engine.settings import Settings
+    from workflow_engine.sixtyfour.__init__ import _QuietHandler
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         (root / "files").mkdir()
         write_leads(root / "files" / "leads.csv", rows, salt)
+        server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True,
+                             request_handler=_QuietHandler)
         app = create_app(Settings(
             database_url=f"sqlite:///{root / 'wf.db'}", files_dir=root / "files",
             outputs_dir=root / "outputs", snapshots_dir=root / "snapshots",
             sixtyfour_api_key="sandbox-key", sixtyfour_base_url=sandbox.url,
             sixtyfour_rate_per_minute=rate, log_level="WARNING",
+            public_url=f"http://127.0.0.1:{server.port}" if webhook else None,
         ))
+        server.app = app
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         client = app.test_client()
         document = {
             "id": "bench", "name": "Bench",
@@ -133,6 +147,8 @@ def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str) -> dict[str, A
         with (root / "outputs" / "out.csv").open() as handle:
             written = list(csv.DictReader(handle))
         after = sandbox.stats()
+        server.shutdown()
+        server.server_close()
         app.extensions[RUNNER].close()
         app.extensions[EXTENSION].store.dispose()
     requests = after["requests"]
@@ -143,6 +159,7 @@ def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str) -> dict[str, A
         "duplicates": len(after["duplicates"]),
         "polls": requests.get("polls", 0) - before["requests"].get("polls", 0),
         "429s": requests.get("429", 0) - before["requests"].get("429", 0),
+        "webhooks": requests.get("webhooks", 0) - before["requests"].get("webhooks", 0),
     }
 
 
@@ -181,6 +198,11 @@ def main() -> None:
         outcome = engine_run(sandbox, n, rate, "plain")
         results.append(("engine (submit + adaptive polls)", outcome["seconds"], bound, outcome))
         print("  engine:", outcome)
+        outcome = engine_run(sandbox, n, rate, "webhook", webhook=True)
+        webhook_bound = n / (rate / 60) + latency
+        results.append(("engine, webhook mode (bound N/R + L)", outcome["seconds"],
+                        webhook_bound, outcome))
+        print("  engine, webhook mode:", outcome)
         if not args.skip_naive:
             seconds = naive_run(sandbox, n, "naive")
             results.append(("naive: batches of 10 sync calls", seconds, bound, {}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 from flask import Flask
@@ -19,6 +20,7 @@ from .api import (
     instances,
     observability,
     openapi,
+    webhooks,
 )
 from .api.problems import register_error_handlers
 from .auth import TokenRegistry
@@ -68,10 +70,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     metrics = Metrics(lambda: service.counts()["instances"])
     service.on_commit = lambda instance, events: metrics.observe_events(
         instance.definition_id, events)
+    webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
+    app.config["WEBHOOK_SECRET"] = webhook_secret
     enrichment = Enrichment(
         store, metrics, api_key=settings.sixtyfour_api_key,
         base_url=settings.sixtyfour_base_url,
         rate_per_minute=settings.sixtyfour_rate_per_minute,
+        webhook_url=f"{settings.public_url.rstrip('/')}/api/webhooks/sixtyfour/{webhook_secret}"
+        if settings.public_url else None,
     )
     runner = Runner(service, catalog, Snapshots(settings.snapshots_dir), outputs,
                     workers=settings.block_workers, enrichment=enrichment)
@@ -82,7 +88,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
 
     CORS(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
          allow_headers=ALLOWED_HEADERS)
-    for module in (health, definitions, instances, data, blocks, files, openapi):
+    for module in (health, definitions, instances, data, blocks, files, webhooks, openapi):
         app.register_blueprint(module.blueprint)
     # Order matters: the request id and timer come first, so refused requests are logged too.
     observability.install(app, metrics)

@@ -7,7 +7,8 @@ paths, bodies and answers, with its quirks (``RUNNING`` on submit, ``running`` o
 errors (422 for null fields in ``lead``), and a per-key rate limit answering 429 with
 ``X-RateLimit-*`` and ``Retry-After`` headers.
 
-Jobs take a configurable time (log-normal around a median per endpoint) and can be made
+A submission carrying ``webhook_url`` is also POSTed there when it finishes, as Sixtyfour
+does. Jobs take a configurable time (log-normal around a median per endpoint) and can be made
 to fail (5xx, 429, or a job that ends ``failed``) at configurable rates. The data it
 returns is made up, deterministic (derived from the request), and says so
 (``notes`` starts with "SIMULATED"). ``GET /_sandbox/stats`` counts billable submissions
@@ -60,7 +61,10 @@ class SandboxConfig:
 
 
 def canonical(kind: str, body: Any) -> str:
-    """The identity of a billable request: its kind and its body, canonically."""
+    """The identity of a billable request: its kind and its body, canonically (where to
+    send the result is not part of what is asked)."""
+    if isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key != "webhook_url"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{kind}:{text}".encode()).hexdigest()
 
@@ -154,6 +158,28 @@ class _State:
         return True, limit - len(window)
 
 
+def _call_webhook(state: _State, url: str, task_id: str) -> None:
+    """POST a finished job to its webhook, as Sixtyfour does: retried unless answered 2xx
+    within 10 s (three tries here)."""
+    import httpx
+
+    job = state.jobs[task_id]
+    payload: dict[str, Any] = {"task_id": task_id, "task_type": job["kind"]}
+    if job["fails"]:
+        payload.update(status="failed", error="Simulated job failure")
+    else:
+        payload.update(status="completed", result=simulate(job["kind"], job["body"]))
+    for attempt in range(3):
+        try:
+            if httpx.post(url, json=payload, timeout=10).is_success:
+                state.requests["webhooks"] += 1
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1 + attempt)
+    state.requests["webhooks_failed"] += 1
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json",
                     headers=headers or {})
@@ -228,8 +254,14 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             state.billable[canonical(kind, body)] += 1
             state.requests["submissions"] += 1
             fails = state.random.random() < state.config.job_failure_rate
+            delay = state.latency(kind)
             state.jobs[task_id] = {"kind": kind, "body": body, "fails": fails,
-                                   "due": time.monotonic() + state.latency(kind)}
+                                   "due": time.monotonic() + delay}
+        webhook = body.get("webhook_url")
+        if isinstance(webhook, str) and webhook.startswith(("http://", "https://")):
+            timer = threading.Timer(delay, _call_webhook, (state, webhook, task_id))
+            timer.daemon = True
+            timer.start()
         return _json({"task_id": task_id, "status": "RUNNING"})
 
     def run_sync(kind: str) -> Response:

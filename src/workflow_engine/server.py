@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     log.info("database: %s", settings.database_url)
     log.info("definitions: %s", settings.definitions_dir or "(none)")
+    if not settings.sixtyfour_api_key:
+        log.warning("SIXTYFOUR_API_KEY is not set: enrichment blocks use the built-in "
+                    "Sixtyfour SANDBOX, which returns SIMULATED data")
     if not tokens.enabled:
         log.warning("no API tokens configured: the API is OPEN to anyone on this machine; "
                     "serving on loopback only")

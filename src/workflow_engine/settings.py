@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         description="Sixtyfour API key; without one, enrichment uses the built-in sandbox.")
     sixtyfour_base_url: str = "https://api.sixtyfour.ai"
     sixtyfour_rate_per_minute: int = Field(500, ge=1, description="The key's request budget.")
+    public_url: str | None = Field(
+        None, description="This server's URL as the enrichment API can reach it; set, "
+        "submissions carry a webhook_url and results arrive at /api/webhooks/sixtyfour.")
+    webhook_secret: str | None = Field(
+        None, repr=False, description="The secret path segment of the webhook URL "
+        "(random at each start if unset).")
     api_tokens: str | None = Field(
         None, description="JSON list of tokens ({name, scopes, sha256, may_set_actor})."
     )

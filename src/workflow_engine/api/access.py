@@ -10,11 +10,13 @@ __all__ = ["TOKENS", "current_token", "install", "required_scope"]
 
 TOKENS = "workflow_engine.tokens"
 OPEN_PATHS = frozenset({"/health"})
+WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
 
 
 def required_scope(method: str, path: str) -> Scope | None:
     """The scope a request needs (None: anyone)."""
-    if path in OPEN_PATHS or method == "OPTIONS":
+    if path in OPEN_PATHS or method == "OPTIONS" or path.startswith(WEBHOOK_PREFIX):
+        # The webhook's caller is the enrichment API: its secret path is its credential.
         return None
     if method in ("GET", "HEAD"):
         return Scope.READ

@@ -38,6 +38,8 @@ from .schemas import (
     ProblemDetail,
     StartInstance,
     TablePage,
+    WebhookAck,
+    WebhookPayload,
 )
 
 __all__ = ["blueprint", "openapi_document"]
@@ -58,6 +60,7 @@ _INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True,
 _DEFINITION_ID = {**_INSTANCE_ID, "name": "definition_id"}
 _ACTION_ID = {**_INSTANCE_ID, "name": "action_id"}
 _SEQ = {"name": "seq", "in": "path", "required": True, "schema": {"type": "integer"}}
+_SECRET = {"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}
 _NAME = {"name": "name", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": FILE_NAME_PATTERN}}
 
@@ -122,6 +125,10 @@ OPERATIONS: list[Operation] = [
      "The table right after a history event", DataQuery, None,
      {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
      {400: "invalid_parameter", 404: "instance_not_found | event_not_found | no_table"}),
+    ("post", "/api/webhooks/sixtyfour/{secret}", "Where the enrichment API reports finished "
+     "jobs (webhook mode)", None, WebhookPayload,
+     {200: (WebhookAck, "Taken")},
+     {400: "malformed_json", 404: "unknown_webhook", 415: "unsupported_media_type"}),
     ("get", "/api/blocks", "The block catalog", None, None,
      {200: (BlockCatalogOut, "Every block type")}, {}),
     ("get", "/api/files", "Input files", None, None, {200: (FileList, "The files")}, {}),
@@ -156,7 +163,7 @@ def _parameters(
 ) -> list[Any]:
     """The operation's parameters; schemas they refer to are added to ``defs``."""
     params: list[Any] = []
-    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID, _SEQ, _NAME):
+    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID, _SEQ, _NAME, _SECRET):
         if "{" + str(spec["name"]) + "}" in path:
             params.append(spec)
     if query_model is not None:
@@ -225,7 +232,7 @@ def openapi_document() -> dict[str, Any]:
             operation["responses"][str(status)] = entry
         if path.startswith("/api/"):
             errors = {**errors, 503: "service_unavailable"}
-        if path == "/health":
+        if path == "/health" or path.startswith("/api/webhooks/"):
             operation["security"] = []
         else:
             scope = required_scope(method.upper(), path)

@@ -384,3 +384,21 @@ class CsvSummary(Out):
     columns: list[str]
     row_count: int | None = Field(description="All rows (uploads); null in a preview.")
     preview: list[dict[str, Any]]
+
+
+class WebhookPayload(BaseModel):
+    """What the enrichment API posts when a job finishes."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    status: str
+    task_type: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class WebhookAck(Out):
+    """The answer to the enrichment API's webhook."""
+
+    accepted: bool

@@ -53,7 +53,9 @@ class Enrichment:
         self, store: Store, metrics: Metrics | None, *, api_key: str | None,
         base_url: str = DEFAULT_BASE_URL, rate_per_minute: int = 500,
         polling: Polling | None = None, sandbox_options: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
     ) -> None:
+        self.webhook_url = webhook_url
         self.store = store
         self.metrics = metrics
         self.api_key = api_key
@@ -88,7 +90,7 @@ class Enrichment:
         client = SixtyfourClient(make_http(key, base_url), RateBudget(self.rate),
                                  metrics=self.metrics)
         return Enricher(client, UpstreamJobs(self.store), polling=self.polling,
-                        metrics=self.metrics)
+                        metrics=self.metrics, webhook_url=self.webhook_url)
 
     def close(self) -> None:
         """Stop the enricher's workers and the sandbox, if they were started."""

@@ -84,8 +84,12 @@ class Enricher:
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         metrics: Metrics | None = None,
+        webhook_url: str | None = None,
     ) -> None:
         self.metrics = metrics
+        # With a webhook the API tells us when a job is done; polls are only the fallback.
+        self.webhook_url = webhook_url
+        self._by_task: dict[str, _Job] = {}
         self.client = client
         self.records = records
         self.polling = polling
@@ -142,6 +146,7 @@ class Enricher:
                     # Paid for before a restart: ask how it went instead of paying again.
                     job.task_id = record.task_id
                     job.submitted_at = self._clock()
+                    self._by_task[record.task_id] = job
                     self._in_flight += 1
                     self._schedule_poll(job, self._clock())
                 else:
@@ -169,7 +174,10 @@ class Enricher:
         """When to poll ``job`` next (called with the lock held)."""
         polling = self.polling
         expected = self._expected.get(job.kind, 30.0)
-        if job.kind not in self._learned and self._probe.setdefault(job.kind, job.key) == job.key:
+        if self.webhook_url is not None:
+            # The webhook should come first; poll only if it is well overdue.
+            delay = job.submitted_at + 2 * expected + 10 - now if job.polls == 0 else expected
+        elif job.kind not in self._learned and self._probe.setdefault(job.kind, job.key) == job.key:
             delay = polling.min_interval * 2.0**job.polls
         elif job.polls == 0:
             delay = job.submitted_at + 0.95 * expected - now
@@ -204,9 +212,10 @@ class Enricher:
                 self._in_flight += 1
                 return "submit", job
             self._active.pop(job.key, None)
-        if self._polls and self._polls[0][0] <= self._clock():
+        while self._polls and self._polls[0][0] <= self._clock():
             _, _, job = heapq.heappop(self._polls)
-            return "poll", job
+            if self._active.get(job.key) is job:  # not finished by a webhook meanwhile
+                return "poll", job
         return None
 
     def _wanted(self, job: _Job) -> bool:
@@ -242,13 +251,41 @@ class Enricher:
                 self._finish(job, error={"code": "upstream_error", "message": repr(exc)})
 
     def _submit(self, job: _Job) -> None:
-        task_id = self.client.submit(job.kind, job.body)
+        body = job.body if self.webhook_url is None else {**job.body,
+                                                          "webhook_url": self.webhook_url}
+        submitted_at = self._clock()
+        task_id = self.client.submit(job.kind, body)
         job.task_id = task_id
-        job.submitted_at = self._clock()
+        job.submitted_at = submitted_at
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
         with self._changed:
+            self._by_task[task_id] = job
             self._schedule_poll(job, self._clock())
             self._changed.notify_all()
+
+    def deliver_webhook(self, payload: dict[str, Any]) -> bool:
+        """A finished job, as the API's webhook reports it; False for a task we are not
+        waiting on (unknown, or finished already): nothing is taken from such a call."""
+        task_id = payload.get("task_id")
+        status = str(payload.get("status", "")).lower()
+        with self._changed:
+            job = self._by_task.get(task_id) if isinstance(task_id, str) else None
+            if job is None or self._active.get(job.key) is not job:
+                return False
+        self._learn(job.kind, self._clock() - job.submitted_at, first_poll=False)
+        result = payload.get("result")
+        if status == "completed" and isinstance(result, dict):
+            self.records.finished(job.key, result=result, error=None, now=self._wall_ms())
+            self._finish(job, result=result)
+        elif status in ("failed", "cancelled"):
+            failure = UpstreamJobFailed(
+                f"The enrichment job {status}: {payload.get('error') or 'no reason given'}.")
+            self.records.finished(job.key, result=None, error=failure.detail,
+                                  now=self._wall_ms())
+            self._finish(job, error={"code": failure.code, "message": failure.detail})
+        else:
+            return False
+        return True
 
     def _poll(self, job: _Job) -> None:
         assert job.task_id is not None
@@ -273,7 +310,10 @@ class Enricher:
     def _finish(self, job: _Job, *, result: dict[str, Any] | None = None,
                 error: dict[str, str] | None = None) -> None:
         with self._changed:
+            if self._active.get(job.key) is not job:
+                return  # finished already (a webhook and a poll both said so)
             self._active.pop(job.key, None)
+            self._by_task.pop(job.task_id or "", None)
             self._in_flight -= 1
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)

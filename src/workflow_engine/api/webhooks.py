@@ -1,0 +1,43 @@
+"""Where the enrichment API reports finished jobs, when submissions carried a webhook."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, current_app
+
+from ..errors import NotFound
+from . import runner
+from .requests import json_body
+from .responses import json_response
+from .schemas import WebhookAck
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
+
+
+class UnknownWebhook(NotFound):
+    """A webhook call we did not ask for: wrong secret, or a task we are not waiting on."""
+
+    code = "unknown_webhook"
+    title = "Unknown webhook"
+
+
+@blueprint.post("/sixtyfour/<secret>")
+def sixtyfour(secret: str) -> Response:
+    """A finished job: ``{task_id, status, task_type, result | error}``.
+
+    What can be verified is: the secret path segment (only the enrichment API was given
+    it), and that the task is one this server submitted and is still waiting on. Anything
+    else is refused and changes nothing; polling remains the fallback either way.
+    """
+    expected = current_app.config["WEBHOOK_SECRET"]
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise UnknownWebhook("No webhook is registered at this address.")
+    payload = json_body()
+    enrichment = runner().enrichment
+    if not isinstance(payload, dict) or enrichment is None or not enrichment.get(
+    ).deliver_webhook(payload):
+        raise UnknownWebhook("This server is not waiting on that task.")
+    return json_response(WebhookAck(accepted=True))
