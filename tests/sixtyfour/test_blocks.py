@@ -156,3 +156,22 @@ class TestEnrichCompany:
 def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
     kinds = {b["type"] for b in client.get("/api/blocks").json["items"]}
     assert {"enrich_lead", "enrich_company", "find_email"} <= kinds
+
+
+def test_answers_never_overwrite_input_columns(client: FlaskClient) -> None:
+    """A struct field named like an input column goes to <prefix>_<field>."""
+    done = run(client, pipeline({"type": "enrich_lead", "params": {
+        "struct": {"company": "The current employer", "email": "A work address"}}}))
+    table = rows(client, done)
+    assert table[0]["company"] == "Ariglad Inc"
+    assert table[0]["enrich_company"] == "Simulated company for Maya Okafor"
+    assert "enrich_email" in table[0]
+
+
+def test_missing_values_are_empty_whatever_their_kind() -> None:
+    import pandas as pd
+
+    from workflow_engine.blocks.enrichment import _empty
+
+    assert all(_empty(v) for v in (None, float("nan"), pd.NA, "", "  ", [], {}))
+    assert not any(_empty(v) for v in ("x", 0, False, [1]))

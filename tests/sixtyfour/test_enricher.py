@@ -107,3 +107,56 @@ def test_tasks_in_flight_are_polled_after_a_restart_not_resubmitted(
     assert all(o.result is not None for o in outcomes.values())
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["duplicates"]) == (20, {})
+
+
+def test_answers_are_reused_only_from_the_same_api_and_key(
+    sandbox: Sandbox, store: Store
+) -> None:
+    """The sandbox's made-up answers are never taken for another API's."""
+    first = make_enricher(sandbox, store)
+    first.namespace = "http://sandbox|key-a"
+    collect(first, leads(3))
+    first.close()
+    second = make_enricher(sandbox, store)
+    second.namespace = "https://api.example|key-b"
+    try:
+        outcomes = collect(second, leads(3))
+    finally:
+        second.close()
+    assert not any(o.reused for o in outcomes.values())
+    assert sandbox.stats()["billable_submissions"] == 6
+
+
+def test_a_block_that_cannot_take_an_answer_does_not_hang_the_run(
+    enricher: Enricher
+) -> None:
+    seen: dict[int, Outcome] = {}
+
+    def picky(index: int, outcome: Outcome) -> None:
+        if outcome.result is not None and index == 1:
+            raise ValueError("cannot write this")
+        seen[index] = outcome
+
+    enricher.enrich("enrich_lead", leads(3), picky)
+    assert sorted(seen) == [0, 1, 2]
+    assert seen[1].error == {"code": "result_unusable",
+                             "message": "The answer could not be written into the row."}
+
+
+def test_a_task_the_api_no_longer_knows_is_recorded_lost_then_resubmitted(
+    sandbox: Sandbox, store: Store
+) -> None:
+    from workflow_engine.store.upstream import UpstreamJobs
+
+    enricher = make_enricher(sandbox, store)
+    try:
+        key = __import__("workflow_engine.sixtyfour.jobs", fromlist=["request_key"]
+                         ).request_key("enrich_lead", leads(1)[0], enricher.namespace)
+        UpstreamJobs(store).submitted(key, "enrich_lead", "vanished-task", 0)
+        lost = collect(enricher, leads(1))
+        assert lost[0].error["code"] == "upstream_task_lost"  # type: ignore[index]
+        again = collect(enricher, leads(1))
+    finally:
+        enricher.close()
+    assert again[0].result is not None
+    assert sandbox.stats()["billable_submissions"] == 1

@@ -74,3 +74,17 @@ def test_calls_we_did_not_ask_for_are_refused(
 ) -> None:
     response = httpx.post(served.url + path, json=body)
     assert (response.status_code, response.json()["code"]) == (404, "unknown_webhook")
+
+
+def test_a_task_finished_already_is_acknowledged_without_taking_it(
+    served: Served, sandbox: Sandbox
+) -> None:
+    http = httpx.Client(base_url=served.url, timeout=60)
+    http.post("/api/definitions", json=pipeline(EDUCATION)).raise_for_status()
+    http.post("/api/instances", json={"definition_id": "p", "id": "w2"}).raise_for_status()
+    http.post("/api/instances/w2/actions/run?wait=30").raise_for_status()
+    enricher = served.app.extensions[RUNNER].enrichment.get()
+    finished = next(iter(enricher._recently_finished))
+    again = httpx.post(f"{served.url}/api/webhooks/sixtyfour/s3cret", json={
+        "task_id": finished, "status": "completed", "result": {"structured_data": {}}})
+    assert (again.status_code, again.json()) == (200, {"accepted": False})

@@ -39,7 +39,9 @@ def _finish(response: Response) -> Response:
     token = current_token()
     log.info(
         "request", request_id=request_id, method=request.method, route=route,
-        path=request.path, status=response.status_code, ms=round(seconds * 1000, 2),
+        # A webhook's path holds its secret: log the route instead.
+        path=route if route.startswith("/api/webhooks/") else request.path,
+        status=response.status_code, ms=round(seconds * 1000, 2),
         token=token.name if token else None, remote=request.remote_addr,
     )
     return response

@@ -37,7 +37,9 @@ def sixtyfour(secret: str) -> Response:
         raise UnknownWebhook("No webhook is registered at this address.")
     payload = json_body()
     enrichment = runner().enrichment
-    if not isinstance(payload, dict) or enrichment is None or not enrichment.get(
-    ).deliver_webhook(payload):
+    taken = (enrichment.get().deliver_webhook(payload)
+             if isinstance(payload, dict) and enrichment is not None else False)
+    if taken is False:
         raise UnknownWebhook("This server is not waiting on that task.")
-    return json_response(WebhookAck(accepted=True))
+    # None: the task finished already (a poll got there first); nothing more to take.
+    return json_response(WebhookAck(accepted=bool(taken)))

@@ -12,7 +12,6 @@ once with one error.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -57,11 +56,12 @@ class EnrichmentParams(BlockParams):
 
 
 def _empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | dict):
+        return not value
+    # None, NaN, and pandas' NA (what a nullable column holds for a missing value).
+    return bool(pd.isna(value))
 
 
 def _cast(value: Any, declared: str) -> Any:
@@ -93,6 +93,17 @@ _DTYPES = {"bool": "boolean", "int": "Int64", "float": "Float64"}
 
 class _SixtyfourBlock(Block[Any]):
     """Rows in, one request per row, columns out."""
+
+    # struct field -> the column it is written to (set per run: it depends on the input)
+    columns_of: dict[str, str]
+
+    def struct_columns(self, columns: Sequence[str] | None) -> dict[str, str]:
+        """Where each struct field goes: its own name, or ``<prefix>_<name>`` when the
+        input already has that column (an answer never overwrites what the user gave)."""
+        struct = getattr(self.params, "struct", None) or {}
+        taken = set(columns or ())
+        return {name: f"{self.params.prefix}_{name}" if name in taken else name
+                for name in struct}
 
     kind_of_job: ClassVar[str]
     default_columns: ClassVar[dict[str, tuple[str, ...]]]
@@ -138,6 +149,7 @@ class _SixtyfourBlock(Block[Any]):
         if enricher is None:
             raise BlockError("No enrichment client is configured on this server.")
         mapping = self.mapping([str(c) for c in table.columns])
+        self.columns_of = self.struct_columns([str(c) for c in table.columns])
         rows: list[dict[str, Any]] = table.to_dict(orient="records")  # type: ignore[assignment]
         error_column = f"{self.params.prefix}_error"
         bodies: list[dict[str, Any]] = []
@@ -197,12 +209,15 @@ class _SixtyfourBlock(Block[Any]):
 
     def produced_columns(self) -> list[str]:
         """What the block adds."""
+        if not hasattr(self, "columns_of"):
+            self.columns_of = self.struct_columns(())
         return [*self.output_columns(), f"{self.params.prefix}_error"]
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
         """The input's columns and the ones the block writes."""
         if columns is None:
             return None
+        self.columns_of = self.struct_columns(columns)
         return list(dict.fromkeys([*columns, *self.produced_columns()]))
 
 
@@ -221,14 +236,17 @@ class _Enrichment(_SixtyfourBlock):
 
     def output_columns(self) -> dict[str, str]:
         prefix = self.params.prefix
-        return {**_struct_types(self.params.struct), f"{prefix}_confidence_score": "float",
-                f"{prefix}_notes": "str", f"{prefix}_references": "str"}
+        return {**{self.columns_of[name]: declared
+                   for name, declared in _struct_types(self.params.struct).items()},
+                f"{prefix}_confidence_score": "float", f"{prefix}_notes": "str",
+                f"{prefix}_references": "str"}
 
     def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
         row, prefix = rows[index], self.params.prefix
-        data = result.get("structured_data") or {}
+        data = result.get("structured_data")
+        data = data if isinstance(data, dict) else {}
         for name, declared in _struct_types(self.params.struct).items():
-            row[name] = _cast(data.get(name), declared)
+            row[self.columns_of[name]] = _cast(data.get(name), declared)
         row[f"{prefix}_confidence_score"] = _cast(result.get("confidence_score"), "float")
         row[f"{prefix}_notes"] = _cast(result.get("notes"), "str")
         row[f"{prefix}_references"] = _cast(result.get("references"), "dict")
@@ -355,14 +373,18 @@ class FindEmail(_SixtyfourBlock):
 
     def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
         column = self.params.output_column
-        found = result.get("personal_email") if self.params.mode == "PERSONAL" else None
-        candidates = [c for c in (result.get("email") or []) if isinstance(c, list) and c]
-        if isinstance(found, str) and found:
-            best: list[Any] | None = [found, "OK"]
-        else:
-            ranked = sorted(candidates, key=lambda c: _STATUS_RANK.get(
-                str(c[1]).upper() if len(c) > 1 else "", 9))
-            best = ranked[0] if ranked else None
-        rows[index][column] = best[0] if best else None
-        rows[index][f"{column}_status"] = (
-            str(best[1]).upper() if best and len(best) > 1 else "NOT_FOUND")
+        found = result.get("email")
+        if self.params.mode == "PERSONAL" and result.get("personal_email"):
+            found = result["personal_email"]
+        if isinstance(found, str):  # a lead that had an address comes back unchanged
+            found = [[found, "UNKNOWN"]] if found.strip() else []
+        candidates = [c for c in (found if isinstance(found, list) else [])
+                      if isinstance(c, list | tuple) and c and isinstance(c[0], str)]
+        ranked = sorted(candidates, key=lambda c: _STATUS_RANK.get(
+            str(c[1]).upper() if len(c) > 1 else "", 9))
+        best = ranked[0] if ranked else None
+        status = str(best[1]).upper() if best is not None and len(best) > 1 else "NOT_FOUND"
+        # An address the API itself calls invalid (or did not find) is not an address.
+        usable = best is not None and status not in ("INVALID", "NOT_FOUND")
+        rows[index][column] = best[0] if usable and best is not None else None
+        rows[index][f"{column}_status"] = status

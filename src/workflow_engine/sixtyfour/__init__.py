@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from typing import Any
@@ -89,8 +90,12 @@ class Enrichment:
                         "%s, which returns SIMULATED data", base_url)
         client = SixtyfourClient(make_http(key, base_url), RateBudget(self.rate),
                                  metrics=self.metrics)
+        # Results are reused only from the same API and key: the sandbox's made-up answers
+        # (on its own port each start) are never taken for real ones.
+        namespace = f"{base_url}|{hashlib.sha256(key.encode()).hexdigest()[:16]}"
         return Enricher(client, UpstreamJobs(self.store), polling=self.polling,
-                        metrics=self.metrics, webhook_url=self.webhook_url)
+                        metrics=self.metrics, webhook_url=self.webhook_url,
+                        namespace=namespace)
 
     def close(self) -> None:
         """Stop the enricher's workers and the sandbox, if they were started."""
@@ -98,6 +103,7 @@ class Enrichment:
             if self._enricher is not None:
                 self._enricher.close()
                 self._enricher.client.http.close()
+                self._enricher = None
             if self._sandbox is not None:
                 self._sandbox.shutdown()
                 self._sandbox.server_close()

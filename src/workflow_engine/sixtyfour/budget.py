@@ -1,9 +1,8 @@
 """One rate budget per API key, shared by every block of every instance in the process.
 
-A token bucket refilled at the key's rate, holding at most one second's worth, so the
-minute's budget is spread out rather than spent in a burst. Submissions go before polls:
-a poll only ever waits for a job that exists, while a submission that waits delays a
-whole job. A 429's ``Retry-After`` pauses everyone.
+A token bucket refilled at the key's rate, holding one request, so the minute's budget is
+spread out evenly and never spent in a burst. A 429's ``Retry-After`` pauses everyone.
+(Which request goes next is the enricher's choice: due polls and submissions take turns.)
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ class RateBudget:
     def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic
                  ) -> None:
         self.rate = limit.per_second
-        self.capacity = max(1.0, self.rate)
+        # No burst: a strict sliding minute on the server side then sees at most the limit.
+        self.capacity = 1.0
         self._clock = clock
         self._tokens = 1.0
         self._stamp = clock()
@@ -50,9 +50,6 @@ class RateBudget:
                     self._refill(now)
                     if now < self._paused_until:
                         self._changed.wait(self._paused_until - now)
-                        continue
-                    if kind == "poll" and self._waiting_submits:
-                        self._changed.wait(0.05)
                         continue
                     if self._tokens >= 1:
                         self._tokens -= 1

@@ -2,8 +2,11 @@
 ``httpx.Client`` (tests swap its transport or point it at the sandbox).
 
 Every request waits for the shared :class:`~.budget.RateBudget`. 429s (honouring
-``Retry-After``), 5xx, timeouts and network errors are retried with exponential backoff
-and full jitter. A submission that answered a task id is never sent again.
+``Retry-After``) and 5xx are retried, polls also after timeouts and network errors, with
+exponential backoff and full jitter. A submission is sent again only when it provably
+never left (the connection failed) or the API said it was not taken (429, 5xx): one whose
+answer was lost may have started a paid job, so it is reported, not resent; and one that
+answered a task id is never sent again.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from .config import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ENDPOINTS, Retries
 __all__ = ["JobStatus", "SixtyfourClient", "make_http"]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+MAX_THROTTLED = 50
+# Failures that prove a request never left: safe to send a submission again.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 RUNNING = frozenset({"queued", "pending", "running", "processing", "submitted", "started"})
 _AUTH = {401: "upstream_unauthorized", 402: "upstream_payment_required",
          403: "upstream_forbidden"}
@@ -92,9 +98,9 @@ class SixtyfourClient:
         data = self._json(response)
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise UpstreamMalformed(f"A poll answered no status: {str(data)[:200]}")
+        # An unknown status is treated as still running: the job exists and is paid for,
+        # and a later poll will tell more.
         status = data["status"].lower()
-        if status not in TERMINAL | RUNNING:
-            raise UpstreamMalformed(f"Unknown job status {data['status']!r}.")
         result = data.get("result")
         return JobStatus(status, result if isinstance(result, dict) else None,
                          str(data["error"]) if data.get("error") else None)
@@ -106,16 +112,25 @@ class SixtyfourClient:
     def _send(self, kind: Kind, method: str, path: str, body: Any) -> httpx.Response:
         label = "job-status" if kind == "poll" else path
         problem = "no attempt made"
-        for attempt in range(self.retries.attempts):
+        attempt = throttled = 0
+        while attempt < self.retries.attempts:
             waited = self.budget.acquire(kind)
             if self.metrics is not None:
                 self.metrics.rate_budget_wait.observe(waited)
             try:
                 response = self.http.request(method, path, json=body)
             except httpx.TransportError as exc:  # timeouts and network errors
-                problem = f"{type(exc).__name__}"
                 self._count(label, type(exc).__name__)
+                if kind == "submit" and not isinstance(exc, _NEVER_SENT):
+                    # The request may have reached the API and started a paid job: sending
+                    # it again could pay twice. Say so instead.
+                    raise UpstreamUnavailable(
+                        f"The submission's outcome is unknown ({type(exc).__name__}); it is "
+                        "not sent again, so it cannot be paid for twice.", outcome="unknown",
+                    ) from exc
+                problem = f"{type(exc).__name__}"
                 self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             self._count(label, str(response.status_code))
             if response.status_code in _AUTH:
@@ -125,12 +140,20 @@ class SixtyfourClient:
                     reason=_AUTH[response.status_code],
                 )
             if response.status_code == 429:
+                # Not a failure of this request: the key's minute is spent. It does not use
+                # up an attempt (up to a bound), and everyone waits.
                 problem = "429 Too Many Requests"
-                self.budget.pause(self._retry_after(response) or self._backoff(attempt))
+                throttled += 1
+                if throttled > MAX_THROTTLED:
+                    break
+                told = self._retry_after(response)
+                self.budget.pause(told if told is not None
+                                  else min(60.0, 2.0 * 2.0 ** min(throttled, 6)))
                 continue
             if response.status_code >= 500:
                 problem = f"{response.status_code} {response.reason_phrase}"
                 self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             if response.status_code >= 400:
                 raise UpstreamRejected(
@@ -140,7 +163,7 @@ class SixtyfourClient:
             return response
         raise UpstreamUnavailable(
             f"The enrichment API did not answer {method} {path} after "
-            f"{self.retries.attempts} attempts (last: {problem})."
+            f"{attempt + throttled} attempts (last: {problem})."
         )
 
     @staticmethod

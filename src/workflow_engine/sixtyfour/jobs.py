@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UpstreamAuthError, UpstreamError, UpstreamJobFailed
+from ..errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamJobFailed,
+    UpstreamMalformed,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from ..metrics import Metrics
 from ..store.upstream import UpstreamJobs
 from .client import SixtyfourClient
@@ -35,10 +42,12 @@ __all__ = ["Enricher", "Outcome", "request_key"]
 log = logging.getLogger(__name__)
 
 
-def request_key(kind: str, body: dict[str, Any]) -> str:
-    """The identity of a request: its kind and its canonical body."""
+def request_key(kind: str, body: dict[str, Any], namespace: str = "") -> str:
+    """The identity of a request: who answers it (``namespace``: the API's address and
+    key, so a sandbox's made-up answers are never reused as real ones), its kind and its
+    canonical body."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{kind}:{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{namespace}|{kind}:{text}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class _Job:
     task_id: str | None = None
     submitted_at: float = 0.0
     polls: int = 0
+    resumed: bool = False
+    poll_errors: int = 0
 
 
 class Enricher:
@@ -85,11 +96,14 @@ class Enricher:
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         metrics: Metrics | None = None,
         webhook_url: str | None = None,
+        namespace: str = "",
     ) -> None:
+        self.namespace = namespace
         self.metrics = metrics
         # With a webhook the API tells us when a job is done; polls are only the fallback.
         self.webhook_url = webhook_url
         self._by_task: dict[str, _Job] = {}
+        self._recently_finished: deque[str] = deque(maxlen=100_000)
         self.client = client
         self.records = records
         self.polling = polling
@@ -107,6 +121,7 @@ class Enricher:
         self._in_flight = 0
         self._changed = threading.Condition()
         self._closed = False
+        self._poll_turn = False
         self._workers = [threading.Thread(target=self._work, name=f"enricher-{i}", daemon=True)
                          for i in range(workers)]
         for worker in self._workers:
@@ -128,13 +143,16 @@ class Enricher:
         batch = _Batch(kind, on_outcome, len(bodies))
         if not bodies:
             return
-        keys = [request_key(kind, body) for body in bodies]
+        keys = [request_key(kind, body, self.namespace) for body in bodies]
         stored = self.records.get_many(sorted(set(keys)))
+        reused: list[tuple[int, Outcome]] = []
         with self._changed:
+            if self._closed:
+                raise UpstreamUnavailable("The enrichment scheduler is shutting down.")
             for index, (key, body) in enumerate(zip(keys, bodies, strict=True)):
                 record = stored.get(key)
                 if record is not None and record.status == "completed":
-                    self._deliver(batch, index, Outcome(record.result, reused=True))
+                    reused.append((index, Outcome(record.result, reused=True)))
                     continue
                 job = self._active.get(key)
                 if job is not None:
@@ -146,16 +164,23 @@ class Enricher:
                     # Paid for before a restart: ask how it went instead of paying again.
                     job.task_id = record.task_id
                     job.submitted_at = self._clock()
+                    job.resumed = True  # its real age is unknown: nothing to learn from it
                     self._by_task[record.task_id] = job
                     self._in_flight += 1
                     self._schedule_poll(job, self._clock())
                 else:
                     self._submit_queue.append(job)
             self._changed.notify_all()
+        # Outside the scheduler's lock: writing rows must not stall every worker.
+        for index, outcome in reused:
+            self._deliver(batch, index, outcome)
         while not batch.done.wait(0.1):
             if cancel is not None and cancel.is_set():
                 self._abandon(batch)
                 return
+            if self._closed:
+                raise UpstreamUnavailable("The enrichment scheduler shut down mid-batch; "
+                                          "its jobs resume at the next start.")
         if batch.fatal is not None:
             raise batch.fatal
 
@@ -174,19 +199,29 @@ class Enricher:
         """When to poll ``job`` next (called with the lock held)."""
         polling = self.polling
         expected = self._expected.get(job.kind, 30.0)
+        if job.resumed and job.polls == 0:
+            # Submitted before a restart, so probably done by now: ask at once.
+            return now + polling.min_interval
         if self.webhook_url is not None:
             # The webhook should come first; poll only if it is well overdue.
-            delay = job.submitted_at + 2 * expected + 10 - now if job.polls == 0 else expected
+            if job.polls == 0:
+                return now + max(polling.min_interval, job.submitted_at + 2 * expected + 10 - now)
+            delay = expected
         elif job.kind not in self._learned and self._probe.setdefault(job.kind, job.key) == job.key:
             delay = polling.min_interval * 2.0**job.polls
         elif job.polls == 0:
-            delay = job.submitted_at + 0.95 * expected - now
+            # When it is probably done: not capped, a five-minute job is polled at ~5 min.
+            return now + max(polling.min_interval, job.submitted_at + 0.95 * expected - now)
         else:
             delay = expected * polling.repoll_fraction
         return now + min(polling.max_interval, max(polling.min_interval, delay))
 
-    def _learn(self, kind: str, age: float, first_poll: bool) -> None:
-        """Fold a completed job's age into its kind's expected latency."""
+    def _learn(self, job: _Job, first_poll: bool) -> None:
+        """Fold a completed job's age into its kind's expected latency (not a resumed job's:
+        its age is unknown)."""
+        if job.resumed:
+            return
+        kind, age = job.kind, self._clock() - job.submitted_at
         with self._changed:
             if kind not in self._learned:
                 self._learned.add(kind)
@@ -205,13 +240,25 @@ class Enricher:
             self._expected[kind] = 0.8 * self._expected[kind] + 0.2 * age
 
     def _next_action(self) -> tuple[str, _Job] | None:
-        """What a worker should do now (called with the lock held); None to wait."""
+        """What a worker should do now (called with the lock held); None to wait.
+
+        Due polls and submissions take turns, so a long queue of submissions never keeps
+        finished jobs (and small batches behind it) waiting for their results."""
+        if self._poll_turn or not self._submit_queue:
+            action = self._due_poll()
+            if action is not None:
+                self._poll_turn = False
+                return action
+        self._poll_turn = True
         while self._submit_queue and self._in_flight < self.polling.max_in_flight:
             job = self._submit_queue.popleft()
             if self._wanted(job):
                 self._in_flight += 1
                 return "submit", job
             self._active.pop(job.key, None)
+        return self._due_poll()
+
+    def _due_poll(self) -> tuple[str, _Job] | None:
         while self._polls and self._polls[0][0] <= self._clock():
             _, _, job = heapq.heappop(self._polls)
             if self._active.get(job.key) is job:  # not finished by a webhook meanwhile
@@ -263,17 +310,19 @@ class Enricher:
             self._schedule_poll(job, self._clock())
             self._changed.notify_all()
 
-    def deliver_webhook(self, payload: dict[str, Any]) -> bool:
-        """A finished job, as the API's webhook reports it; False for a task we are not
-        waiting on (unknown, or finished already): nothing is taken from such a call."""
+    def deliver_webhook(self, payload: dict[str, Any]) -> bool | None:
+        """A finished job, as the API's webhook reports it: True if taken; None for a task
+        that finished already (a poll got there first: nothing to do, but no reason for
+        the API to call again); False for a task this server is not waiting on."""
         task_id = payload.get("task_id")
         status = str(payload.get("status", "")).lower()
         with self._changed:
             job = self._by_task.get(task_id) if isinstance(task_id, str) else None
             if job is None or self._active.get(job.key) is not job:
-                return False
-        self._learn(job.kind, self._clock() - job.submitted_at, first_poll=False)
+                return None if task_id in self._recently_finished else False
         result = payload.get("result")
+        if status in ("completed", "failed", "cancelled"):
+            self._learn(job, first_poll=False)
         if status == "completed" and isinstance(result, dict):
             self.records.finished(job.key, result=result, error=None, now=self._wall_ms())
             self._finish(job, result=result)
@@ -290,12 +339,33 @@ class Enricher:
     def _poll(self, job: _Job) -> None:
         assert job.task_id is not None
         job.polls += 1
-        status = self.client.status(job.task_id)
+        try:
+            status = self.client.status(job.task_id)
+        except UpstreamRejected as exc:
+            if exc.context.get("upstream_status") != 404:
+                raise
+            # The API no longer knows the task (results expired, another key or sandbox):
+            # the job is lost; record it so later runs submit afresh instead of polling it.
+            lost = f"The enrichment API no longer knows task {job.task_id}."
+            self.records.finished(job.key, result=None, error=lost, now=self._wall_ms())
+            self._finish(job, error={"code": "upstream_task_lost", "message": lost})
+            return
+        except (UpstreamUnavailable, UpstreamMalformed) as exc:
+            # The job is running and paid for: a bad patch in polling must not fail it.
+            job.poll_errors += 1
+            if job.poll_errors >= 20:
+                raise
+            log.info("poll of %s failed (%s); trying again later", job.task_id, exc.code)
+            with self._changed:
+                self._schedule_poll(job, self._clock())
+            return
         if not status.finished:
             with self._changed:
                 self._schedule_poll(job, self._clock())
             return
-        self._learn(job.kind, self._clock() - job.submitted_at, first_poll=job.polls == 1)
+        # A job that failed still tells when jobs of its kind come to an end, which is
+        # what polls are timed on.
+        self._learn(job, first_poll=job.polls == 1)
         if status.status == "completed" and status.result is not None:
             self.records.finished(job.key, result=status.result, error=None,
                                   now=self._wall_ms())
@@ -314,6 +384,8 @@ class Enricher:
                 return  # finished already (a webhook and a poll both said so)
             self._active.pop(job.key, None)
             self._by_task.pop(job.task_id or "", None)
+            if job.task_id:
+                self._recently_finished.append(job.task_id)
             self._in_flight -= 1
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)
@@ -328,10 +400,18 @@ class Enricher:
         with batch.lock:
             if batch.done.is_set():
                 return
-            batch.on_outcome(index, outcome)
-            batch.remaining -= 1
-            if batch.remaining <= 0:
-                batch.done.set()
+            try:
+                batch.on_outcome(index, outcome)
+            except Exception:  # a block that cannot take a result must not hang the run
+                log.exception("writing the result of a %s request failed", batch.kind)
+                if outcome.error is None:
+                    batch.on_outcome(index, Outcome(error={
+                        "code": "result_unusable",
+                        "message": "The answer could not be written into the row."}))
+            finally:
+                batch.remaining -= 1
+                if batch.remaining <= 0:
+                    batch.done.set()
 
     @staticmethod
     def _kind_of(batch: _Batch) -> str:
@@ -339,8 +419,10 @@ class Enricher:
 
     def _fail_batches(self, job: _Job, error: UpstreamAuthError) -> None:
         with self._changed:
-            self._active.pop(job.key, None)
-            self._in_flight -= 1
+            if self._active.get(job.key) is job:
+                self._active.pop(job.key)
+                self._by_task.pop(job.task_id or "", None)
+                self._in_flight -= 1
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)
             batches = {id(batch): batch for batch, _ in job.waiters}
