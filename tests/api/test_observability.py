@@ -7,10 +7,12 @@ import logging
 from typing import Any
 
 import pytest
+import structlog
 from flask.testing import FlaskClient
 
 from tests.api.conftest import post_definition, run
 from tests.api.test_pipelines import ariglad
+from workflow_engine import logs
 from workflow_engine.logs import configure
 
 
@@ -53,7 +55,9 @@ def test_one_json_line_per_request(client: FlaskClient, capsys: pytest.CaptureFi
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
                  if line.startswith("{")]
     finally:
+        # Back to the defaults: the configured loggers hold pytest's stream, closed later.
         logging.getLogger().handlers[:] = []
+        logs._request_log = structlog.get_logger("workflow_engine.request")
     entry = next(line for line in lines if line.get("request_id") == "req-1")
     assert {k: entry[k] for k in ("event", "method", "route", "status", "level")} == {
         "event": "request", "method": "GET", "route": "/api/definitions", "status": 200,

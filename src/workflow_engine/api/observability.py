@@ -6,10 +6,10 @@ import re
 import time
 import uuid
 
-import structlog
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..logs import request_log
 from ..metrics import Metrics
 from .access import current_token
 
@@ -18,7 +18,6 @@ __all__ = ["METRICS", "blueprint", "install"]
 METRICS = "workflow_engine.metrics"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
-log = structlog.get_logger("workflow_engine.request")
 blueprint = Blueprint("observability", __name__)
 
 
@@ -37,7 +36,7 @@ def _finish(response: Response) -> Response:
     metrics: Metrics = current_app.extensions[METRICS]
     metrics.observe_request(route, request.method, response.status_code, seconds)
     token = current_token()
-    log.info(
+    request_log().info(
         "request", request_id=request_id, method=request.method, route=route,
         # A webhook's path holds its secret: log the route instead.
         path=route if route.startswith("/api/webhooks/") else request.path,
