@@ -138,9 +138,12 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
             continue
         text = series.astype("string")
-        # "-5" and "+3.2" are numbers to a spreadsheet, not formulas: leave them be.
-        plain_number = text.str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool)
-        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool) & ~plain_number
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).astype(bool)
+        if risky.any():
+            # "-5" and "+3.2" are numbers to a spreadsheet, not formulas: leave them be.
+            # (Checked on the few risky cells only: a regex over every cell is slow.)
+            plain = text[risky].str.fullmatch(NUMBER_PATTERN).fillna(False).astype(bool)
+            risky[plain[plain].index] = False
         if risky.any():
             result[column] = text.where(~risky, "'" + text)
     return result
