@@ -21,6 +21,7 @@ from typing import Any
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
+from . import logs
 from .auth import TokenRegistry
 from .settings import Settings
 
@@ -126,10 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             "(python -m workflow_engine.auth --help)."
         )
 
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level)
     log.info("database: %s", settings.database_url)
     log.info("definitions: %s", settings.definitions_dir or "(none)")
     if not settings.sixtyfour_api_key:
