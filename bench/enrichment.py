@@ -99,7 +99,7 @@ def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str,
     from workflow_engine import create_app
     from workflow_engine.api import EXTENSION, RUNNER
     from workflow_engine.settings import Settings
-    from workflow_engine.sixtyfour.__init__ import _QuietHandler
+    from workflow_engine.sixtyfour import _QuietHandler
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -20,9 +20,9 @@ from workflow_engine.sixtyfour import (
     RateLimit,
     Retries,
     SixtyfourClient,
+    _QuietHandler,
     make_http,
 )
-from workflow_engine.sixtyfour.__init__ import _QuietHandler
 from workflow_engine.store import Store, make_engine
 from workflow_engine.store.upstream import UpstreamJobs
 

@@ -19,7 +19,7 @@ from tests.sixtyfour.conftest import Sandbox
 from tests.sixtyfour.test_blocks import EDUCATION, pipeline
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
-from workflow_engine.sixtyfour.__init__ import _QuietHandler
+from workflow_engine.sixtyfour import _QuietHandler
 
 
 @dataclass

@@ -35,7 +35,6 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_THROTTLED = 50
 # Failures that prove a request never left: safe to send a submission again.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-RUNNING = frozenset({"queued", "pending", "running", "processing", "submitted", "started"})
 _AUTH = {401: "upstream_unauthorized", 402: "upstream_payment_required",
          403: "upstream_forbidden"}
 

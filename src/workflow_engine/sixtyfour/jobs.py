@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,7 +176,8 @@ class Enricher:
             self._deliver(batch, index, outcome)
         while not batch.done.wait(0.1):
             if cancel is not None and cancel.is_set():
-                self._abandon(batch)
+                # Stop waiting; the batch's queued jobs will not be submitted (_wanted).
+                batch.done.set()
                 return
             if self._closed:
                 raise UpstreamUnavailable("The enrichment scheduler shut down mid-batch; "
@@ -396,7 +397,7 @@ class Enricher:
 
     def _deliver(self, batch: _Batch, index: int, outcome: Outcome) -> None:
         if outcome.result is not None and self.metrics is not None:
-            self.metrics.rows_enriched.labels(self._kind_of(batch)).inc()
+            self.metrics.rows_enriched.labels(batch.kind).inc()
         with batch.lock:
             if batch.done.is_set():
                 return
@@ -413,10 +414,6 @@ class Enricher:
                 if batch.remaining <= 0:
                     batch.done.set()
 
-    @staticmethod
-    def _kind_of(batch: _Batch) -> str:
-        return batch.kind
-
     def _fail_batches(self, job: _Job, error: UpstreamAuthError) -> None:
         with self._changed:
             if self._active.get(job.key) is job:
@@ -430,14 +427,6 @@ class Enricher:
             batch.fatal = error
             batch.done.set()
 
-    def _abandon(self, batch: _Batch) -> None:
-        """Stop waiting for a cancelled batch; its queued jobs will not be submitted."""
-        batch.done.set()
-
     def expected_seconds(self) -> dict[str, float]:
         """What the enricher has learnt of each kind's latency."""
         return dict(self._expected)
-
-    def pending(self) -> Iterable[str]:
-        """Keys of jobs not yet finished (for diagnostics)."""
-        return list(self._active)
