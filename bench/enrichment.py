@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import csv
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,46 +37,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from workflow_engine.testing import SandboxProcess  # noqa: E402
+
 STRUCT = {"education": "Educational background including undergraduate university",
           "is_american_education": {"description": "Studied in the US?", "type": "bool"}}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Sandbox:
-    """The sandbox in its own process."""
-
-    def __init__(self, rate: int, latency: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "workflow_engine.sandbox", "--port", str(self.port),
-             "--rate", str(rate), "--latency", str(latency)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/_sandbox/stats", timeout=1)
-                return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("sandbox did not start")
-
-    def configure(self, **changes: Any) -> None:
-        httpx.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        found: dict[str, Any] = httpx.get(f"{self.url}/_sandbox/stats").json()
-        return found
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def write_leads(path: Path, rows: int, salt: str) -> None:
@@ -89,7 +51,7 @@ def write_leads(path: Path, rows: int, salt: str) -> None:
             writer.writerow([f"Person {salt}-{i}", f"Company {i % 97}", "", "Austin, TX", ""])
 
 
-def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str,
+def engine_run(sandbox: SandboxProcess, rows: int, rate: int, salt: str,
                webhook: bool = False) -> dict[str, Any]:
     """The pipeline through the real app; wall time and what the sandbox saw. In webhook
     mode the app is also served on a loopback port for the sandbox to call back."""
@@ -163,7 +125,7 @@ def engine_run(sandbox: Sandbox, rows: int, rate: int, salt: str,
     }
 
 
-def naive_run(sandbox: Sandbox, rows: int, salt: str) -> float:
+def naive_run(sandbox: SandboxProcess, rows: int, salt: str) -> float:
     """Batches of 10 synchronous calls; the next batch when all 10 are back."""
     leads = [{"lead_info": {"name": f"Person {salt}-{i}", "company": f"Company {i % 97}"},
               "struct": STRUCT} for i in range(rows)]
@@ -193,7 +155,7 @@ def main() -> None:
     print(f"N = {n:,} rows, L = {latency:g} s, R = {rate:,}/min: bound 2N/R + L = {bound:.1f} s")
     results: list[tuple[str, float, float, dict[str, Any]]] = []
 
-    sandbox = Sandbox(rate, latency)
+    sandbox = SandboxProcess(rate=rate, latency=latency)
     try:
         outcome = engine_run(sandbox, n, rate, "plain")
         results.append(("engine (submit + adaptive polls)", outcome["seconds"], bound, outcome))
@@ -215,7 +177,7 @@ def main() -> None:
         sandbox.stop()
 
     scale, big_n, big_l, big_r = args.scale, 10_000, 300.0, 500
-    scaled = Sandbox(int(big_r * scale), big_l / scale)
+    scaled = SandboxProcess(rate=int(big_r * scale), latency=big_l / scale)
     try:
         outcome = engine_run(scaled, big_n, int(big_r * scale), "scaled")
     finally:

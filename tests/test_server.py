@@ -18,7 +18,13 @@ import pyarrow.csv as pacsv
 import pytest
 
 from tests.conftest import DEFINITIONS, ROOT, approval
-from workflow_engine.testing import ServerProcess, free_port, running_server, wait_until_up
+from workflow_engine.testing import (
+    SandboxProcess,
+    ServerProcess,
+    free_port,
+    running_server,
+    wait_until_up,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -182,20 +188,9 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
 def test_enrichment_killed_mid_block_completes_every_row_exactly_once(tmp_path: Path) -> None:
     """SIGKILL while enrich_lead waits on the (separate) sandbox; after a restart the jobs
     in flight are polled, not resubmitted: each row is paid for once and none is lost."""
-    port = free_port()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "workflow_engine.sandbox", "--port", str(port),
-         "--rate", "6000", "--latency", "1.5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sandbox_url = f"http://127.0.0.1:{port}"
+    sandbox = SandboxProcess(rate=6000, latency=1.5)
+    sandbox_url = sandbox.url
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{sandbox_url}/_sandbox/stats")
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
         (tmp_path / "files").mkdir()
         (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
         env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox_url,
@@ -244,5 +239,4 @@ def test_enrichment_killed_mid_block_completes_every_row_exactly_once(tmp_path: 
                 ) == (15, 15, {})
         assert len((tmp_path / "outputs" / "enriched.csv").read_text().splitlines()) == 16
     finally:
-        sandbox.terminate()
-        sandbox.wait(10)
+        sandbox.stop()

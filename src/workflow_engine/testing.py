@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ServerProcess", "free_port", "running_server", "wait_until_up"]
+__all__ = ["SandboxProcess", "ServerProcess", "free_port", "running_server", "wait_until_up"]
 
 
 def free_port() -> int:
@@ -112,3 +112,45 @@ def running_server(
             yield server
         finally:
             server.stop()
+
+
+class SandboxProcess:
+    """The Sixtyfour sandbox in a process of its own (it outlives a killed server)."""
+
+    def __init__(self, *, rate: int, latency: float, timeout: float = 20) -> None:
+        import httpx
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workflow_engine.sandbox",
+             "--port", self.url.rsplit(":", 1)[1], "--rate", str(rate),
+             "--latency", str(latency)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/_sandbox/stats", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the sandbox did not answer within {timeout}s")
+
+    def configure(self, **changes: object) -> None:
+        """Change how the sandbox behaves (latency, failure rates...)."""
+        import httpx
+
+        httpx.post(f"{self.url}/_sandbox/config", json=changes).raise_for_status()
+
+    def stats(self) -> dict[str, object]:
+        """Its counters: requests, billable submissions, duplicates."""
+        import httpx
+
+        found: dict[str, object] = httpx.get(f"{self.url}/_sandbox/stats").json()
+        return found
+
+    def stop(self) -> None:
+        """End the process."""
+        self.process.terminate()
+        self.process.wait(10)
