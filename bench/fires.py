@@ -4,7 +4,7 @@ What is measured
 ----------------
 1. **Durable fires over HTTP.** The real server, started the way ``run_server.py`` starts
    it (``workflow_engine.testing.running_server``: ``python -m workflow_engine.server``,
-   gunicorn, 1 worker, gthread, ``--server-threads`` threads, no access log) on a fresh
+   waitress, ``--server-threads`` threads, no access log) on a fresh
    temporary SQLite file. The bench posts a definition that loops forever (states ``on``
    and ``off``; actions ``toggle_off`` on->off and ``toggle_on`` off->on), starts one
    instance per client, and each client alternates the two actions on its own instance:
@@ -16,9 +16,13 @@ What is measured
    and with ``NORMAL`` (no fsync at commit; durable against a process crash only).
 2. **The ceiling of the stack.** ``bench/noop_app.py``: a Flask app whose route of the
    same shape (``POST /api/instances/<id>/actions/<action>``) returns a small JSON, served
-   by ``workflow_engine.server.main`` itself, so gunicorn's options are exactly the
+   by ``workflow_engine.server.main`` itself, so the front's options are exactly the
    engine's. The ratios fires/s / no-op req/s and p50 fire / p50 no-op say how much of
-   the budget the engine spends above Flask + gunicorn + loopback.
+   the budget the engine spends above Flask + the HTTP front + loopback.
+   **The previous front, in the same run.** ``bench/gunicorn_front.py`` serves the engine
+   (FULL) and the no-op app with gunicorn, 1 worker, ``gthread``, as the server was served
+   before waitress. Each engine is compared with the no-op of its own front and with the
+   best no-op of either front (the ceiling of the stack, whichever front gives it).
 3. **In-process costs**, no HTTP: one ``core.fire`` (pure, timeit), building and dumping
    the response model, and one ``WorkflowService.fire`` (a committed SQLite transaction
    on a temporary file) with ``synchronous`` FULL and NORMAL.
@@ -40,7 +44,7 @@ the previous answer is read; no think time). The N clients are spread over
 ``min(N, --client-procs)`` forked processes, each running threads, so that the client
 side is not capped by one interpreter's GIL. **The load generator shares the machine's
 cores with the server** (2 cores on the reference machine): the ``srv CPU`` column is
-the gunicorn worker's CPU (100% = one core), ``cli CPU`` is all client processes
+the server process's CPU (gunicorn's worker; 100% = one core), ``cli CPU`` is all client processes
 together, ``box`` is the whole machine busy (all cores, 100% = one core) and ``other``
 is box minus the two (kernel softirq, gunicorn's master, and any foreign load: a large
 ``other`` means the cell was disturbed). When ``box`` is near ``100% x nproc`` the
@@ -209,11 +213,15 @@ class Target:
     port: int
     master_pid: int
     durable: bool  # fires that the bench can check by reading the instances back
+    front: str  # "waitress" or "gunicorn"
     _worker: int | None = None
 
     @property
     def worker_pid(self) -> int:
-        """The gunicorn worker (the master's only child)."""
+        """The process that serves: gunicorn's worker (the master's only child), or the
+        waitress server itself."""
+        if self.front == "waitress":
+            return self.master_pid
         if self._worker is None or not Path(f"/proc/{self._worker}").exists():
             children = _children(self.master_pid)
             if len(children) != 1:
@@ -368,24 +376,41 @@ def _wait_up(port: int, process: subprocess.Popen[bytes], log: Path, timeout: fl
 
 
 @contextlib.contextmanager
-def noop_server(threads: int, workdir: Path) -> Iterator[Target]:
-    """``bench/noop_app.py`` on a free port, stopped (whole process group) at the end."""
+def _process(command: list[str], log_path: Path, workdir: Path,
+             env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """A server command on a free port (appended as ``--port``), stopped (its whole process
+    group) at the end; yields (port, pid)."""
     from workflow_engine.testing import ServerProcess, free_port
 
     port = free_port()
-    log_path = workdir / "noop.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "noop_app.py"), "--host", HOST,
-             "--port", str(port), "--threads", str(threads)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir,
+            [*command, "--host", HOST, "--port", str(port)], stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir,
+            env={**os.environ, **(env or {})},
         )
         server = ServerProcess(f"http://{HOST}:{port}", process, log)
         try:
             _wait_up(port, process, log_path, 30)
-            yield Target("no-op Flask", port, process.pid, durable=False)
+            yield port, process.pid
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def noop_server(front: str, threads: int, workdir: Path) -> Iterator[Target]:
+    """``bench/noop_app.py`` behind ``front``."""
+    script = ["noop_app.py"] if front == "waitress" else ["gunicorn_front.py", "--noop"]
+    command = [sys.executable, str(BENCH_DIR / script[0]), *script[1:],
+               "--threads", str(threads)]
+    with _process(command, workdir / f"noop-{front}.log", workdir) as (port, pid):
+        yield Target(f"no-op Flask, {front}", port, pid, durable=False, front=front)
+
+
+def _post_definition(port: int) -> None:
+    status, body = _request(port, "POST", "/api/definitions", DEFINITION)
+    if status not in (200, 201):
+        raise RuntimeError(f"posting the definition answered {status}: {body}")
 
 
 @contextlib.contextmanager
@@ -396,10 +421,22 @@ def engine_server(name: str, synchronous: str, threads: int, workdir: Path) -> I
     db = workdir / f"engine-{synchronous.lower()}.db"
     with running_server(db, threads=threads, env={"SQLITE_SYNCHRONOUS": synchronous}) as srv:
         port = int(srv.url.rsplit(":", 1)[1])
-        status, body = _request(port, "POST", "/api/definitions", DEFINITION)
-        if status not in (200, 201):
-            raise RuntimeError(f"posting the definition answered {status}: {body}")
-        yield Target(name, port, srv.process.pid, durable=True)
+        _post_definition(port)
+        yield Target(name, port, srv.process.pid, durable=True, front="waitress")
+
+
+@contextlib.contextmanager
+def gunicorn_engine(name: str, threads: int, workdir: Path) -> Iterator[Target]:
+    """The engine (FULL) behind the previous front, on a fresh SQLite file."""
+    db = workdir / "engine-gunicorn.db"
+    env = {"SQLITE_SYNCHRONOUS": "FULL", "FILES_DIR": str(workdir / "files-g"),
+           "OUTPUTS_DIR": str(workdir / "outputs-g"),
+           "SNAPSHOTS_DIR": str(workdir / "snapshots-g")}
+    command = [sys.executable, str(BENCH_DIR / "gunicorn_front.py"), "--db", str(db),
+               "--threads", str(threads)]
+    with _process(command, workdir / "engine-gunicorn.log", workdir, env) as (port, pid):
+        _post_definition(port)
+        yield Target(name, port, pid, durable=True, front="gunicorn")
 
 
 # -- in-process costs ---------------------------------------------------------------------
@@ -632,9 +669,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-procs", type=int, default=2,
                         help="client processes at most (default 2)")
     parser.add_argument("--server-threads", type=int, default=8,
-                        help="gunicorn threads for every server (default 8, the server's)")
+                        help="request threads for every server (default 8, the server's)")
     parser.add_argument("--no-normal", action="store_true",
                         help="skip the SQLITE_SYNCHRONOUS=NORMAL server")
+    parser.add_argument("--no-gunicorn", action="store_true",
+                        help="skip the previous front (gunicorn gthread)")
     parser.add_argument("--profile-seconds", type=int, default=0,
                         help="py-spy the FULL server under N=8, 2 x this long (default off)")
     parser.add_argument("--profile-top", type=int, default=25)
@@ -659,12 +698,11 @@ def _machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     import sqlite3
-
-    import gunicorn
+    from importlib.metadata import version
 
     return (f"{os.cpu_count()} CPU ({model}), Linux {platform.release()}, "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-            f"gunicorn {gunicorn.__version__}")
+            f"waitress {version('waitress')}, gunicorn {version('gunicorn')}")
 
 
 def _code_version() -> str:
@@ -684,41 +722,46 @@ def _med(cells: list[Cell], attr: str) -> float:
     return statistics.median(getattr(cell, attr) for cell in cells)
 
 
-def report_http(results: dict[tuple[str, int], list[Cell]], targets: list[str],
+def report_http(results: dict[tuple[str, int], list[Cell]], targets: list[Target],
                 args: argparse.Namespace) -> None:
     """The HTTP tables."""
     print(f"\nHTTP, closed loop, {args.runs} run(s) x {args.duration:g} s per cell "
-          f"(+{args.warmup:g} s warm-up), gunicorn 1 worker gthread "
-          f"{args.server_threads} threads; medians over runs")
-    header = (f"{'server':<22} {'N':>3} {'req/s':>8} {'(min-max)':>13} {'mean ms':>7} "
+          f"(+{args.warmup:g} s warm-up), {args.server_threads} request threads; "
+          "medians over runs")
+    header = (f"{'server':<24} {'N':>3} {'req/s':>8} {'(min-max)':>13} {'mean ms':>7} "
               f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'srv CPU':>7} "
               f"{'cli CPU':>7} {'other':>5} {'box':>5}")
     print(header)
     print("-" * len(header))
-    for name in targets:
+    for target in targets:
+        name = target.name
         for n in args.client_counts:
             cells = results[(name, n)]
             rps = [cell.rps for cell in cells]
             spread = f"({min(rps):,.0f}-{max(rps):,.0f})"
             flag = " (late start!)" if any(cell.late for cell in cells) else ""
-            print(f"{name:<22} {n:>3} {_med(cells, 'rps'):>8,.0f} {spread:>13} "
+            print(f"{name:<24} {n:>3} {_med(cells, 'rps'):>8,.0f} {spread:>13} "
                   f"{_med(cells, 'mean'):>7.2f} "
                   f"{_med(cells, 'p50'):>7.2f} {_med(cells, 'p95'):>7.2f} "
                   f"{_med(cells, 'p99'):>7.2f} {sum(c.errors for c in cells):>6} "
                   f"{_med(cells, 'server_cpu'):>6.0f}% {_med(cells, 'client_cpu'):>6.0f}% "
                   f"{_med(cells, 'other_cpu'):>4.0f}% {_med(cells, 'box_cpu'):>4.0f}%{flag}")
-    noop = targets[-1]
-    print("\nEngine vs. the no-op ceiling (same gunicorn settings, same load generator)")
-    header = (f"{'server':<22} {'N':>3} {'fires/s / no-op req/s':>22} {'p50 / no-op p50':>16} "
-              f"{'mean / no-op mean':>18}")
+    ceilings = {target.front: target.name for target in targets if not target.durable}
+    print("\nEngine vs. the no-op ceiling (same load generator): against the no-op of its own "
+          "front, and against the best no-op of any front")
+    header = (f"{'server':<24} {'N':>3} {'own front: fires/s / no-op':>27} "
+              f"{'p50 / no-op p50':>16} {'best no-op: fires/s / req/s':>28}")
     print(header)
     print("-" * len(header))
-    for name in targets[:-1]:
+    for target in targets:
+        if not target.durable:
+            continue
         for n in args.client_counts:
-            fires, ceiling = results[(name, n)], results[(noop, n)]
-            print(f"{name:<22} {n:>3} {_med(fires, 'rps') / _med(ceiling, 'rps'):>22.2f} "
-                  f"{_med(fires, 'p50') / _med(ceiling, 'p50'):>16.2f} "
-                  f"{_med(fires, 'mean') / _med(ceiling, 'mean'):>18.2f}")
+            fires, own = results[(target.name, n)], results[(ceilings[target.front], n)]
+            best = max(_med(results[(name, n)], "rps") for name in ceilings.values())
+            print(f"{target.name:<24} {n:>3} {_med(fires, 'rps') / _med(own, 'rps'):>27.2f} "
+                  f"{_med(fires, 'p50') / _med(own, 'p50'):>16.2f} "
+                  f"{_med(fires, 'rps') / best:>28.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -735,28 +778,32 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fires-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         threads = args.server_threads
-        targets = [stack.enter_context(engine_server("fires, sync=FULL", "FULL", threads,
+        targets = [stack.enter_context(engine_server("fires, FULL, waitress", "FULL", threads,
                                                      workdir))]
         if not args.no_normal:
             targets.append(stack.enter_context(
-                engine_server("fires, sync=NORMAL", "NORMAL", threads, workdir)))
-        targets.append(stack.enter_context(noop_server(threads, workdir)))
+                engine_server("fires, NORMAL, waitress", "NORMAL", threads, workdir)))
+        if not args.no_gunicorn:
+            targets.append(stack.enter_context(
+                gunicorn_engine("fires, FULL, gunicorn", threads, workdir)))
+        targets.append(stack.enter_context(noop_server("waitress", threads, workdir)))
+        if not args.no_gunicorn:
+            targets.append(stack.enter_context(noop_server("gunicorn", threads, workdir)))
         for run in range(args.runs):
             for n in args.client_counts:
                 for index, target in enumerate(targets):
                     cell = measure(target, n, args, f"r{run}-n{n}-t{index}")
                     results.setdefault((target.name, n), []).append(cell)
-                    print(f"  run {run + 1}/{args.runs} N={n:<3} {target.name:<20} "
+                    print(f"  run {run + 1}/{args.runs} N={n:<3} {target.name:<24} "
                           f"{cell.rps:8,.0f} req/s  p50 {cell.p50:6.2f} ms  "
                           f"p99 {cell.p99:6.2f} ms  errors {cell.errors}  "
                           f"srv {cell.server_cpu:3.0f}% cli {cell.client_cpu:3.0f}% "
                           f"other {cell.other_cpu:3.0f}%", flush=True)
         if args.profile_seconds > 0:
             profile(targets[0], args, workdir)
-        names = [target.name for target in targets]
         stack.close()  # stop the servers before timing in process
 
-        report_http(results, names, args)
+        report_http(results, targets, args)
         print("\nIn process (no HTTP), median of repeats")
         for label, value in in_process(args, workdir):
             print(f"  {label:<48} {value}")

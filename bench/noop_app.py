@@ -1,11 +1,11 @@
 """The ceiling of the stack: a no-op Flask app served exactly as the engine is served.
 
 ``python bench/noop_app.py --port 5001 --threads 8`` runs ``workflow_engine.server.main``
-itself (same gunicorn options: 1 worker, gthread, ``--threads`` threads, no access log,
-same keep-alive and timeouts) with the application factory swapped for :func:`create_app`
-below. Whatever the engine's fire route costs beyond this app is the engine's own cost
-(routing, validation, the transaction, serialisation, CORS); what this app costs is
-Flask + gunicorn + the loopback.
+itself (the same waitress front, threads, limits and timeouts) with the application
+factory swapped for :func:`create_app` below; ``bench/gunicorn_front.py --noop`` serves it
+with the previous front. Whatever the engine's fire route costs beyond this app is the
+engine's own cost (routing, validation, the transaction, serialisation, CORS); what this
+app costs is Flask + the HTTP front + the loopback.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     import workflow_engine.app
     from workflow_engine import server
 
-    # server._Server.load() does ``from .app import create_app`` in the worker after the
-    # fork, so replacing the module attribute here swaps the app and nothing else.
+    # server.main() looks ``create_app`` up in workflow_engine.app when it builds the app,
+    # so replacing the module attribute here swaps the app and nothing else.
     workflow_engine.app.create_app = create_app  # type: ignore[assignment]
     server.main(argv)
 

@@ -37,7 +37,7 @@ def start(base: str, definition_id: str = "approval", **body: Any) -> dict[str, 
 
 
 def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
-    """run_server.py itself starts gunicorn with the shipped definitions loaded."""
+    """run_server.py itself starts waitress with the shipped definitions loaded."""
     port = free_port()
     with (tmp_path / "server.log").open("wb") as log:
         process = subprocess.Popen(
@@ -50,7 +50,7 @@ def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
             wait_until_up(server, 30)
             listed = httpx.get(f"{server.url}/api/definitions").json()["items"]
             assert {"document-approval", "lead-qualification"} <= {d["id"] for d in listed}
-            assert "gunicorn" in server.output().lower()
+            assert "with waitress" in server.output()
         finally:
             server.stop()
 

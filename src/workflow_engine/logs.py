@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line, for our messages and every library's.
 
-structlog renders; the standard library's loggers (ours, gunicorn's, SQLAlchemy's) are
+structlog renders; the standard library's loggers (ours, waitress's, SQLAlchemy's) are
 routed through the same renderer, so an operator greps one format.
 """
 
@@ -62,6 +62,3 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
             logging.getLevelNamesMapping()[level.upper()]),
         logger_name="workflow_engine.request",
     )
-    for name in ("gunicorn.error", "gunicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True

@@ -1,10 +1,19 @@
-"""Serve the application with gunicorn: ``python run_server.py --port 5000``.
+"""Serve the application with waitress: ``python run_server.py --port 5000``.
 
-gunicorn, not Flask's development server: it supervises the worker (restarts it if it
-dies, times out stuck requests, shuts down gracefully on SIGTERM). One worker process
-with a pool of threads is the default because the engine keeps process-wide state that
-must not be split across processes (the shared rate budget and the block runner); the
-database serialises writers either way.
+Why waitress. Its front is an event loop that reads every request, headers and body, into
+a buffer and hands it to a thread of the application only once it is complete; answers go
+back through the same loop. So an idle socket, a client that sends half a header or
+trickles a body, or a slow reader costs a file descriptor, never a request thread, and a
+body shorter than its ``Content-Length`` is never executed. Threaded servers that give a
+connection to a thread as soon as it is accepted (gunicorn's ``gthread`` among them) are
+stalled by as many silent sockets as they have threads. Connections past the limit wait
+in the kernel's backlog; a connection that sends nothing for ``HTTP_IDLE_TIMEOUT`` seconds
+is closed.
+
+One process serves: the engine keeps process-wide state that must not be split across
+processes (the shared rate budget and the block runner), and the database serialises
+writers either way. Restarting it when it dies is the job of the process manager
+(systemd, a container's restart policy).
 """
 
 from __future__ import annotations
@@ -14,20 +23,33 @@ import ipaddress
 import json
 import logging
 import re
+import resource
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from gunicorn import util as gunicorn_util
-from gunicorn.app.base import BaseApplication
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
 
 from . import logs
+from .api import RUNNER
 from .auth import TokenRegistry
 from .settings import Settings
 
-__all__ = ["main", "parse_args"]
+__all__ = ["configure", "main", "parse_args"]
 
 log = logging.getLogger("workflow_engine")
+
+# Request line and headers together; larger answers 431, as a proxy in front would.
+MAX_HEADER_BYTES = 8192
+# Room for a multipart envelope around the largest upload.
+MULTIPART_SLACK_BYTES = 64 * 1024
+_OBS_FOLD = re.compile(rb"\r\n[ \t]")
 
 
 def _database_url(value: str) -> str:
@@ -58,53 +80,85 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _write_problem(sock: Any, status: int, reason: str, message: str) -> None:
-    """gunicorn's answer to a request it cannot parse (a bad header, a URI or headers too
-    long), as problem+json like every other error of ours rather than its HTML page."""
-    code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "bad_request"
-    body = json.dumps({
-        "type": f"urn:workflow-engine:problem:{code}", "title": reason, "status": status,
-        "detail": message or reason, "code": code,
-    }).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
-    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
+    """The server's own answer to a request it refuses before the application sees it (a
+    header block too large, a malformed request line, a body over the limit), as
+    problem+json like every other error of ours rather than waitress's plain text."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        status, reason = int(error.code), str(error.reason)
+        code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "bad_request"
+        body = json.dumps({
+            "type": f"urn:workflow-engine:problem:{code}", "title": reason, "status": status,
+            "detail": str(error.body) or reason, "code": code,
+        }).encode()
+        self.status = f"{status} {reason}"
+        self.response_headers.append(("Content-Type", "application/problem+json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
-def _worker_exit(_server: Any, worker: Any) -> None:
-    """On a graceful stop, ask running blocks to stop: they resume at the next start."""
-    app = getattr(worker, "wsgi", None)
-    runner = getattr(app, "extensions", {}).get("workflow_engine.runner")
-    if runner is not None:
-        runner.close(wait=False)
+class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
+    """Refuses obsolete line folding (a header line starting with a space or a tab), which
+    waitress would join to the header before it: RFC 9112 lets a server refuse it, and a
+    header that means one thing here and another to a proxy in front is worth a 400."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        if _OBS_FOLD.search(header_plus):
+            raise ParsingError("A header line starts with a space or a tab (obsolete "
+                               "line folding): send each header on one line.")
+        super().parse_header(header_plus)
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-        # gunicorn 25+ opens a control socket at one fixed path per user; two servers on
-        # one machine (tests, benchmarks) would fight over it, and we do not use it.
-        if "control_socket_disable" in self.cfg.settings:
-            self.cfg.set("control_socket_disable", True)
-
-    def load(self) -> Any:
-        # gunicorn looks this up when it answers a request it could not parse.
-        gunicorn_util.write_error = _write_problem
-        # Built in the worker, after the fork: database connections must not cross it.
-        from .app import create_app
-
-        return create_app(self.settings)
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    parser_class = _StrictParser
+    error_task_class = _ProblemErrorTask
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and serve until stopped."""
-    args = parse_args(argv)
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    channel_class = _Channel
+
+
+def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adjustments:
+    """waitress's limits, from the settings."""
+    largest_body = max(settings.max_body_bytes, settings.max_upload_bytes)
+    return Adjustments(
+        host=host, port=port, threads=threads, ident="workflow-engine",
+        connection_limit=settings.http_max_connections,
+        channel_timeout=settings.http_idle_timeout,
+        # Idle channels are looked for this often; a second keeps the timeout sharp.
+        cleanup_interval=1,
+        max_request_header_size=MAX_HEADER_BYTES,
+        # Reading a refused request whole in one go means closing the connection does not
+        # reset it before the client has read the answer.
+        recv_bytes=64 * 1024,
+        # The application answers 413 itself up to here, with its own limits and words.
+        max_request_body_size=largest_body + MULTIPART_SLACK_BYTES,
+        # poll(2), not select(2): select cannot watch descriptors numbered past 1024.
+        asyncore_use_poll=True,
+    )
+
+
+def _raise_descriptor_limit(connections: int) -> None:
+    """Allow enough open files for every connection plus the database and the logs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    # waitress's loop catches SystemExit: it stops accepting and lets the request
+    # threads finish (up to 5 s) before returning.
+    raise SystemExit(0)
+
+
+def configure(args: argparse.Namespace) -> Settings:
+    """The settings the command line and the environment give, checked, with logging set
+    up and the start-up warnings said."""
     updates: dict[str, Any] = {}
     if args.db:
         updates["database_url"] = _database_url(args.db)
@@ -136,19 +190,32 @@ def main(argv: list[str] | None = None) -> None:
     if not tokens.enabled:
         log.warning("no API tokens configured: the API is OPEN to anyone on this machine; "
                     "serving on loopback only")
-    log.info("serving on http://%s:%d (docs at /docs)", args.host, args.port)
-    _Server(settings, {
-        "bind": f"{args.host}:{args.port}",
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": args.threads,
-        "timeout": 60,
-        "graceful_timeout": 10,
-        "keepalive": 5,
-        "accesslog": None,
-        "worker_exit": _worker_exit,
-        "loglevel": settings.log_level.lower(),
-    }).run()
+    return settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until stopped."""
+    args = parse_args(argv)
+    settings = configure(args)
+    # Looked up now, not at import: bench/noop_app.py serves its own app through this.
+    from .app import create_app
+
+    app = create_app(settings)
+    _raise_descriptor_limit(settings.http_max_connections)
+    server = _Server(app, adj=_adjustments(settings, args.host, args.port, args.threads))
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("serving on http://%s:%d with waitress, %d threads, up to %d connections "
+             "(docs at /docs)", args.host, args.port, args.threads,
+             settings.http_max_connections)
+    try:
+        server.run()
+    finally:
+        # Running blocks stop where they are and resume at the next start.
+        runner = app.extensions.get(RUNNER)
+        if runner is not None:
+            runner.close(wait=False)
+        log.info("stopped")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     tokens_file: Path | None = Field(None, description="A JSON file of tokens.")
     cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
     max_body_bytes: int = Field(ONE_MIB, gt=0)
+    http_max_connections: int = Field(
+        1000, ge=1, description="Open connections served at once; more wait in the backlog.")
+    http_idle_timeout: int = Field(
+        20, ge=1, description="Seconds a connection may send nothing (mid-request or idle "
+        "between requests) before it is closed.")
     log_level: str = "INFO"
 
     @property

@@ -36,7 +36,7 @@ class ServerProcess:
     log: IO[bytes]
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> None:
-        """Send ``sig`` to the whole process group (gunicorn and its worker) and wait."""
+        """Send ``sig`` to the whole process group (the server and anything it started) and wait."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, sig)
             try:
