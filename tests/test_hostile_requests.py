@@ -129,3 +129,58 @@ def test_hostile_request(server: ServerProcess, name: str, request_bytes: bytes)
     assert problem["code"]
     assert httpx.get(f"{server.url}/health").status_code == 200
     assert stored(server) == before
+
+
+START = '{"definition_id": "approval", "id": "strict", "context": {"x": 1}}'
+# (name, method, path, body, the rule it breaks, the path of the duplicate if any)
+NOT_STRICT_JSON: list[Any] = [
+    ("UTF-16 with a BOM", "POST", "/api/instances", START.encode("utf-16"), "encoding", None),
+    ("UTF-16 without a BOM", "POST", "/api/instances", START.encode("utf-16-le"), "encoding",
+     None),
+    ("UTF-32", "POST", "/api/instances", START.encode("utf-32"), "encoding", None),
+    ("UTF-8 with a BOM", "POST", "/api/instances", b"\xef\xbb\xbf" + START.encode(),
+     "encoding", None),
+    ("Latin-1", "POST", "/api/instances",
+     '{"definition_id": "approval", "id": "strict", "context": {"x": "café"}}'.encode("latin-1"),
+     "encoding", None),
+    ("a number that overflows", "POST", "/api/instances",
+     b'{"definition_id": "approval", "id": "strict", "context": {"x": 1e309}}', "non_finite",
+     None),
+    ("a negative overflow", "POST", "/api/instances",
+     b'{"definition_id": "approval", "id": "strict", "context": {"x": [-1.5e400]}}',
+     "non_finite", None),
+    ("Infinity", "POST", "/api/instances",
+     b'{"definition_id": "approval", "id": "strict", "context": {"x": Infinity}}',
+     "non_finite", None),
+    ("a repeated name", "POST", "/api/instances",
+     b'{"definition_id": "approval", "id": "strict", "context": {"x": 1, "x": 2}}',
+     "duplicate_key", "context.x"),
+    ("a repeated top-level name", "POST", "/api/instances",
+     b'{"definition_id": "approval", "id": "strict", "definition_id": "other"}',
+     "duplicate_key", "definition_id"),
+    ("a repeated name in a definition", "POST", "/api/definitions", json.dumps(
+        approval(id="twice")).replace('"name": "Submit"', '"name": "Submit", "name": "Send"',
+                                      1).encode(), "duplicate_key", "actions[0].name"),
+    ("a repeated name in a new version", "PUT", "/api/definitions/approval",
+     b'{"id": "approval", "name": "A", "name": "B", "states": [], "actions": []}',
+     "duplicate_key", "name"),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "rule", "where"), NOT_STRICT_JSON,
+                         ids=[row[0] for row in NOT_STRICT_JSON])
+def test_json_that_two_parsers_could_read_two_ways_is_refused(
+    server: ServerProcess, name: str, method: str, path: str, body: bytes, rule: str,
+    where: str | None,
+) -> None:
+    """400 malformed_json naming the rule (and the repeated name's path); nothing stored."""
+    before = stored(server)
+    status, headers, answer = send(int(server.url.rsplit(":", 1)[1]), raw(method, path, body))
+    problem = json.loads(answer)
+    assert (status, problem["code"], problem["rule"]) == (400, "malformed_json", rule), problem
+    assert headers["content-type"] == "application/problem+json"
+    if where is not None:
+        assert problem["path"] == where
+        assert [error["path"] for error in problem["errors"]] == [where]
+    assert stored(server) == before
+    assert httpx.get(f"{server.url}/api/instances/strict").status_code == 404

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import strict_json
 from ..auth import ActorNotAllowed
 from ..core.validation import shape_problems
 from ..errors import (
     InvalidHeader,
     InvalidParameter,
-    MalformedJSON,
     PayloadTooLarge,
     Problem,
     UnsupportedMediaType,
@@ -36,8 +35,6 @@ __all__ = [
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_HEADER_LENGTH = 200
-MAX_DEPTH = 32
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 MAX_INT = 2**31 - 1  # what every database's INTEGER holds
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -49,8 +46,10 @@ _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f-\x9f]+$")
 def json_body() -> Any:
     """The body parsed as JSON.
 
-    415 unless sent as JSON, 400 if it does not parse, 413 past the size limit (Flask
-    enforces ``MAX_CONTENT_LENGTH`` when the body is read).
+    415 unless sent as JSON, 413 past the size limit (Flask enforces
+    ``MAX_CONTENT_LENGTH`` when the body is read), 400 ``malformed_json`` unless it is
+    strict JSON (:func:`workflow_engine.strict_json.loads`: UTF-8, finite numbers, each
+    name once per object).
     """
     if not request.is_json:
         raise UnsupportedMediaType(
@@ -62,50 +61,7 @@ def json_body() -> Any:
         # A chunked body has no Content-Length for Flask to check up front, and the
         # stream it reads stops at the limit without a word: refuse rather than truncate.
         raise PayloadTooLarge("The request body is larger than the server accepts.")
-    if not data.strip():
-        raise MalformedJSON("The request body is empty; a JSON document is required.")
-    try:
-        document = json.loads(data, parse_constant=_refuse_constant)
-    except UnicodeDecodeError as exc:
-        raise MalformedJSON("The request body is not valid UTF-8.") from exc
-    except json.JSONDecodeError as exc:
-        raise MalformedJSON(
-            f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
-            line=exc.lineno, column=exc.colno,
-        ) from exc
-    except RecursionError as exc:
-        raise MalformedJSON(f"The body is nested deeper than {MAX_DEPTH} levels.") from exc
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise MalformedJSON(f"The body holds a value JSON parsing refuses: {exc}.") from exc
-    _check_depth(document)
-    if _SURROGATE_ESCAPE.search(data):
-        try:
-            json.dumps(document, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise MalformedJSON(
-                "The body holds an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF escape "
-                "without its pair), which is not text."
-            ) from exc
-    return document
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _check_depth(document: Any) -> None:
-    """Refuse documents nested deeper than anything the API needs."""
-    level: list[Any] = [document] if isinstance(document, dict | list) else []
-    for _ in range(MAX_DEPTH):
-        if not level:
-            return
-        level = [
-            child for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
-    if level:
-        raise MalformedJSON(f"The body is nested deeper than {MAX_DEPTH} levels.")
+    return strict_json.loads(data)
 
 
 def validate_body(model: type[Model], document: Any) -> Model:

@@ -110,6 +110,9 @@ class ProblemDetail(Out):
     instance: str = Field(description="The request path.")
     code: str = Field(description="Stable, machine-readable error code.")
     errors: list[ProblemOut] | None = None
+    rule: str | None = Field(
+        None, description="malformed_json only: the rule of strict JSON the body breaks "
+        "(syntax, encoding, non_finite, number, duplicate_key, depth, surrogate).")
 
 
 class DefinitionOut(Out):

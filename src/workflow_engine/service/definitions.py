@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import core
+from .. import core, strict_json
 from ..core import Workflow
 from ..errors import (
     ConcurrentModification,
     DefinitionExists,
     DefinitionInvalid,
     DefinitionNotFound,
+    MalformedJSON,
     Problem,
     ValidationFailed,
 )
@@ -134,9 +134,11 @@ class Definitions(ServiceBase):
         saved = []
         for path in sorted(directory.glob("*.json")):
             try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+                document = strict_json.loads(path.read_bytes(), what=str(path))
+            except OSError as exc:
                 raise ValidationFailed(f"Cannot read definition file {path}: {exc}") from exc
+            except MalformedJSON as exc:
+                raise ValidationFailed(f"Cannot read definition file: {exc.detail}") from exc
             definition_id = document.get("id") if isinstance(document, dict) else None
             if not isinstance(definition_id, str):
                 raise DefinitionInvalid(
