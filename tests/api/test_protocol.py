@@ -126,3 +126,20 @@ class TestOpenApi:
         asset.close()
         traversal = client.get("/docs/static/../../__init__.py")
         assert traversal.status_code == 404
+
+    @pytest.mark.parametrize("path", ["/docs/", "/docs/index.html"])
+    def test_other_spellings_of_the_docs_redirect_to_them(
+        self, client: FlaskClient, path: str
+    ) -> None:
+        response = client.get(path)
+        assert response.status_code == 308
+        assert response.headers["Location"] == "/docs"
+        assert client.get(path, follow_redirects=True).status_code == 200
+
+    @pytest.mark.parametrize("path", ["/docs/static/", "/openapi.json/", "/docs/nothing"])
+    def test_near_misses_of_the_docs_are_plain_not_found(
+        self, client: FlaskClient, path: str
+    ) -> None:
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.mimetype == "application/problem+json"

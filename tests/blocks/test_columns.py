@@ -55,3 +55,10 @@ class TestDedupe:
         """Eight leads without an email are eight leads, not one."""
         table = pd.DataFrame({"email": [None, None, "x", "X "]})
         assert len(Dedupe(Dedupe.Params(columns=["email"]))(table, context)) == 3
+
+    def test_lists_and_objects_are_compared_by_value(self, context: BlockContext) -> None:
+        """A column of JSON values (unhashable) dedupes; key order does not matter."""
+        table = pd.DataFrame({"refs": [{"a": 1, "b": [2]}, {"b": [2], "a": 1}, ["x"], ["x"],
+                                       None, "plain"]})
+        out = Dedupe(Dedupe.Params(columns=["refs"]))(table, context)
+        assert out["refs"].tolist() == [{"a": 1, "b": [2]}, ["x"], None, "plain"]

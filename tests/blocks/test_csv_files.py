@@ -1,7 +1,8 @@
-"""read_csv and save_csv, and every way a CSV can be broken."""
+"""read_csv and save_csv, and every way a CSV can be broken; snapshots of JSON values."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 from workflow_engine.blocks import BlockContext, CsvInvalid
 from workflow_engine.blocks.csv_files import ReadCsv, SaveCsv
-from workflow_engine.blocks.tables import read_csv_table
+from workflow_engine.blocks.tables import read_csv_table, read_snapshot, write_snapshot
 from workflow_engine.errors import InvalidPath
 from workflow_engine.files import FileNotFound
 
@@ -145,3 +146,23 @@ class TestSaveCsv:
     def test_output_names_are_plain_csv_names(self, name: str) -> None:
         with pytest.raises(ValueError, match="pattern"):
             SaveCsv.Params(file_name=name)
+
+
+class TestJsonColumns:
+    TABLE = pd.DataFrame({
+        "name": ["Ann", "Bo", "Cy"],
+        "refs": [{"https://a.example": "a source"}, None, [1, "=x", {"k": None}]],
+        "mixed": [None, "just text", {"nested": {"n": 1.5}}],
+    })
+
+    def test_a_snapshot_keeps_lists_and_objects(self, tmp_path: Path) -> None:
+        write_snapshot(self.TABLE, tmp_path / "s.parquet")
+        back = read_snapshot(tmp_path / "s.parquet")
+        assert back.to_dict(orient="records") == self.TABLE.to_dict(orient="records")
+
+    def test_a_csv_gets_them_as_json_text(self, context: BlockContext) -> None:
+        SaveCsv(SaveCsv.Params(file_name="j.csv"))(self.TABLE, context)
+        back = pd.read_csv(context.outputs.root / "j.csv", dtype=str)
+        assert json.loads(back["refs"][0]) == {"https://a.example": "a source"}
+        assert json.loads(back["refs"][2]) == [1, "=x", {"k": None}]
+        assert back["mixed"][1] == "just text"

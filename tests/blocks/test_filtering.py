@@ -112,6 +112,30 @@ class TestFilterBlock:
             "filter: no column 'comapny'; the table has 'company', 'email'.")
 
 
+JSON_VALUES: list[Any] = [{"https://a.example": "a source"}, {}, [], None, ["Python", "Go"],
+                          "plain text"]
+
+
+class TestListsAndObjects:
+    @pytest.mark.parametrize(("condition", "expected"), [
+        ({"operator": "is_not_empty"},
+         [{"https://a.example": "a source"}, ["Python", "Go"], "plain text"]),
+        ({"operator": "is_empty"}, [{}, [], None]),
+        ({"operator": "contains", "value": "a.example"}, [{"https://a.example": "a source"}]),
+        ({"operator": "contains", "value": "python"}, [["Python", "Go"]]),
+        ({"operator": "equals", "value": "go"}, [["Python", "Go"]]),
+        ({"operator": "starts_with", "value": "plain"}, ["plain text"]),
+    ])
+    def test_a_column_of_json_values(self, condition: dict[str, Any], expected: list[Any]) -> None:
+        """Judged as the guards judge a value: a list by its elements, an object by its
+        JSON text."""
+        table = pd.DataFrame({"v": pd.Series(JSON_VALUES, dtype=object)})
+        spec = ColumnCondition(column="v", **condition)
+        kept = mask(table, spec)
+        assert [v for v, keep in zip(JSON_VALUES, kept, strict=True) if keep] == expected
+        assert kept.tolist() == [evaluate(spec, value) for value in JSON_VALUES]
+
+
 texts = st.one_of(
     st.none(),
     st.sampled_from(["", " ", "true", "No", "y", "0", "1", "1.0", "-2", "1e3", " 7 ", "abc",

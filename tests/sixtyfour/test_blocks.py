@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,7 +153,54 @@ class TestEnrichCompany:
         assert done["status"] == "completed", done["error"]
         table = rows(client, done)
         assert table[0]["industry"] == "Simulated industry for Ariglad Inc"
-        assert '"Simulated Person 1"' in table[0]["enrich_people"]
+        people = table[0]["enrich_people"]
+        assert isinstance(people, list)
+        assert people[0]["name"] == "Simulated Person 1"
+
+
+class TestJsonValues:
+    """References are an object in JSON answers and JSON text in a CSV, through every
+    block after the enrichment."""
+
+    DOCUMENT = pipeline(
+        EDUCATION,
+        {"type": "filter", "params": {"conditions": [
+            {"column": "enrich_references", "operator": "is_not_empty"},
+            {"column": "enrich_references", "operator": "contains",
+             "value": "sandbox.invalid"}]}},
+        {"type": "dedupe", "params": {"columns": ["enrich_references"]}},
+        {"type": "select_columns", "params": {"columns": ["name", "enrich_references"],
+                                              "rename": {"enrich_references": "sources"}}},
+        {"type": "save_csv", "params": {"file_name": "sources.csv"}})
+
+    @staticmethod
+    def assert_references(value: Any) -> None:
+        assert isinstance(value, dict)
+        assert [url.startswith("https://sandbox.invalid/") for url in value] == [True]
+        assert list(value.values()) == ["simulated source"]
+
+    def test_json_answers_carry_objects(self, client: FlaskClient) -> None:
+        done = run(client, self.DOCUMENT)
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert len(table) == 15
+        for row in table:
+            self.assert_references(row["sources"])
+        history = client.get(f"/api/instances/{done['id']}/history?limit=100").json["items"]
+        enriched = next(e["seq"] for e in history
+                        if e["type"] == "block_succeeded" and e["to_state"] == "s0")
+        after = client.get(f"/api/instances/{done['id']}/history/{enriched}/data").json
+        self.assert_references(after["rows"][0]["enrich_references"])
+
+    def test_csv_downloads_carry_json_text(self, client: FlaskClient) -> None:
+        done = run(client, self.DOCUMENT)
+        with client.get("/api/outputs/sources.csv") as response:
+            saved = response.text
+        downloaded = client.get(f"/api/instances/{done['id']}/data?format=csv").text
+        for text in (saved, downloaded):
+            header, first, *_ = csv.reader(io.StringIO(text))
+            assert header == ["name", "sources"]
+            self.assert_references(json.loads(first[1]))
 
 
 def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:

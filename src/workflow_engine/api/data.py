@@ -9,7 +9,7 @@ import pandas as pd
 from flask import Blueprint, Response, request
 from pydantic import Field
 
-from ..blocks.tables import neutralise_formulas
+from ..blocks.tables import flatten_json, neutralise_formulas
 from ..core import TableInfo
 from . import runner, service
 from .requests import MAX_INT, QueryModel, query
@@ -41,6 +41,7 @@ def _table(instance_id: str, info: TableInfo) -> Response:
         # CSV is for downloading: the whole table unless a page was asked for.
         if "limit" in request.args or params.offset:
             frame = frame.iloc[params.offset: params.offset + params.limit]
+        frame = flatten_json(frame)  # a CSV cell is text: lists and objects as JSON
         if params.neutralise_formulas:
             frame = neutralise_formulas(frame)
         buffer = io.StringIO()

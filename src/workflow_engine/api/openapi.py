@@ -8,9 +8,10 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from flask import Blueprint, Response, jsonify, send_from_directory
+from flask import Blueprint, Response, jsonify, redirect, send_from_directory, url_for
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import __version__
 from ..core import DefinitionSpec
@@ -291,6 +292,13 @@ _DOCS_PAGE = """<!doctype html>
 def get_docs() -> Response:
     """Interactive documentation."""
     return Response(_DOCS_PAGE, mimetype="text/html")
+
+
+@blueprint.get("/docs/")
+@blueprint.get("/docs/index.html")
+def redirect_to_docs() -> BaseResponse:
+    """The spellings people type for the docs page lead to it (one address, one page)."""
+    return redirect(url_for(".get_docs"), code=308)
 
 
 @blueprint.get("/docs/static/<path:filename>")

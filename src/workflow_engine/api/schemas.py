@@ -345,7 +345,9 @@ class TablePage(Out):
     columns: list[str]
     offset: int
     limit: int
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = Field(
+        description="Objects keyed by column; missing values are null, lists and objects "
+        "(such as enrich_references) are JSON arrays and objects.")
 
 
 class BlockTypeOut(Out):

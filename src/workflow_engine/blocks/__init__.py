@@ -63,7 +63,7 @@ class Catalog:
             return [
                 Problem(f"{path}.params" + ("." if not p.path.startswith("[") else "") + p.path
                         if p.path != "$" else f"{path}.params", p.code, p.message)
-                for p in shape_problems(exc)
+                for p in shape_problems(exc, kind.Params)
             ]
         return []
 

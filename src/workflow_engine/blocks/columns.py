@@ -10,6 +10,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ..files import FileArea
 from .base import Block, BlockContext, BlockParams, require_columns
+from .tables import json_columns, json_text
 
 __all__ = ["Dedupe", "SelectColumns"]
 
@@ -93,7 +94,14 @@ class Dedupe(Block[DedupeParams]):
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         assert table is not None
         require_columns(table, self.params.columns, self.kind)
-        keys = table[list(self.params.columns)].astype("string")
+        compared = table[list(self.params.columns)]
+        # Lists and objects are compared by their JSON text, keys sorted: equal values
+        # are equal whatever order an answer gave the keys in.
+        as_json = set(json_columns(compared))
+        keys = pd.DataFrame({
+            column: json_text(compared[column], sort_keys=True) if column in as_json
+            else compared[column].astype("string") for column in self.params.columns
+        }, index=table.index)
         if not self.params.case_sensitive:
             keys = keys.apply(lambda column: column.str.strip().str.lower())
         # A row missing any compared value is nobody's duplicate: eight leads without an

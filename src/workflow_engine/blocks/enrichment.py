@@ -79,16 +79,20 @@ def _cast(value: Any, declared: str) -> Any:
             return None
         return int(number) if declared == "int" else number
     if declared.startswith("list") or declared == "dict":
+        # Kept as a real list or object (JSON answers carry it as such; a CSV gets its
+        # JSON text); text that holds one is parsed, any other value is left as it came.
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                parsed = json.loads(value)
             except ValueError:
                 return value
-        return json.dumps(value, ensure_ascii=False)
+            return parsed if isinstance(parsed, list | dict) else value
+        return value
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-_DTYPES = {"bool": "boolean", "int": "Int64", "float": "Float64"}
+_DTYPES = {"bool": "boolean", "int": "Int64", "float": "Float64", "list": "object",
+           "list[str]": "object", "list[int]": "object", "dict": "object"}
 
 
 class _SixtyfourBlock(Block[Any]):
@@ -239,7 +243,7 @@ class _Enrichment(_SixtyfourBlock):
         return {**{self.columns_of[name]: declared
                    for name, declared in _struct_types(self.params.struct).items()},
                 f"{prefix}_confidence_score": "float", f"{prefix}_notes": "str",
-                f"{prefix}_references": "str"}
+                f"{prefix}_references": "dict"}
 
     def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
         row, prefix = rows[index], self.params.prefix

@@ -20,9 +20,11 @@ from ..core.conditions import (
     ColumnCondition,
     Operator,
     as_number,
+    evaluate,
     regex_search,
 )
 from .base import Block, BlockContext, BlockParams, require_columns
+from .tables import json_columns
 
 __all__ = ["Filter", "mask"]
 
@@ -81,11 +83,20 @@ def _same(column: pd.Series, value: object, case_sensitive: bool) -> pd.Series:
     return result & ~_empty(column)
 
 
+def _value(item: object) -> object:
+    """A cell as a condition sees it: missing (NaN, NA) as None."""
+    return item if isinstance(item, list | dict) or not pd.isna(item) else None  # type: ignore[call-overload]
+
+
 def mask(table: pd.DataFrame, condition: ColumnCondition) -> pd.Series:
     """Which rows of ``table`` satisfy ``condition``."""
     column = table[condition.column]
     if isinstance(column, pd.DataFrame):  # duplicate names: refused at read, but be safe
         column = column.iloc[:, 0]
+    if json_columns(column.to_frame()):
+        # Lists and objects (say, an enrichment's references): row by row, exactly as
+        # a condition judges such a value (a list matches if an element does).
+        return column.map(lambda item: evaluate(condition, _value(item))).astype(bool)
     op, value, cs = condition.operator, condition.value, condition.case_sensitive
     if op is Operator.IS_EMPTY:
         return _empty(column)

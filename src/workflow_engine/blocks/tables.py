@@ -4,15 +4,24 @@ CSV is read with pyarrow's streaming reader (fast, and it lets a read report pro
 and stop between batches). Every column is read as text: enrichment data is full of
 values that only look like numbers (zip codes, phone numbers, ids with leading zeros),
 and conditions compare numbers as numbers where it matters.
+
+A column may hold JSON values, lists and objects (an enrichment's references, a
+company's people): in the table they are real lists and dicts, so JSON answers carry
+them as such. A snapshot stores such a column as JSON text marked as JSON in the
+Parquet schema, and reads it back as values (Arrow's own list and struct types would
+turn objects with different keys into one struct of every key). A CSV has only text,
+so writing one flattens them to JSON text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -24,6 +33,9 @@ from .base import BlockContext, BlockError
 
 __all__ = [
     "CsvInvalid",
+    "flatten_json",
+    "json_columns",
+    "json_text",
     "neutralise_formulas",
     "read_csv_table",
     "read_snapshot",
@@ -32,6 +44,8 @@ __all__ = [
 ]
 
 BATCH_BYTES = 1 << 20
+# Field metadata of a snapshot column whose text is JSON to decode on reading.
+JSON_FIELD = {b"workflow_engine.json": b"1"}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -130,6 +144,44 @@ def read_csv_table(
     return frame
 
 
+def _is_json(value: object) -> bool:
+    return isinstance(value, list | dict)
+
+
+def json_columns(table: pd.DataFrame) -> list[str]:
+    """The columns that hold a list or an object in some row."""
+    found = []
+    for column in table.columns:
+        series = table[column]
+        # Only an object column can hold them; text and numbers are ruled out in C.
+        if series.dtype != object or pd.api.types.infer_dtype(series, skipna=True) in (
+                "string", "empty", "integer", "floating", "boolean"):
+            continue
+        if series.map(_is_json).any():
+            found.append(str(column))
+    return found
+
+
+def json_text(series: pd.Series, *, sort_keys: bool = False) -> pd.Series:
+    """A column as text: lists and objects as JSON, other values as they are."""
+    def text(value: Any) -> Any:
+        if _is_json(value):
+            return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys)
+        return None if pd.isna(value) else str(value)
+    return series.map(text).astype("string")
+
+
+def flatten_json(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its lists and objects written as JSON text (for CSV)."""
+    columns = json_columns(table)
+    if not columns:
+        return table
+    result = table.copy()
+    for column in columns:
+        result[column] = json_text(result[column])
+    return result
+
+
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     """Prefix cells that a spreadsheet would run as a formula with ``'`` (CSV injection)."""
     result = table.copy()
@@ -151,6 +203,7 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_csv_table(table: pd.DataFrame, path: Path, *, neutralise: bool = True) -> None:
     """Write ``table`` as CSV atomically: readers see the old file or the whole new one."""
+    table = flatten_json(table)
     if neutralise:
         table = neutralise_formulas(table)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
@@ -158,15 +211,42 @@ def write_csv_table(table: pd.DataFrame, path: Path, *, neutralise: bool = True)
         arrow, target, pacsv.WriteOptions(quoting_style="needed")))
 
 
+def _encode(value: Any) -> str | None:
+    if not _is_json(value) and pd.isna(value):
+        return None
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    return json.dumps(value, ensure_ascii=False)
+
+
 def write_snapshot(table: pd.DataFrame, path: Path) -> None:
-    """Store a table as a Parquet snapshot, atomically."""
+    """Store a table as a Parquet snapshot, atomically; JSON columns as marked JSON text."""
+    columns = json_columns(table)
+    if columns:
+        table = table.copy()
+        for column in columns:
+            # Every value as JSON, strings too: reading decodes each back to what it was.
+            table[column] = table[column].map(_encode).astype("string")
     arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if columns:
+        schema = arrow.schema
+        for column in columns:
+            index = schema.get_field_index(column)
+            schema = schema.set(index, schema.field(index).with_metadata(JSON_FIELD))
+        arrow = arrow.cast(schema)
     _atomic(path, lambda target: pq.write_table(arrow, target, compression="lz4"))
 
 
 def read_snapshot(path: Path) -> pd.DataFrame:
-    """A table stored by :func:`write_snapshot`."""
-    frame: pd.DataFrame = pq.read_table(path).to_pandas()
+    """A table stored by :func:`write_snapshot`, its JSON columns decoded."""
+    arrow = pq.read_table(path)
+    frame: pd.DataFrame = arrow.to_pandas()
+    for field in arrow.schema:
+        if (field.metadata or {}).items() >= JSON_FIELD.items():
+            frame[field.name] = pd.Series(
+                [None if text is None else json.loads(text)
+                 for text in arrow.column(field.name).to_pylist()],
+                index=frame.index, dtype=object)
     return frame
 
 

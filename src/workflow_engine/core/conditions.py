@@ -19,6 +19,7 @@ The semantics, shared by both:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from enum import StrEnum
@@ -166,6 +167,8 @@ def _text(value: object, case_sensitive: bool) -> str:
 def _format(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -16,13 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
 
 from ..errors import DefinitionInvalid, Problem
 from .dataflow import BlockCatalog, check_blocks
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
 from .spec import ID_PATTERN
+from .suggestions import model_named, suggest_field
 
 __all__ = ["ValidatedDefinition", "check_graph", "format_path", "validate_definition"]
 
@@ -65,9 +66,16 @@ def _shape_code(error_type: str, loc: tuple[int | str, ...]) -> str:
     return _SHAPE_CODES.get(error_type, error_type)
 
 
-def shape_problems(error: ValidationError) -> list[Problem]:
-    """Turn a pydantic error into problems with JSON paths and stable codes."""
+def shape_problems(
+    error: ValidationError, model: type[BaseModel] | None = None
+) -> list[Problem]:
+    """Turn a pydantic error into problems with JSON paths and stable codes.
+
+    An unknown field close to a known one gets "did you mean ...?"; ``model`` is the
+    model that was validated (looked up by the error's title when not given).
+    """
     problems = []
+    model = model or model_named(error.title)
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
         if item["type"] != "extra_forbidden":
@@ -77,7 +85,11 @@ def shape_problems(error: ValidationError) -> list[Problem]:
         code = _shape_code(item["type"], loc)
         if code == "invalid_id" and item.get("ctx", {}).get("pattern") != ID_PATTERN:
             code = "invalid_format"
-        problems.append(Problem(format_path(loc) or "$", code, item["msg"]))
+        message = item["msg"]
+        meant = suggest_field(model, loc) if code == "unknown_field" and model else None
+        if meant is not None:
+            message += f"; did you mean '{meant}'?"
+        problems.append(Problem(format_path(loc) or "$", code, message))
     return problems
 
 
@@ -123,7 +135,7 @@ def validate_definition(
     try:
         spec = DefinitionSpec.model_validate(raw)
     except ValidationError as exc:
-        errors.extend(shape_problems(exc))
+        errors.extend(shape_problems(exc, DefinitionSpec))
 
     if spec is not None:
         states, all_states = list(enumerate(spec.states)), True
