@@ -69,7 +69,7 @@ def validate_body(model: type[Model], document: Any) -> Model:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        problems = shape_problems(exc)
+        problems = shape_problems(exc, model)
         raise ValidationFailed(
             f"The body has {len(problems)} problem{'s' if len(problems) != 1 else ''}.",
             errors=problems,
@@ -97,7 +97,7 @@ def query(model: type[Model]) -> Model:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = shape_problems(exc)
+        problems = shape_problems(exc, model)
         raise InvalidParameter(
             "; ".join(f"{p.path}: {p.message}" for p in problems), errors=problems
         ) from exc

@@ -17,31 +17,10 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.alias_generators import to_snake
 
-__all__ = ["model_named", "suggest_field"]
+__all__ = ["suggest_field"]
 
 _SEQUENCES = (list, tuple, set, frozenset, Sequence)
 _MAPPINGS = (dict,)
-
-
-def _strict_models(base: type[BaseModel]) -> list[type[BaseModel]]:
-    found, pending = [], list(base.__subclasses__())
-    while pending:
-        model = pending.pop()
-        pending.extend(model.__subclasses__())
-        if model.model_config.get("extra") == "forbid":
-            found.append(model)
-    return found
-
-
-def model_named(title: str) -> type[BaseModel] | None:
-    """The strict model a validation error's ``title`` names, if exactly one does.
-
-    A pydantic error carries its model's name, not the model; every strict model is a
-    subclass of ``BaseModel``, so the name is looked up there rather than asking every
-    caller to pass the model along.
-    """
-    matches = {model for model in _strict_models(BaseModel) if model.__name__ == title}
-    return matches.pop() if len(matches) == 1 else None
 
 
 def _unwrap(annotation: Any) -> Any:

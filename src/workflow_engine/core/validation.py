@@ -23,7 +23,7 @@ from ..errors import DefinitionInvalid, Problem
 from .dataflow import BlockCatalog, check_blocks
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
 from .spec import ID_PATTERN
-from .suggestions import model_named, suggest_field
+from .suggestions import suggest_field
 
 __all__ = ["ValidatedDefinition", "check_graph", "format_path", "validate_definition"]
 
@@ -71,11 +71,10 @@ def shape_problems(
 ) -> list[Problem]:
     """Turn a pydantic error into problems with JSON paths and stable codes.
 
-    An unknown field close to a known one gets "did you mean ...?"; ``model`` is the
-    model that was validated (looked up by the error's title when not given).
+    An unknown field close to a known one of ``model`` (the model that was validated)
+    gets "did you mean ...?".
     """
     problems = []
-    model = model or model_named(error.title)
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
         if item["type"] != "extra_forbidden":
