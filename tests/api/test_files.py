@@ -7,11 +7,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.api.conftest import post_definition, run
 from tests.conftest import make_settings
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
+from workflow_engine.settings import Settings
 
 PROBLEM = "application/problem+json"
 
@@ -96,6 +99,88 @@ class TestUpload:
         assert list((tmp_path / "files").iterdir()) == []
         app.extensions[RUNNER].close()
         app.extensions[EXTENSION].store.dispose()
+
+
+def reader(file: str) -> dict[str, Any]:
+    """A definition whose 'run' reads ``file`` with read_csv."""
+    return {
+        "id": "reader", "name": "Reader",
+        "states": [{"id": "ready", "name": "Ready", "is_initial": True},
+                   {"id": "read", "name": "Read", "is_final": True,
+                    "block": {"type": "read_csv", "params": {"file": file}}}],
+        "actions": [{"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"}],
+    }
+
+
+NOT_UTF8_HEADER = b"caf\xe9,b\n1,2\n"
+
+
+class TestUndecodableFiles:
+    """A file that is not in its encoding is csv_invalid wherever it is read, and the
+    message says where the first bad byte is."""
+
+    def test_refused_at_upload(self, client: FlaskClient) -> None:
+        response = upload(client, NOT_UTF8_HEADER, filename="cafe.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.content_type == PROBLEM
+        assert "offset 3 (0xe9)" in response.json["detail"]
+        assert response.json["offset"] == 3
+
+    def test_refused_by_preview(self, client: FlaskClient, settings: Settings) -> None:
+        (settings.files_dir / "cafe.csv").write_bytes(NOT_UTF8_HEADER)
+        response = client.get("/api/files/cafe.csv/preview")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["offset"] == 3
+
+    def test_a_bad_byte_further_down_is_found_too(self, client: FlaskClient) -> None:
+        response = upload(client, b"name\nok\ncaf\xe9\n", filename="cafe.csv")
+        assert (response.json["code"], response.json["offset"]) == ("csv_invalid", 11)
+
+    def test_read_csv_fails_with_csv_invalid(
+        self, client: FlaskClient, settings: Settings
+    ) -> None:
+        (settings.files_dir / "cafe.csv").write_bytes(NOT_UTF8_HEADER)
+        post_definition(client, reader("cafe.csv"))
+        failed = run(client, "reader", id="cafe")
+        assert failed["status"] == "failed"
+        assert (failed["error"]["code"], failed["error"]["offset"]) == ("csv_invalid", 3)
+        assert "offset 3" in failed["error"]["message"]
+        last = client.get("/api/instances/cafe/history?limit=200").json["items"][-1]
+        assert (last["type"], last["data"]["error"]["code"]) == ("block_failed", "csv_invalid")
+
+
+class TestMessagesQuoteLittle:
+    """Messages about a broken file quote at most a short, escaped excerpt of it."""
+
+    def test_a_binary_file_named_csv(self, client: FlaskClient) -> None:
+        response = upload(client, bytes(range(256)) * 4, filename="binary.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        detail = response.json["detail"]
+        assert detail.isprintable()
+        assert len(detail) < 160
+
+    def test_a_long_ragged_row(self, client: FlaskClient) -> None:
+        response = upload(client, b"a\n" + b"\x01," * 500 + b"\n", filename="ragged.csv")
+        detail = response.json["detail"]
+        assert "a row has 501 fields where the header has 1" in detail
+        assert "\\x01" in detail
+        assert detail.isprintable()
+        assert len(detail) < 160
+
+    @given(content=st.binary(max_size=300))
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def test_any_bytes_are_a_table_or_a_short_problem(
+        self, client: FlaskClient, content: bytes
+    ) -> None:
+        response = upload(client, content, filename="any.csv", query="?overwrite=true")
+        assert response.status_code == 201 or (
+            response.status_code == 422 and response.content_type == PROBLEM
+        ), response.json
+        if response.status_code == 422:
+            assert response.json["code"] == "csv_invalid"
+            assert response.json["detail"].isprintable()
+            assert len(response.json["detail"]) < 200
 
 
 class TestRead:
