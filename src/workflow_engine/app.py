@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     outputs = FileArea(settings.outputs_dir, "outputs")
     for directory in (settings.files_dir, settings.outputs_dir, settings.snapshots_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(inputs)
+    catalog = Catalog(inputs, limits=settings.limits)
     service = WorkflowService(store, clock=clock, catalog=catalog)
     if settings.definitions_dir is not None:
         try:

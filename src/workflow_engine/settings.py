@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .limits import DEFAULT_MAX_CSV_COLUMNS, Limits
+
 __all__ = ["Settings"]
 
 ONE_MIB = 1024 * 1024
@@ -40,6 +42,10 @@ class Settings(BaseSettings):
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
     block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
     max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
+    max_csv_columns: int = Field(
+        DEFAULT_MAX_CSV_COLUMNS, ge=1, le=100_000,
+        description="Widest CSV read (uploads, previews, read_csv); checked on the header "
+        "before the file is parsed.")
     sixtyfour_api_key: str | None = Field(
         None, repr=False,
         description="Sixtyfour API key; without one, enrichment uses the built-in sandbox.")
@@ -58,6 +64,11 @@ class Settings(BaseSettings):
     cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
     max_body_bytes: int = Field(ONE_MIB, gt=0)
     log_level: str = "INFO"
+
+    @property
+    def limits(self) -> Limits:
+        """The limits on what blocks and the files endpoints read."""
+        return Limits(max_csv_columns=self.max_csv_columns)
 
     @property
     def cors_origin_list(self) -> list[str] | str:

@@ -9,6 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from tests.api.conftest import post_definition, run
 from tests.conftest import make_settings
@@ -21,8 +23,11 @@ PROBLEM = "application/problem+json"
 
 def upload(client: FlaskClient, content: bytes, filename: str = "new.csv", query: str = "",
            form: dict[str, str] | None = None) -> Any:
-    data: dict[str, Any] = {"file": (io.BytesIO(content), filename), **(form or {})}
-    return client.post(f"/api/files{query}", data=data, content_type="multipart/form-data")
+    fields: dict[str, Any] = {"file": FileStorage(io.BytesIO(content), filename), **(form or {})}
+    # Encoded in memory: the test client would spool a large body to a file it never closes.
+    boundary, body = encode_multipart(fields)
+    return client.post(f"/api/files{query}", data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}")
 
 
 class TestUpload:
@@ -181,6 +186,55 @@ class TestMessagesQuoteLittle:
             assert response.json["code"] == "csv_invalid"
             assert response.json["detail"].isprintable()
             assert len(response.json["detail"]) < 200
+
+
+def wide(columns: int) -> bytes:
+    """A CSV with a header of ``columns`` names and one row."""
+    return (",".join(f"c{i}" for i in range(columns)) + "\n"
+            + ",".join("1" for _ in range(columns)) + "\n").encode()
+
+
+class TestColumnLimit:
+    """A file wider than MAX_CSV_COLUMNS is refused from its header, before it is parsed."""
+
+    def test_a_hundred_thousand_columns_are_refused_at_upload(self, client: FlaskClient) -> None:
+        response = upload(client, wide(100_000), filename="wide.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["max_columns"] == 1000
+        assert "more than 1000 columns" in response.json["detail"]
+        assert "wide.csv" not in [f["name"] for f in client.get("/api/files").json["items"]]
+
+    def test_the_limit_itself_is_accepted(self, client: FlaskClient) -> None:
+        assert upload(client, wide(1000), filename="wide.csv").status_code == 201
+        refused = upload(client, wide(1001), filename="wider.csv")
+        assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 1001)
+
+    @pytest.fixture
+    def narrow(self, tmp_path: Any) -> Any:
+        """An app that reads at most three columns."""
+        app = create_app(make_settings(tmp_path, max_csv_columns=3))
+        (tmp_path / "files" / "four.csv").write_bytes(b"a,b,c,d\n1,2,3,4\n")
+        yield app.test_client()
+        app.extensions[RUNNER].close()
+        app.extensions[EXTENSION].store.dispose()
+
+    def test_the_setting_applies_to_upload_preview_and_read_csv(self, narrow: FlaskClient) -> None:
+        assert upload(narrow, b"a,b,c\n1,2,3\n", filename="three.csv").status_code == 201
+        refused = upload(narrow, b"a,b,c,d\n1,2,3,4\n", filename="new.csv")
+        assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 4)
+        preview = narrow.get("/api/files/four.csv/preview")
+        assert (preview.status_code, preview.json["code"]) == (422, "csv_invalid")
+        post_definition(narrow, reader("four.csv"))
+        failed = run(narrow, "reader", id="four")
+        assert (failed["status"], failed["error"]["code"]) == ("failed", "csv_invalid")
+        assert failed["error"]["max_columns"] == 3
+
+    def test_a_header_line_past_its_byte_bound_is_refused(self, narrow: FlaskClient) -> None:
+        """Three columns of at most 64 KiB in all: a longer header is not read to its end."""
+        content = b"a," + b"b" * (70 * 1024) + b"\n1,2\n"
+        response = upload(narrow, content, filename="long.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["max_header_bytes"] == 64 * 1024
 
 
 class TestRead:

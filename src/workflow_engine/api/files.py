@@ -83,7 +83,8 @@ def upload_file() -> Response:
     if upload is None or not upload.filename:
         raise ValidationFailed("Send the CSV as a multipart/form-data field named 'file'.")
     name = request.form.get("name") or Path(upload.filename).name
-    area = runner().catalog.files
+    catalog = runner().catalog
+    area = catalog.files
     target = area.path(name)
     if not name.lower().endswith(".csv"):
         raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
@@ -96,7 +97,7 @@ def upload_file() -> Response:
     try:
         upload.save(temporary)
         frame = read_csv_table(Path(temporary), name=name, delimiter=options.delimiter,
-                               encoding=options.encoding)
+                               encoding=options.encoding, limits=catalog.limits)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -119,8 +120,9 @@ def download_file(name: str) -> Response:
 def preview_file(name: str) -> Response:
     """The first rows of an input file, parsed as read_csv would."""
     options = query(PreviewQuery)
-    path = runner().catalog.files.existing(name)
-    frame = read_csv_table(path, name=name, max_rows=options.rows,
+    catalog = runner().catalog
+    path = catalog.files.existing(name)
+    frame = read_csv_table(path, name=name, max_rows=options.rows, limits=catalog.limits,
                            delimiter=options.delimiter, encoding=options.encoding)
     return json_response(CsvSummary(
         name=name, size=path.stat().st_size, columns=[str(c) for c in frame.columns],

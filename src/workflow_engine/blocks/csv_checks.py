@@ -1,20 +1,33 @@
-"""What can be wrong with a CSV file, and the one way it is said.
+"""What can be wrong with a CSV file, found cheaply, and the one way it is said.
 
-Every failure to decode or parse a CSV, wherever it is read (an upload, a preview, the
-``read_csv`` block), becomes a :class:`CsvInvalid` through :func:`csv_invalid`. Messages
-name the file and what is wrong with it; where they quote the input, they quote a short
-excerpt with everything unprintable escaped, never raw bytes.
+:func:`check_width` counts the header's fields from its first bytes, before the parser
+(whose cost grows with the number of columns) sees the file. Every failure to decode or
+parse a CSV, wherever it is read (an upload, a preview, the ``read_csv`` block), becomes
+a :class:`CsvInvalid` through :func:`csv_invalid`. Messages name the file and what is
+wrong with it; where they quote the input, they quote a short excerpt with everything
+unprintable escaped, never raw bytes.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+from ..limits import Limits
 from .base import BlockError
 
-__all__ = ["EXCERPT_CHARS", "CsvInvalid", "csv_invalid", "excerpt", "first_undecodable_byte"]
+__all__ = [
+    "EXCERPT_CHARS",
+    "CsvInvalid",
+    "check_width",
+    "csv_invalid",
+    "excerpt",
+    "first_undecodable_byte",
+]
 
 EXCERPT_CHARS = 40
 SCAN_BYTES = 1 << 20
@@ -51,6 +64,53 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         pieces.append(piece)
         used += len(piece)
     return "'" + "".join(pieces) + "'"
+
+
+def check_width(path: Path, name: str, *, delimiter: str, encoding: str,
+                limits: Limits) -> None:
+    """Refuse a file whose header has more than ``limits.max_csv_columns`` fields, or whose
+    header line is longer than ``limits.max_csv_header_bytes``, reading no more than that.
+
+    The fields are counted with the ``csv`` module (same quoting rules as the parser), on
+    the first non-empty record. Decoding errors propagate for :func:`csv_invalid` to say.
+    """
+    bound = limits.max_csv_header_bytes
+    with path.open("rb") as stream:
+        head = stream.read(bound + 1)
+    whole = len(head) <= bound
+    text = codecs.getincrementaldecoder(encoding)().decode(head[:bound], final=whole)
+    last_line = ""
+
+    def lines() -> Iterator[str]:
+        nonlocal last_line
+        for line in io.StringIO(text, newline=""):
+            last_line = line
+            yield line
+
+    fields: list[str] = []
+    try:
+        fields = next((row for row in csv.reader(lines(), delimiter=delimiter) if row), [])
+    except csv.Error as exc:
+        if whole:
+            raise CsvInvalid(
+                f"{name} is not a well-formed CSV: its header cannot be read "
+                f"({excerpt(str(exc))}).") from exc
+        # Cut inside a quoted field: the header goes on past the bound.
+    complete = whole or last_line.endswith(("\n", "\r"))
+    most = limits.max_csv_columns
+    if len(fields) > most:
+        count = f"{len(fields)}" if complete else f"more than {most}"
+        raise CsvInvalid(
+            f"{name} has {count} columns; this server reads at most {most} "
+            "(MAX_CSV_COLUMNS).", max_columns=most,
+            column_count=len(fields) if complete else None,
+        )
+    if not complete:
+        raise CsvInvalid(
+            f"{name}: the header line is longer than {bound} bytes; this server reads at "
+            f"most {most} columns (MAX_CSV_COLUMNS) in a header of at most {bound} bytes.",
+            max_columns=most, max_header_bytes=bound,
+        )
 
 
 def first_undecodable_byte(path: Path, encoding: str) -> int | None:

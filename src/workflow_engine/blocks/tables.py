@@ -20,8 +20,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..core.conditions import NUMBER_PATTERN
+from ..limits import DEFAULT_LIMITS, Limits
 from .base import BlockContext
-from .csv_checks import BLOCK_BYTES, CsvInvalid, csv_invalid, excerpt
+from .csv_checks import BLOCK_BYTES, CsvInvalid, check_width, csv_invalid, excerpt
 
 __all__ = [
     "CsvInvalid",
@@ -75,16 +76,19 @@ def read_csv_table(
     encoding: str = "utf-8",
     context: BlockContext | None = None,
     max_rows: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
     """Read a CSV file as a table of text columns; :class:`CsvInvalid` says what is wrong.
 
-    ``max_rows`` stops after that many rows (for previews). Whatever goes wrong decoding
+    ``max_rows`` stops after that many rows (for previews). A file wider than ``limits``
+    is refused from its first bytes, before it is parsed. Whatever goes wrong decoding
     or parsing the file is said by :func:`csv_invalid`.
     """
     label = name or path.name
     if path.stat().st_size == 0:
         raise CsvInvalid(f"{label} is empty: a CSV needs a header row and data rows.")
     try:
+        check_width(path, label, delimiter=delimiter, encoding=encoding, limits=limits)
         table = _read(path, label, delimiter, encoding, context, max_rows)
     except (CsvInvalid, pa.ArrowInvalid, UnicodeError, LookupError) as exc:
         raise csv_invalid(label, exc, path=path, encoding=encoding) from exc
