@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .limits import DEFAULT_MAX_CSV_COLUMNS, Limits
@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     definitions_dir: Path | None = Field(
         None, description="Directory of JSON definitions loaded (idempotently) at start."
     )
-    files_dir: Path = Field(Path("data"), description="Input files: uploads and read_csv.")
+    files_dir: Path = Field(
+        Path("var/files"), description="Uploaded CSVs: where POST /api/files writes, and "
+        "the first place read_csv looks.")
+    samples_dir: Path | None = Field(
+        Path("data"), description="Sample CSVs, read-only: read_csv, the listing and "
+        "previews find them after the uploads; nothing is written there.")
     outputs_dir: Path = Field(Path("var/outputs"), description="Files written by save_csv.")
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
     block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
@@ -64,6 +69,12 @@ class Settings(BaseSettings):
     cors_origins: str = Field("*", description="Comma-separated allowed origins, or '*'.")
     max_body_bytes: int = Field(ONE_MIB, gt=0)
     log_level: str = "INFO"
+
+    @field_validator("samples_dir", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        """``SAMPLES_DIR=`` (empty) means no samples, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def limits(self) -> Limits:

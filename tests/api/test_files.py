@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from tests.api.conftest import post_definition, run
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.settings import Settings
@@ -235,6 +236,67 @@ class TestColumnLimit:
         response = upload(narrow, content, filename="long.csv")
         assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
         assert response.json["max_header_bytes"] == 64 * 1024
+
+
+class TestSamples:
+    """Uploads go to the uploads directory; the shipped samples (data/) are found after
+    it, by name, and never written to."""
+
+    SAMPLES = ROOT / "data"
+
+    @pytest.fixture
+    def shipped(self, tmp_path: Any) -> Any:
+        """An app whose samples are the repository's data/ and whose uploads are empty."""
+        before = {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()}
+        app = create_app(make_settings(tmp_path, samples_dir=self.SAMPLES))
+        yield app.test_client()
+        app.extensions[RUNNER].close()
+        app.extensions[EXTENSION].store.dispose()
+        assert {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()} == before
+
+    def test_an_upload_lands_in_the_uploads_directory(
+        self, shipped: FlaskClient, tmp_path: Any
+    ) -> None:
+        assert upload(shipped, b"a\n1\n", filename="mine.csv").status_code == 201
+        assert (tmp_path / "files" / "mine.csv").read_bytes() == b"a\n1\n"
+        assert not (self.SAMPLES / "mine.csv").exists()
+        names = [f["name"] for f in shipped.get("/api/files").json["items"]]
+        assert names == ["leads.csv", "mine.csv"]
+
+    def test_the_sample_is_listed_previewed_downloaded_and_read(
+        self, shipped: FlaskClient
+    ) -> None:
+        listed = shipped.get("/api/files").json["items"]
+        assert [f["name"] for f in listed] == ["leads.csv"]
+        assert listed[0]["size"] == (self.SAMPLES / "leads.csv").stat().st_size
+        preview = shipped.get("/api/files/leads.csv/preview?rows=2").json
+        assert preview["columns"][:3] == ["name", "company", "email"]
+        download = shipped.get("/api/files/leads.csv")
+        assert download.data == (self.SAMPLES / "leads.csv").read_bytes()
+        download.close()
+        post_definition(shipped, reader("leads.csv"))
+        assert run(shipped, "reader", id="r")["status"] == "completed"
+
+    def test_an_upload_of_a_sample_name_shadows_it(
+        self, shipped: FlaskClient, tmp_path: Any
+    ) -> None:
+        """The name is taken (409 without overwrite); with it, the upload is what
+        read_csv reads, and the sample file is untouched."""
+        refused = upload(shipped, b"x\n1\n", filename="leads.csv")
+        assert (refused.status_code, refused.json["code"]) == (409, "file_exists")
+        assert upload(shipped, b"x\n1\n", filename="leads.csv",
+                      query="?overwrite=true").status_code == 201
+        assert (tmp_path / "files" / "leads.csv").read_bytes() == b"x\n1\n"
+        assert shipped.get("/api/files/leads.csv/preview").json["columns"] == ["x"]
+
+    def test_uploads_default_to_var(self) -> None:
+        fields = Settings.model_fields
+        assert fields["files_dir"].default == Path("var/files")
+        assert fields["samples_dir"].default == Path("data")
+
+    def test_an_empty_samples_dir_means_none(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SAMPLES_DIR", "")
+        assert Settings().samples_dir is None
 
 
 class TestRead:

@@ -61,21 +61,22 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
 def _listing(area: FileArea) -> Response:
     items = []
     for name in area.names():
-        stat = area.path(name).stat()
+        stat = area.existing(name).stat()
         items.append(FileOut(name=name, size=stat.st_size, modified_at=int(stat.st_mtime * 1000)))
     return json_response(FileList(items=items))
 
 
 @blueprint.get("/files")
 def list_files() -> Response:
-    """The CSV files read_csv can read."""
+    """The CSV files read_csv can read, uploads and samples, by name."""
     return _listing(runner().catalog.files)
 
 
 @blueprint.post("/files")
 def upload_file() -> Response:
-    """Upload a CSV (multipart field ``file``). It is parsed first: a file that is not a
-    well-formed CSV with a header and rows is refused, and nothing is stored."""
+    """Upload a CSV (multipart field ``file``) into the uploads directory. It is parsed
+    first: a file that is not a well-formed CSV with a header and rows is refused, and
+    nothing is stored. Samples are never written to."""
     settings: Settings = current_app.config["WORKFLOW_SETTINGS"]
     request.max_content_length = settings.max_upload_bytes
     options = query(UploadQuery)
@@ -89,7 +90,8 @@ def upload_file() -> Response:
     if not name.lower().endswith(".csv"):
         raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
                                name=name)
-    if target.exists() and not options.overwrite:
+    # A sample of that name counts: the upload would take its place for read_csv.
+    if area.find(name) is not None and not options.overwrite:
         raise FileExists(f"{name!r} exists; add ?overwrite=true to replace it.", name=name)
     area.root.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=area.root, prefix=".upload-", suffix=".tmp")
