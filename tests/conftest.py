@@ -49,11 +49,13 @@ def approval(**changes: Any) -> dict[str, Any]:
 
 
 def make_settings(root: Path, **changes: Any) -> Settings:
-    """Settings whose database, files, outputs and snapshots all live under ``root``."""
-    return Settings(
-        database_url=f"sqlite:///{root / 'workflow.db'}", files_dir=root / "files",
-        outputs_dir=root / "outputs", snapshots_dir=root / "snapshots", **changes,
-    )
+    """Settings whose database, files, outputs and snapshots all live under ``root``, with
+    no samples directory unless ``changes`` name one."""
+    return Settings(**{
+        "database_url": f"sqlite:///{root / 'workflow.db'}", "files_dir": root / "files",
+        "outputs_dir": root / "outputs", "snapshots_dir": root / "snapshots",
+        "samples_dir": None, **changes,
+    })
 
 
 @pytest.fixture

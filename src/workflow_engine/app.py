@@ -55,11 +55,12 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     ))
     store.create_schema()
-    inputs = FileArea(settings.files_dir, "files")
+    samples = FileArea(settings.samples_dir, "samples") if settings.samples_dir else None
+    inputs = FileArea(settings.files_dir, "files", fallback=samples)
     outputs = FileArea(settings.outputs_dir, "outputs")
     for directory in (settings.files_dir, settings.outputs_dir, settings.snapshots_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(inputs)
+    catalog = Catalog(inputs, limits=settings.limits)
     service = WorkflowService(store, clock=clock, catalog=catalog)
     if settings.definitions_dir is not None:
         try:

@@ -3,6 +3,10 @@
 Every name a client or a definition gives goes through :meth:`FileArea.path`, which
 refuses anything that could reach outside the directory: separators, ``..``, absolute
 paths, NUL and control characters, and links that resolve elsewhere.
+
+An area may have a ``fallback``: a second, read-only area whose files are found (and
+listed) after its own. Input CSVs use one: uploads are written under ``var/``, and the
+samples shipped in ``data/`` stay readable by name without anything being written there.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class FileArea:
 
     root: Path
     label: str = "files"
+    # Searched after this area, with its own path rules; never written to.
+    fallback: FileArea | None = None
 
     def path(self, name: str) -> Path:
         """The path of ``name`` inside the area; :class:`InvalidPath` if it could escape."""
@@ -49,17 +55,27 @@ class FileArea:
         return candidate
 
     def existing(self, name: str) -> Path:
-        """The path of an existing regular file; :class:`FileNotFound` otherwise."""
-        path = self.path(name)
-        if not path.is_file():
+        """The path of an existing regular file, here or else in the fallback;
+        :class:`FileNotFound` otherwise."""
+        found = self.find(name)
+        if found is None:
             raise FileNotFound(f"No file named {name!r} in {self.label}.", name=name)
-        return path
+        return found
+
+    def find(self, name: str) -> Path | None:
+        """The path of an existing regular file, here or else in the fallback, if any."""
+        path = self.path(name)
+        if path.is_file():
+            return path
+        return self.fallback.find(name) if self.fallback is not None else None
 
     def names(self) -> list[str]:
-        """Plain file names in the area, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            entry.name for entry in self.root.iterdir()
-            if entry.is_file() and _NAME.match(entry.name) and ".." not in entry.name
-        )
+        """Plain file names in the area and its fallback, sorted, each once."""
+        own: set[str] = set()
+        if self.root.is_dir():
+            own = {
+                entry.name for entry in self.root.iterdir()
+                if entry.is_file() and _NAME.match(entry.name) and ".." not in entry.name
+            }
+        below = self.fallback.names() if self.fallback is not None else []
+        return sorted(own.union(below))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .limits import DEFAULT_MAX_CSV_COLUMNS, Limits
 
 __all__ = ["Settings"]
 
@@ -35,11 +37,20 @@ class Settings(BaseSettings):
     definitions_dir: Path | None = Field(
         None, description="Directory of JSON definitions loaded (idempotently) at start."
     )
-    files_dir: Path = Field(Path("data"), description="Input files: uploads and read_csv.")
+    files_dir: Path = Field(
+        Path("var/files"), description="Uploaded CSVs: where POST /api/files writes, and "
+        "the first place read_csv looks.")
+    samples_dir: Path | None = Field(
+        Path("data"), description="Sample CSVs, read-only: read_csv, the listing and "
+        "previews find them after the uploads; nothing is written there.")
     outputs_dir: Path = Field(Path("var/outputs"), description="Files written by save_csv.")
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
     block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
     max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
+    max_csv_columns: int = Field(
+        DEFAULT_MAX_CSV_COLUMNS, ge=1, le=100_000,
+        description="Widest CSV read (uploads, previews, read_csv); checked on the header "
+        "before the file is parsed.")
     sixtyfour_api_key: str | None = Field(
         None, repr=False,
         description="Sixtyfour API key; without one, enrichment uses the built-in sandbox.")
@@ -63,6 +74,17 @@ class Settings(BaseSettings):
         20, ge=1, description="Seconds a connection may send nothing (mid-request or idle "
         "between requests) before it is closed.")
     log_level: str = "INFO"
+
+    @field_validator("samples_dir", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        """``SAMPLES_DIR=`` (empty) means no samples, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def limits(self) -> Limits:
+        """The limits on what blocks and the files endpoints read."""
+        return Limits(max_csv_columns=self.max_csv_columns)
 
     @property
     def cors_origin_list(self) -> list[str] | str:

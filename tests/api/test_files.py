@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from tests.api.conftest import post_definition, run
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
+from workflow_engine.settings import Settings
 
 PROBLEM = "application/problem+json"
 
 
 def upload(client: FlaskClient, content: bytes, filename: str = "new.csv", query: str = "",
            form: dict[str, str] | None = None) -> Any:
-    data: dict[str, Any] = {"file": (io.BytesIO(content), filename), **(form or {})}
-    return client.post(f"/api/files{query}", data=data, content_type="multipart/form-data")
+    fields: dict[str, Any] = {"file": FileStorage(io.BytesIO(content), filename), **(form or {})}
+    # Encoded in memory: the test client would spool a large body to a file it never closes.
+    boundary, body = encode_multipart(fields)
+    return client.post(f"/api/files{query}", data=body,
+                       content_type=f"multipart/form-data; boundary={boundary}")
 
 
 class TestUpload:
@@ -96,6 +105,198 @@ class TestUpload:
         assert list((tmp_path / "files").iterdir()) == []
         app.extensions[RUNNER].close()
         app.extensions[EXTENSION].store.dispose()
+
+
+def reader(file: str) -> dict[str, Any]:
+    """A definition whose 'run' reads ``file`` with read_csv."""
+    return {
+        "id": "reader", "name": "Reader",
+        "states": [{"id": "ready", "name": "Ready", "is_initial": True},
+                   {"id": "read", "name": "Read", "is_final": True,
+                    "block": {"type": "read_csv", "params": {"file": file}}}],
+        "actions": [{"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"}],
+    }
+
+
+NOT_UTF8_HEADER = b"caf\xe9,b\n1,2\n"
+
+
+class TestUndecodableFiles:
+    """A file that is not in its encoding is csv_invalid wherever it is read, and the
+    message says where the first bad byte is."""
+
+    def test_refused_at_upload(self, client: FlaskClient) -> None:
+        response = upload(client, NOT_UTF8_HEADER, filename="cafe.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.content_type == PROBLEM
+        assert "offset 3 (0xe9)" in response.json["detail"]
+        assert response.json["offset"] == 3
+
+    def test_refused_by_preview(self, client: FlaskClient, settings: Settings) -> None:
+        (settings.files_dir / "cafe.csv").write_bytes(NOT_UTF8_HEADER)
+        response = client.get("/api/files/cafe.csv/preview")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["offset"] == 3
+
+    def test_a_bad_byte_further_down_is_found_too(self, client: FlaskClient) -> None:
+        response = upload(client, b"name\nok\ncaf\xe9\n", filename="cafe.csv")
+        assert (response.json["code"], response.json["offset"]) == ("csv_invalid", 11)
+
+    def test_read_csv_fails_with_csv_invalid(
+        self, client: FlaskClient, settings: Settings
+    ) -> None:
+        (settings.files_dir / "cafe.csv").write_bytes(NOT_UTF8_HEADER)
+        post_definition(client, reader("cafe.csv"))
+        failed = run(client, "reader", id="cafe")
+        assert failed["status"] == "failed"
+        assert (failed["error"]["code"], failed["error"]["offset"]) == ("csv_invalid", 3)
+        assert "offset 3" in failed["error"]["message"]
+        last = client.get("/api/instances/cafe/history?limit=200").json["items"][-1]
+        assert (last["type"], last["data"]["error"]["code"]) == ("block_failed", "csv_invalid")
+
+
+class TestMessagesQuoteLittle:
+    """Messages about a broken file quote at most a short, escaped excerpt of it."""
+
+    def test_a_binary_file_named_csv(self, client: FlaskClient) -> None:
+        response = upload(client, bytes(range(256)) * 4, filename="binary.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        detail = response.json["detail"]
+        assert detail.isprintable()
+        assert len(detail) < 160
+
+    def test_a_long_ragged_row(self, client: FlaskClient) -> None:
+        response = upload(client, b"a\n" + b"\x01," * 500 + b"\n", filename="ragged.csv")
+        detail = response.json["detail"]
+        assert "a row has 501 fields where the header has 1" in detail
+        assert "\\x01" in detail
+        assert detail.isprintable()
+        assert len(detail) < 160
+
+    @given(content=st.binary(max_size=300))
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def test_any_bytes_are_a_table_or_a_short_problem(
+        self, client: FlaskClient, content: bytes
+    ) -> None:
+        response = upload(client, content, filename="any.csv", query="?overwrite=true")
+        assert response.status_code == 201 or (
+            response.status_code == 422 and response.content_type == PROBLEM
+        ), response.json
+        if response.status_code == 422:
+            assert response.json["code"] == "csv_invalid"
+            assert response.json["detail"].isprintable()
+            assert len(response.json["detail"]) < 200
+
+
+def wide(columns: int) -> bytes:
+    """A CSV with a header of ``columns`` names and one row."""
+    return (",".join(f"c{i}" for i in range(columns)) + "\n"
+            + ",".join("1" for _ in range(columns)) + "\n").encode()
+
+
+class TestColumnLimit:
+    """A file wider than MAX_CSV_COLUMNS is refused from its header, before it is parsed."""
+
+    def test_a_hundred_thousand_columns_are_refused_at_upload(self, client: FlaskClient) -> None:
+        response = upload(client, wide(100_000), filename="wide.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["max_columns"] == 1000
+        assert "more than 1000 columns" in response.json["detail"]
+        assert "wide.csv" not in [f["name"] for f in client.get("/api/files").json["items"]]
+
+    def test_the_limit_itself_is_accepted(self, client: FlaskClient) -> None:
+        assert upload(client, wide(1000), filename="wide.csv").status_code == 201
+        refused = upload(client, wide(1001), filename="wider.csv")
+        assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 1001)
+
+    @pytest.fixture
+    def narrow(self, tmp_path: Any) -> Any:
+        """An app that reads at most three columns."""
+        app = create_app(make_settings(tmp_path, max_csv_columns=3))
+        (tmp_path / "files" / "four.csv").write_bytes(b"a,b,c,d\n1,2,3,4\n")
+        yield app.test_client()
+        app.extensions[RUNNER].close()
+        app.extensions[EXTENSION].store.dispose()
+
+    def test_the_setting_applies_to_upload_preview_and_read_csv(self, narrow: FlaskClient) -> None:
+        assert upload(narrow, b"a,b,c\n1,2,3\n", filename="three.csv").status_code == 201
+        refused = upload(narrow, b"a,b,c,d\n1,2,3,4\n", filename="new.csv")
+        assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 4)
+        preview = narrow.get("/api/files/four.csv/preview")
+        assert (preview.status_code, preview.json["code"]) == (422, "csv_invalid")
+        post_definition(narrow, reader("four.csv"))
+        failed = run(narrow, "reader", id="four")
+        assert (failed["status"], failed["error"]["code"]) == ("failed", "csv_invalid")
+        assert failed["error"]["max_columns"] == 3
+
+    def test_a_header_line_past_its_byte_bound_is_refused(self, narrow: FlaskClient) -> None:
+        """Three columns of at most 64 KiB in all: a longer header is not read to its end."""
+        content = b"a," + b"b" * (70 * 1024) + b"\n1,2\n"
+        response = upload(narrow, content, filename="long.csv")
+        assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
+        assert response.json["max_header_bytes"] == 64 * 1024
+
+
+class TestSamples:
+    """Uploads go to the uploads directory; the shipped samples (data/) are found after
+    it, by name, and never written to."""
+
+    SAMPLES = ROOT / "data"
+
+    @pytest.fixture
+    def shipped(self, tmp_path: Any) -> Any:
+        """An app whose samples are the repository's data/ and whose uploads are empty."""
+        before = {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()}
+        app = create_app(make_settings(tmp_path, samples_dir=self.SAMPLES))
+        yield app.test_client()
+        app.extensions[RUNNER].close()
+        app.extensions[EXTENSION].store.dispose()
+        assert {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()} == before
+
+    def test_an_upload_lands_in_the_uploads_directory(
+        self, shipped: FlaskClient, tmp_path: Any
+    ) -> None:
+        assert upload(shipped, b"a\n1\n", filename="mine.csv").status_code == 201
+        assert (tmp_path / "files" / "mine.csv").read_bytes() == b"a\n1\n"
+        assert not (self.SAMPLES / "mine.csv").exists()
+        names = [f["name"] for f in shipped.get("/api/files").json["items"]]
+        assert names == ["leads.csv", "mine.csv"]
+
+    def test_the_sample_is_listed_previewed_downloaded_and_read(
+        self, shipped: FlaskClient
+    ) -> None:
+        listed = shipped.get("/api/files").json["items"]
+        assert [f["name"] for f in listed] == ["leads.csv"]
+        assert listed[0]["size"] == (self.SAMPLES / "leads.csv").stat().st_size
+        preview = shipped.get("/api/files/leads.csv/preview?rows=2").json
+        assert preview["columns"][:3] == ["name", "company", "email"]
+        download = shipped.get("/api/files/leads.csv")
+        assert download.data == (self.SAMPLES / "leads.csv").read_bytes()
+        download.close()
+        post_definition(shipped, reader("leads.csv"))
+        assert run(shipped, "reader", id="r")["status"] == "completed"
+
+    def test_an_upload_of_a_sample_name_shadows_it(
+        self, shipped: FlaskClient, tmp_path: Any
+    ) -> None:
+        """The name is taken (409 without overwrite); with it, the upload is what
+        read_csv reads, and the sample file is untouched."""
+        refused = upload(shipped, b"x\n1\n", filename="leads.csv")
+        assert (refused.status_code, refused.json["code"]) == (409, "file_exists")
+        assert upload(shipped, b"x\n1\n", filename="leads.csv",
+                      query="?overwrite=true").status_code == 201
+        assert (tmp_path / "files" / "leads.csv").read_bytes() == b"x\n1\n"
+        assert shipped.get("/api/files/leads.csv/preview").json["columns"] == ["x"]
+
+    def test_uploads_default_to_var(self) -> None:
+        fields = Settings.model_fields
+        assert fields["files_dir"].default == Path("var/files")
+        assert fields["samples_dir"].default == Path("data")
+
+    def test_an_empty_samples_dir_means_none(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SAMPLES_DIR", "")
+        assert Settings().samples_dir is None
 
 
 class TestRead:

@@ -67,6 +67,10 @@ class TestReadCsv:
             pytest.param(b"a,b\n1,2\n3,4,5\n", "not a well-formed CSV", id="ragged row"),
             pytest.param(b"a,b\n1\n", "not a well-formed CSV", id="short row"),
             pytest.param(b"name\n\xff\xfe\xfa\n", "not valid utf-8", id="not UTF-8"),
+            pytest.param(b"caf\xe9,b\n1,2\n", "the byte at offset 3 (0xe9)",
+                         id="header not UTF-8"),
+            pytest.param(b'a,b\n1,"' + b"x" * (2 << 20) + b'"\n', "longer than 1 MiB",
+                         id="row longer than a block"),
             pytest.param(b"email,email\nx,y\n", "duplicate column names 'email'",
                          id="duplicate columns"),
             pytest.param(b"a,,b\n1,2,3\n", "empty name", id="unnamed column"),
@@ -82,6 +86,16 @@ class TestReadCsv:
             read(context, "bad.csv")
         assert words in caught.value.detail
         assert "bad.csv" in caught.value.detail
+
+    def test_an_encoding_that_fails_without_an_offset(self, context: BlockContext) -> None:
+        write(context, "u.csv", b"a\x00,b\n1,2\n3")
+        with pytest.raises(CsvInvalid, match="not valid utf-16"):
+            read(context, "u.csv", encoding="utf-16")
+
+    def test_an_unknown_encoding(self, context: BlockContext) -> None:
+        write(context, "u.csv", "a\n1\n")
+        with pytest.raises(CsvInvalid, match="Unknown encoding 'klingon'"):
+            read(context, "u.csv", encoding="klingon")
 
     def test_a_missing_file(self, context: BlockContext) -> None:
         with pytest.raises(FileNotFound):

@@ -61,21 +61,22 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
 def _listing(area: FileArea) -> Response:
     items = []
     for name in area.names():
-        stat = area.path(name).stat()
+        stat = area.existing(name).stat()
         items.append(FileOut(name=name, size=stat.st_size, modified_at=int(stat.st_mtime * 1000)))
     return json_response(FileList(items=items))
 
 
 @blueprint.get("/files")
 def list_files() -> Response:
-    """The CSV files read_csv can read."""
+    """The CSV files read_csv can read, uploads and samples, by name."""
     return _listing(runner().catalog.files)
 
 
 @blueprint.post("/files")
 def upload_file() -> Response:
-    """Upload a CSV (multipart field ``file``). It is parsed first: a file that is not a
-    well-formed CSV with a header and rows is refused, and nothing is stored."""
+    """Upload a CSV (multipart field ``file``) into the uploads directory. It is parsed
+    first: a file that is not a well-formed CSV with a header and rows is refused, and
+    nothing is stored. Samples are never written to."""
     settings: Settings = current_app.config["WORKFLOW_SETTINGS"]
     request.max_content_length = settings.max_upload_bytes
     options = query(UploadQuery)
@@ -83,12 +84,14 @@ def upload_file() -> Response:
     if upload is None or not upload.filename:
         raise ValidationFailed("Send the CSV as a multipart/form-data field named 'file'.")
     name = request.form.get("name") or Path(upload.filename).name
-    area = runner().catalog.files
+    catalog = runner().catalog
+    area = catalog.files
     target = area.path(name)
     if not name.lower().endswith(".csv"):
         raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
                                name=name)
-    if target.exists() and not options.overwrite:
+    # A sample of that name counts: the upload would take its place for read_csv.
+    if area.find(name) is not None and not options.overwrite:
         raise FileExists(f"{name!r} exists; add ?overwrite=true to replace it.", name=name)
     area.root.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=area.root, prefix=".upload-", suffix=".tmp")
@@ -96,7 +99,7 @@ def upload_file() -> Response:
     try:
         upload.save(temporary)
         frame = read_csv_table(Path(temporary), name=name, delimiter=options.delimiter,
-                               encoding=options.encoding)
+                               encoding=options.encoding, limits=catalog.limits)
         os.replace(temporary, target)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -119,8 +122,9 @@ def download_file(name: str) -> Response:
 def preview_file(name: str) -> Response:
     """The first rows of an input file, parsed as read_csv would."""
     options = query(PreviewQuery)
-    path = runner().catalog.files.existing(name)
-    frame = read_csv_table(path, name=name, max_rows=options.rows,
+    catalog = runner().catalog
+    path = catalog.files.existing(name)
+    frame = read_csv_table(path, name=name, max_rows=options.rows, limits=catalog.limits,
                            delimiter=options.delimiter, encoding=options.encoding)
     return json_response(CsvSummary(
         name=name, size=path.stat().st_size, columns=[str(c) for c in frame.columns],

@@ -14,6 +14,7 @@ from ..core.definitions import BlockSpec
 from ..core.validation import shape_problems
 from ..errors import Problem
 from ..files import FileArea
+from ..limits import DEFAULT_LIMITS, Limits
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
 from .csv_files import ReadCsv, SaveCsv
@@ -42,14 +43,16 @@ BLOCKS: Mapping[str, type[Block[Any]]] = {
 class Catalog:
     """The blocks a definition may use, as the core's validation and the runner see them."""
 
-    def __init__(self, files: FileArea, blocks: Mapping[str, type[Block[Any]]] = BLOCKS) -> None:
+    def __init__(self, files: FileArea, blocks: Mapping[str, type[Block[Any]]] = BLOCKS,
+                 *, limits: Limits = DEFAULT_LIMITS) -> None:
         self.files = files
         self.blocks = blocks
+        self.limits = limits
 
     def build(self, spec: BlockSpec) -> Block[Any]:
-        """The configured block for a (validated) spec."""
+        """The configured block for a (validated) spec, under the catalog's limits."""
         kind = self.blocks[spec.type]
-        return kind(kind.Params.model_validate(spec.params))
+        return kind(kind.Params.model_validate(spec.params), self.limits)
 
     def check(self, spec: BlockSpec, path: str) -> list[Problem]:
         """Problems with a block spec: an unknown type, or parameters that do not fit."""

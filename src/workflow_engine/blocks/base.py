@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import WorkflowError
 from ..files import FileArea
+from ..limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "Block",
@@ -94,7 +95,10 @@ P = TypeVar("P", bound=BlockParams)
 
 
 class Block(ABC, Generic[P]):
-    """A configured block. Subclasses set ``kind``, ``description`` and ``Params``."""
+    """A configured block. Subclasses set ``kind``, ``description`` and ``Params``.
+
+    ``limits`` are the server's limits on what a block reads (the catalog passes them).
+    """
 
     kind: ClassVar[str]
     description: ClassVar[str]
@@ -103,8 +107,9 @@ class Block(ABC, Generic[P]):
     requires: ClassVar[str] = "nothing"
     produces: ClassVar[str] = "the input table, changed as described"
 
-    def __init__(self, params: P) -> None:
+    def __init__(self, params: P, limits: Limits = DEFAULT_LIMITS) -> None:
         self.params = params
+        self.limits = limits
 
     @abstractmethod
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:

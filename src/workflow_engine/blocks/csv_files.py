@@ -40,7 +40,7 @@ class ReadCsv(Block[ReadCsvParams]):
         path = context.files.existing(self.params.file)
         return read_csv_table(
             path, name=self.params.file, delimiter=self.params.delimiter,
-            encoding=self.params.encoding, context=context,
+            encoding=self.params.encoding, context=context, limits=self.limits,
         )
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
@@ -49,7 +49,7 @@ class ReadCsv(Block[ReadCsvParams]):
             path = files.existing(self.params.file)
             return list(read_csv_table(
                 path, delimiter=self.params.delimiter, encoding=self.params.encoding,
-                max_rows=1,
+                max_rows=1, limits=self.limits,
             ).columns)
         except (WorkflowError, OSError):
             # Not there or not readable yet: the columns are unknown, not wrong.

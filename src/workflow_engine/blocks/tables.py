@@ -29,7 +29,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..core.conditions import NUMBER_PATTERN
-from .base import BlockContext, BlockError
+from ..limits import DEFAULT_LIMITS, Limits
+from .base import BlockContext
+from .csv_checks import BLOCK_BYTES, CsvInvalid, check_width, csv_invalid, excerpt
 
 __all__ = [
     "CsvInvalid",
@@ -43,24 +45,17 @@ __all__ = [
     "write_snapshot",
 ]
 
-BATCH_BYTES = 1 << 20
 # Field metadata of a snapshot column whose text is JSON to decode on reading.
 JSON_FIELD = {b"workflow_engine.json": b"1"}
+SHOWN_COLUMNS = 5
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-class CsvInvalid(BlockError):
-    """A CSV file that cannot be read as a table."""
-
-    code = "csv_invalid"
-    title = "Invalid CSV"
 
 
 def _options(
     delimiter: str, encoding: str, column_types: dict[str, pa.DataType] | None = None
 ) -> dict[str, object]:
     return {
-        "read_options": pacsv.ReadOptions(encoding=encoding, block_size=BATCH_BYTES),
+        "read_options": pacsv.ReadOptions(encoding=encoding, block_size=BLOCK_BYTES),
         "parse_options": pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         # Only an empty cell is missing: "NA" is Namibia, "null" may be someone's name.
         "convert_options": pacsv.ConvertOptions(
@@ -71,33 +66,20 @@ def _options(
 
 
 def _header(path: Path, name: str, delimiter: str, encoding: str) -> list[str]:
-    try:
-        reader = pacsv.open_csv(path, **_options(delimiter, encoding))
-    except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as exc:
-        raise _invalid(name, exc, encoding) from exc
+    reader = pacsv.open_csv(path, **_options(delimiter, encoding))
     names = list(reader.schema.names)
     duplicates = sorted(column for column, count in Counter(names).items() if count > 1)
     if duplicates:
+        shown = ", ".join(excerpt(d) for d in duplicates[:SHOWN_COLUMNS])
+        hidden = len(duplicates) - SHOWN_COLUMNS
+        more = f" and {hidden} more" if hidden > 0 else ""
         raise CsvInvalid(
-            f"{name}: duplicate column names {', '.join(repr(d) for d in duplicates)}; "
-            "every column needs a name of its own.", duplicates=duplicates,
+            f"{name}: duplicate column names {shown}{more}; every column needs a name of its "
+            "own.", duplicates=[excerpt(d) for d in duplicates],
         )
     if any(not column.strip() for column in names):
         raise CsvInvalid(f"{name}: a column has an empty name in the header.")
     return names
-
-
-def _invalid(name: str, exc: BaseException, encoding: str) -> CsvInvalid:
-    message = str(exc)
-    if "Empty CSV file" in message:
-        return CsvInvalid(f"{name} is empty: a CSV needs a header row and data rows.")
-    if "UTF8" in message or isinstance(exc, UnicodeDecodeError):
-        return CsvInvalid(
-            f"{name} is not valid {encoding}; give the file's encoding (e.g. latin-1)."
-        )
-    if isinstance(exc, LookupError):
-        return CsvInvalid(f"Unknown encoding {encoding!r}.")
-    return CsvInvalid(f"{name} is not a well-formed CSV: {message.splitlines()[0][:300]}")
 
 
 def read_csv_table(
@@ -108,36 +90,22 @@ def read_csv_table(
     encoding: str = "utf-8",
     context: BlockContext | None = None,
     max_rows: int | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
     """Read a CSV file as a table of text columns; :class:`CsvInvalid` says what is wrong.
 
-    ``max_rows`` stops after that many rows (for previews).
+    ``max_rows`` stops after that many rows (for previews). A file wider than ``limits``
+    is refused from its first bytes, before it is parsed. Whatever goes wrong decoding
+    or parsing the file is said by :func:`csv_invalid`.
     """
     label = name or path.name
     if path.stat().st_size == 0:
         raise CsvInvalid(f"{label} is empty: a CSV needs a header row and data rows.")
-    columns = _header(path, label, delimiter, encoding)
-    types = dict.fromkeys(columns, pa.string())
-    batches = []
-    rows = 0
     try:
-        reader = pacsv.open_csv(path, **_options(delimiter, encoding, types))
-        for batch in reader:
-            if context is not None:
-                context.check_cancelled()
-            batches.append(batch)
-            rows += batch.num_rows
-            if context is not None:
-                context.progress(rows, None)
-            if max_rows is not None and rows >= max_rows:
-                break
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _invalid(label, exc, encoding) from exc
-    table = pa.Table.from_batches(batches, schema=reader.schema)
-    if max_rows is not None:
-        table = table.slice(0, max_rows)
-    if table.num_rows == 0:
-        raise CsvInvalid(f"{label} has a header but no data rows.", columns=columns)
+        check_width(path, label, delimiter=delimiter, encoding=encoding, limits=limits)
+        table = _read(path, label, delimiter, encoding, context, max_rows)
+    except (CsvInvalid, pa.ArrowInvalid, UnicodeError, LookupError) as exc:
+        raise csv_invalid(label, exc, path=path, encoding=encoding) from exc
     if context is not None:
         context.progress(table.num_rows, table.num_rows)
     frame: pd.DataFrame = table.to_pandas()
@@ -180,6 +148,33 @@ def flatten_json(table: pd.DataFrame) -> pd.DataFrame:
     for column in columns:
         result[column] = json_text(result[column])
     return result
+
+
+def _read(
+    path: Path, label: str, delimiter: str, encoding: str, context: BlockContext | None,
+    max_rows: int | None,
+) -> pa.Table:
+    columns = _header(path, label, delimiter, encoding)
+    types = dict.fromkeys(columns, pa.string())
+    batches = []
+    rows = 0
+    reader = pacsv.open_csv(path, **_options(delimiter, encoding, types))
+    for batch in reader:
+        if context is not None:
+            context.check_cancelled()
+        batches.append(batch)
+        rows += batch.num_rows
+        if context is not None:
+            context.progress(rows, None)
+        if max_rows is not None and rows >= max_rows:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    if max_rows is not None:
+        table = table.slice(0, max_rows)
+    if table.num_rows == 0:
+        raise CsvInvalid(f"{label} has a header but no data rows.",
+                         columns=[excerpt(c) for c in columns])
+    return table
 
 
 def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
