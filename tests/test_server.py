@@ -185,58 +185,119 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
     assert len(set(written.column("id").to_pylist())) == rows
 
 
-def test_enrichment_killed_mid_block_completes_every_row_exactly_once(tmp_path: Path) -> None:
-    """SIGKILL while enrich_lead waits on the (separate) sandbox; after a restart the jobs
-    in flight are polled, not resubmitted: each row is paid for once and none is lost."""
-    sandbox = SandboxProcess(rate=6000, latency=1.5)
-    sandbox_url = sandbox.url
-    try:
-        (tmp_path / "files").mkdir()
-        (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
-        env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox_url,
-               "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
-        document = {
-            "id": "enrich", "name": "Enrich",
-            "states": [
-                {"id": "ready", "name": "Ready", "is_initial": True},
-                {"id": "read", "name": "Read",
-                 "block": {"type": "read_csv", "params": {"file": "leads.csv"}}},
-                {"id": "enrich", "name": "Enrich", "block": {"type": "enrich_lead", "params": {
-                    "struct": {"education": "Where they studied"}}}},
-                {"id": "saved", "name": "Saved", "is_final": True,
-                 "block": {"type": "save_csv", "params": {"file_name": "enriched.csv"}}}],
-            "actions": [
-                {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"},
-                {"id": "a", "name": "a", "from_states": ["read"], "to_state": "enrich",
-                 "trigger": "auto"},
-                {"id": "b", "name": "b", "from_states": ["enrich"], "to_state": "saved",
-                 "trigger": "auto"}],
-        }
-        db = tmp_path / "wf.db"
-        with running_server(db, env=env) as server:
-            httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
-            start(server.url, "enrich", id="e")
-            httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
-            deadline = time.monotonic() + 20
-            while httpx.get(f"{sandbox_url}/_sandbox/stats").json()[
-                    "billable_submissions"] < 15 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            server.stop(signal.SIGKILL)
-        assert httpx.get(f"{sandbox_url}/_sandbox/stats").json()["billable_submissions"] == 15
+LEADS = 15  # rows of data/leads.csv
+ENV = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
 
-        with running_server(db, env=env) as server:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                body = httpx.get(f"{server.url}/api/instances/e").json()
-                if body["status"] != "running":
-                    break
-                time.sleep(0.1)
-            assert (body["status"], body["table"]["rows"]) == ("completed", 15), body
-            table = httpx.get(f"{server.url}/api/instances/e/data").json()["rows"]
-        assert all(row["enrich_error"] is None and row["education"] for row in table)
-        stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
-        assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
-                ) == (15, 15, {})
-        assert len((tmp_path / "outputs" / "enriched.csv").read_text().splitlines()) == 16
-    finally:
-        sandbox.stop()
+
+def enrichment(**params: Any) -> dict[str, Any]:
+    """read_csv -> enrich_lead -> save_csv, chained by automatic actions."""
+    return {
+        "id": "enrich", "name": "Enrich",
+        "states": [
+            {"id": "ready", "name": "Ready", "is_initial": True},
+            {"id": "read", "name": "Read",
+             "block": {"type": "read_csv", "params": {"file": "leads.csv"}}},
+            {"id": "enrich", "name": "Enrich", "block": {"type": "enrich_lead", "params": {
+                "struct": {"education": "Where they studied"}, **params}}},
+            {"id": "saved", "name": "Saved", "is_final": True,
+             "block": {"type": "save_csv", "params": {"file_name": "enriched.csv"}}}],
+        "actions": [
+            {"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"},
+            {"id": "a", "name": "a", "from_states": ["read"], "to_state": "enrich",
+             "trigger": "auto"},
+            {"id": "b", "name": "b", "from_states": ["enrich"], "to_state": "saved",
+             "trigger": "auto"}],
+    }
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxProcess]:
+    """The Sixtyfour sandbox in its own process: it outlives the server it answers."""
+    found = SandboxProcess(rate=6000, latency=1.5)
+    yield found
+    found.stop()
+
+
+def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[str, Any],
+                        *, held: int, answered: int) -> dict[str, Any]:
+    """Start the pipeline, wait for the sandbox's signal that ``held`` submissions are
+    held and the server stored every task id it was answered (each was polled), SIGKILL
+    the server at that point; what the sandbox held."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
+    env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
+    with running_server(tmp_path / "wf.db", env=env) as server:
+        httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
+        start(server.url, "enrich", id="e")
+        httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
+        found: dict[str, Any] = sandbox.settled(held=held, answered=answered)
+        assert found["settled"], found
+        server.stop(signal.SIGKILL)
+    assert sandbox.stats()["billable_submissions"] == LEADS
+    return found
+
+
+def finish_after_restart(tmp_path: Path, sandbox: SandboxProcess) -> list[dict[str, Any]]:
+    """Restart on the same database; the resumed run's rows once it settled."""
+    env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
+    with running_server(tmp_path / "wf.db", env=env) as server:
+        body = httpx.get(f"{server.url}/api/instances/e", params={"wait": 60},
+                         timeout=70).json()
+        assert "resuming 1 block run(s)" in server.output()
+        assert (body["status"], body["current_state"], body["table"]["rows"]) == (
+            "completed", "saved", LEADS), body
+        rows: list[dict[str, Any]] = httpx.get(
+            f"{server.url}/api/instances/e/data").json()["rows"]
+    assert len((tmp_path / "outputs" / "enriched.csv").read_text().splitlines()) == LEADS + 1
+    return rows
+
+
+def test_enrichment_killed_after_every_task_id_was_stored_polls_them_not_resubmits(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """SIGKILL once every submission was answered and its task id stored (running or
+    done by then): after the restart the jobs are polled, each row is paid for once."""
+    kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=0, answered=LEADS)
+    rows = finish_after_restart(tmp_path, sandbox)
+    assert all(row["enrich_error"] is None and row["education"] for row in rows)
+    stats = sandbox.stats()
+    assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
+            ) == (LEADS, LEADS, {})
+
+
+def test_enrichment_killed_while_a_submission_awaits_its_answer_reports_it_unknown(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """SIGKILL while the last submission is sent but unanswered: after the restart that
+    row is upstream_outcome_unknown (it may be paid for, so it is not sent again), every
+    other row completes, and every row was submitted exactly once."""
+    sandbox.configure(hold_submission=LEADS)
+    found = kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=1, answered=LEADS - 1)
+    (held,) = found["held"]
+    rows = finish_after_restart(tmp_path, sandbox)
+    unknown = [row for row in rows if row["name"] == held["body"]["lead_info"]["name"]]
+    others = [row for row in rows if row not in unknown]
+    assert len(unknown) == 1
+    assert unknown[0]["enrich_error"].startswith("upstream_outcome_unknown: ")
+    assert unknown[0]["education"] is None
+    assert len(others) == LEADS - 1
+    assert all(row["enrich_error"] is None and row["education"] for row in others)
+    stats = sandbox.stats()
+    assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
+            ) == (LEADS, LEADS, {})
+
+
+def test_enrichment_killed_while_a_submission_awaits_its_answer_resubmits_if_told(
+    tmp_path: Path, sandbox: SandboxProcess
+) -> None:
+    """The same kill with on_unknown_outcome: resubmit: that row is submitted a second
+    time and completes; every other row was submitted once."""
+    sandbox.configure(hold_submission=LEADS)
+    found = kill_mid_enrichment(tmp_path, sandbox, enrichment(on_unknown_outcome="resubmit"),
+                                held=1, answered=LEADS - 1)
+    (held,) = found["held"]
+    rows = finish_after_restart(tmp_path, sandbox)
+    assert all(row["enrich_error"] is None and row["education"] for row in rows)
+    stats = sandbox.stats()
+    assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
+            ) == (LEADS + 1, LEADS, {held["canonical"]: 2})

@@ -27,8 +27,9 @@ The tree, split by who has to react::
     │       ├── InstanceFinal, ActionDisabled, InstanceBusy, BlockNotSucceeded
     │       └── ActionNotAvailable, TargetStateDisabled, GuardNotSatisfied
     ├── BlockError (blocks/base.py)     recorded on the instance, never an HTTP answer
-    ├── UpstreamError (502)             the enrichment API: auth, rejected, unavailable,
-    │                                   job failed, malformed (recorded on rows/instances)
+    ├── UpstreamError (502)             the enrichment API: auth, rejected, unavailable
+    │                                   (outcome unknown), job failed, malformed
+    │                                   (recorded on rows/instances)
     ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -83,6 +84,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamJobFailed",
     "UpstreamMalformed",
+    "UpstreamOutcomeUnknown",
     "UpstreamRejected",
     "UpstreamUnavailable",
     "ValidationFailed",
@@ -412,6 +414,15 @@ class UpstreamUnavailable(UpstreamError):
 
     code = "upstream_unavailable"
     title = "Enrichment API unavailable"
+
+
+class UpstreamOutcomeUnknown(UpstreamUnavailable):
+    """A submission was sent but its answer never came (lost to a timeout or a dropped
+    connection, or the server stopped while waiting for it): it may have started a paid
+    job, so it is not sent again unless the block says ``on_unknown_outcome: resubmit``."""
+
+    code = "upstream_outcome_unknown"
+    title = "Enrichment submission outcome unknown"
 
 
 class UpstreamJobFailed(UpstreamError):

@@ -13,6 +13,13 @@ to fail (5xx, 429, or a job that ends ``failed``) at configurable rates. The dat
 returns is made up, deterministic (derived from the request), and says so
 (``notes`` starts with "SIMULATED"). ``GET /_sandbox/stats`` counts billable submissions
 per canonical request, so a test can prove nothing was paid for twice.
+
+A test can also stop the clock at an exact point: ``hold_submission: n`` makes the n-th
+submission taken (billed, its job started) but not answered until ``POST
+/_sandbox/release`` (which answers it, or drops the connection: an answer lost on the
+way). ``GET /_sandbox/settled`` blocks until that submission is held and the client has
+acted on every answer it got (each task id answered was polled at least once), and says
+what the sandbox holds.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import hashlib
 import json
 import math
 import random
+import socket
 import threading
 import time
 import uuid
@@ -51,6 +59,9 @@ class SandboxConfig:
     error_429_rate: float = 0.0
     job_failure_rate: float = 0.0
     seed: int = 64
+    # The n-th submission (counting from 1, over the sandbox's life) is taken but not
+    # answered until POST /_sandbox/release.
+    hold_submission: int | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change."""
@@ -131,6 +142,22 @@ def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Held:
+    """A submission taken but not answered yet."""
+
+    submission: int
+    kind: str
+    body: dict[str, Any]
+    task_id: str
+    released: threading.Event = field(default_factory=threading.Event)
+    answer: bool = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"submission": self.submission, "kind": self.kind, "body": self.body,
+                "task_id": self.task_id, "canonical": canonical(self.kind, self.body)}
+
+
 class _State:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -140,6 +167,22 @@ class _State:
         self.window: dict[str, deque[float]] = {}
         self.billable: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        # Wakes GET /_sandbox/settled on every submission, answer, poll and hold.
+        self.changed = threading.Condition(self.lock)
+        self.answered: set[str] = set()
+        self.unpolled: set[str] = set()
+        self.held: list[_Held] = []
+
+    def settled(self, held: int, answered: int) -> bool:
+        """Whether ``held`` submissions are held, ``answered`` were answered, and each
+        answered task was polled (lock held)."""
+        return (len(self.held) >= held and len(self.answered) >= answered
+                and not self.unpolled)
+
+    def report(self) -> dict[str, Any]:
+        """What is held and answered (lock held)."""
+        return {"held": [item.describe() for item in self.held],
+                "answered": len(self.answered), "unpolled": len(self.unpolled)}
 
     def latency(self, kind: str) -> float:
         median = self.config.latency_median.get(kind, 1.0)
@@ -250,6 +293,7 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             return refusal
         assert body is not None
         task_id = str(uuid.uuid4())
+        held = None
         with state.lock:
             state.billable[canonical(kind, body)] += 1
             state.requests["submissions"] += 1
@@ -257,11 +301,27 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             delay = state.latency(kind)
             state.jobs[task_id] = {"kind": kind, "body": body, "fails": fails,
                                    "due": time.monotonic() + delay}
+            if state.requests["submissions"] == state.config.hold_submission:
+                held = _Held(state.requests["submissions"], kind, body, task_id)
+                state.held.append(held)
+                state.changed.notify_all()
         webhook = body.get("webhook_url")
         if isinstance(webhook, str) and webhook.startswith(("http://", "https://")):
             timer = threading.Timer(delay, _call_webhook, (state, webhook, task_id))
             timer.daemon = True
             timer.start()
+        if held is not None:
+            held.released.wait()
+            if not held.answer:
+                # The answer is lost on the way: the job runs, the client never hears.
+                connection = request.environ.get("werkzeug.socket")
+                if connection is not None:
+                    connection.shutdown(socket.SHUT_RDWR)
+                return _json({"detail": "dropped"}, 500)  # never arrives
+        with state.lock:
+            state.answered.add(task_id)
+            state.unpolled.add(task_id)
+            state.changed.notify_all()
         return _json({"task_id": task_id, "status": "RUNNING"})
 
     def run_sync(kind: str) -> Response:
@@ -285,7 +345,11 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
 
     @app.get("/job-status/<task_id>")
     def job_status(task_id: str) -> Response:
-        state.requests["polls"] += 1
+        with state.lock:
+            state.requests["polls"] += 1
+            if task_id in state.unpolled:
+                state.unpolled.discard(task_id)
+                state.changed.notify_all()
         job = state.jobs.get(task_id)
         if job is None:
             return _json({"detail": "Task not found"}, 404)
@@ -304,7 +368,34 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             "billable_submissions": sum(billable.values()),
             "distinct_requests": len(billable),
             "duplicates": {key: n for key, n in billable.items() if n > 1},
+            "held": len(state.held),
         })
+
+    @app.get("/_sandbox/settled")
+    def settled() -> Response:
+        """Wait (up to ``wait`` seconds) until ``held`` submissions are held, ``answered``
+        were answered and every answered task was polled; what the sandbox holds."""
+        try:
+            held = int(request.args.get("held", "0"))
+            answered = int(request.args.get("answered", "0"))
+            wait = min(float(request.args.get("wait", "0")), 300.0)
+        except ValueError:
+            return _json({"detail": "held, answered and wait are numbers"}, 422)
+        with state.changed:
+            done = state.changed.wait_for(lambda: state.settled(held, answered), wait)
+            return _json({"settled": done, **state.report()})
+
+    @app.post("/_sandbox/release")
+    def release() -> Response:
+        """Let every held submission go: answered, or with ``{"answer": false}`` its
+        connection dropped (the job still runs; its answer is lost)."""
+        answer = bool((request.get_json(silent=True) or {}).get("answer", True))
+        with state.lock:
+            released, state.held = state.held, []
+        for item in released:
+            item.answer = answer
+            item.released.set()
+        return _json({"released": len(released)})
 
     @app.post("/_sandbox/config")
     def configure() -> Response:

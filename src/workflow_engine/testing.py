@@ -150,6 +150,24 @@ class SandboxProcess:
         found: dict[str, object] = httpx.get(f"{self.url}/_sandbox/stats").json()
         return found
 
+    def settled(self, *, held: int = 0, answered: int = 0, wait: float = 60) -> dict[str, object]:
+        """Block until ``held`` submissions are held, ``answered`` were answered and every
+        answered task was polled (so its task id is stored); what the sandbox holds. The
+        answer comes the moment that is true; ``wait`` only bounds a run gone wrong."""
+        import httpx
+
+        found: dict[str, object] = httpx.get(
+            f"{self.url}/_sandbox/settled", timeout=wait + 10,
+            params={"held": held, "answered": answered, "wait": wait}).json()
+        return found
+
+    def release(self, *, answer: bool = True) -> None:
+        """Let the held submissions go: answered, or their connections dropped."""
+        import httpx
+
+        httpx.post(f"{self.url}/_sandbox/release",
+                   json={"answer": answer}).raise_for_status()
+
     def stop(self) -> None:
         """End the process."""
         self.process.terminate()

@@ -96,6 +96,16 @@ class TestPipeline:
         assert client.get("/api/instances/s1").status_code == 200
         assert wait_for(client, "s1", "active")["progress"] is None
 
+    def test_reading_with_wait_answers_once_the_block_settled(
+        self, client: FlaskClient, slow: type[Sleep]
+    ) -> None:
+        post_definition(client, sleeper(seconds=0.3))
+        client.post("/api/instances", json={"definition_id": "sleeper", "id": "s2"})
+        assert client.post("/api/instances/s2/actions/run").status_code == 202
+        settled = client.get("/api/instances/s2?wait=10")
+        assert (settled.status_code, settled.json["status"]) == (200, "active")
+        assert client.get("/api/instances/s2?wait=61").status_code == 400
+
     def test_the_table_now_and_after_each_step(self, client: FlaskClient) -> None:
         post_definition(client, ariglad())
         run(client, "ariglad-leads", id="p2")

@@ -39,6 +39,18 @@ class Sandbox:
         found: dict[str, Any] = httpx.get(f"{self.url}/_sandbox/stats").json()
         return found
 
+    def settled(self, *, held: int = 0, answered: int = 0) -> dict[str, Any]:
+        """Block until the sandbox holds ``held`` submissions and every answered task was
+        polled (the sandbox's own signal; the 30 s only bound a broken run)."""
+        found: dict[str, Any] = httpx.get(
+            f"{self.url}/_sandbox/settled",
+            params={"held": held, "answered": answered, "wait": 30}, timeout=40).json()
+        assert found["settled"], found
+        return found
+
+    def release(self, *, answer: bool = True) -> None:
+        httpx.post(f"{self.url}/_sandbox/release", json={"answer": answer}).raise_for_status()
+
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,48 @@ class TestEnrichLead:
         assert "max_error_ratio 0.5" in done["error"]["message"]
 
 
+    def test_an_unknown_outcome_is_a_row_error_a_retry_keeps_until_resubmit_is_chosen(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        """The answer to one submission is lost on the way: its row fails the block with
+        upstream_outcome_unknown; a retry answers the same without sending anything; a run
+        with on_unknown_outcome: resubmit sends that one row again and reuses the rest."""
+        sandbox.config.update({"hold_submission": 1})
+        block = {"type": "enrich_lead", "params": {"struct": {"x": "y"}, "on_row_error": "fail"}}
+        document = pipeline(block)
+        assert client.post("/api/definitions", json=document).status_code == 201
+        instance = client.post("/api/instances", json={"definition_id": "p"}).json["id"]
+        outcome: list[dict[str, Any]] = []
+        running = threading.Thread(target=lambda: outcome.append(
+            client.post(f"/api/instances/{instance}/actions/run?wait=30").json))
+        running.start()
+        sandbox.settled(held=1)
+        sandbox.release(answer=False)
+        running.join()
+        failed = outcome[0]
+        assert (failed["status"], failed["current_state"]) == ("failed", "s0")
+        assert "upstream_outcome_unknown" in failed["error"]["message"]
+
+        retried = client.post(f"/api/instances/{instance}/retry?wait=30").json
+        assert retried["status"] == "failed"
+        assert "upstream_outcome_unknown" in retried["error"]["message"]
+        assert sandbox.stats()["billable_submissions"] == 15
+
+        block["params"]["on_unknown_outcome"] = "resubmit"
+        done = run(client, pipeline(block, definition_id="p-resubmit"))
+        assert done["status"] == "completed"
+        assert all(r["enrich_error"] is None for r in rows(client, done))
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], list(stats["duplicates"].values())) == (16, [2])
+
+    def test_on_unknown_outcome_is_validated(self, client: FlaskClient) -> None:
+        block = {"type": "enrich_lead", "params": {"struct": {"x": "y"},
+                                                   "on_unknown_outcome": "pay"}}
+        created = client.post("/api/definitions", json=pipeline(block))
+        assert created.status_code == 422
+        assert "on_unknown_outcome" in created.get_data(as_text=True)
+
+
 class TestFindEmail:
     def test_fills_missing_addresses_and_keeps_existing_ones(
         self, client: FlaskClient, sandbox: Sandbox
@@ -204,8 +247,11 @@ class TestJsonValues:
 
 
 def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
-    kinds = {b["type"] for b in client.get("/api/blocks").json["items"]}
-    assert {"enrich_lead", "enrich_company", "find_email"} <= kinds
+    items = {b["type"]: b for b in client.get("/api/blocks").json["items"]}
+    assert {"enrich_lead", "enrich_company", "find_email"} <= set(items)
+    for kind in ("enrich_lead", "enrich_company", "find_email"):
+        choice = items[kind]["params_schema"]["properties"]["on_unknown_outcome"]
+        assert (choice["enum"], choice["default"]) == (["error", "resubmit"], "error")
 
 
 def test_answers_never_overwrite_input_columns(client: FlaskClient) -> None:

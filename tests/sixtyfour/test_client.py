@@ -12,6 +12,7 @@ import pytest
 from workflow_engine.errors import (
     UpstreamAuthError,
     UpstreamMalformed,
+    UpstreamOutcomeUnknown,
     UpstreamRejected,
     UpstreamUnavailable,
 )
@@ -85,10 +86,40 @@ class TestSubmit:
     def test_a_submission_whose_answer_was_lost_is_not_resent(self, lost: Exception) -> None:
         """It may have started a paid job: report it rather than risk paying twice."""
         client, seen, _ = client_for(answers(lost, httpx.Response(200, json={"task_id": "x"})))
-        with pytest.raises(UpstreamUnavailable, match="outcome is unknown") as caught:
+        with pytest.raises(UpstreamOutcomeUnknown, match="outcome is unknown") as caught:
             client.submit("enrich_lead", BODY)
         assert len(seen) == 1
+        assert caught.value.code == "upstream_outcome_unknown"
         assert caught.value.context["outcome"] == "unknown"
+
+    def test_says_before_each_attempt_leaves_and_after_each_one_not_taken(self) -> None:
+        """The caller records its intent right before a request leaves and withdraws it
+        when the API provably started nothing (a status answer, a connection never made)."""
+        client, seen, _ = client_for(answers(
+            httpx.Response(503), httpx.ConnectError("down"), httpx.Response(429),
+            httpx.Response(200, json={"task_id": "t-9"})))
+        calls: list[tuple[str, int]] = []
+        assert client.submit(
+            "enrich_lead", BODY, sending=lambda: calls.append(("sending", len(seen))),
+            not_taken=lambda: calls.append(("not_taken", len(seen)))) == "t-9"
+        assert calls == [("sending", 0), ("not_taken", 1), ("sending", 1), ("not_taken", 2),
+                         ("sending", 2), ("not_taken", 3), ("sending", 3)]
+
+    @pytest.mark.parametrize(("answer", "error"), [
+        (httpx.Response(422, json={"detail": []}), UpstreamRejected),
+        (httpx.Response(402), UpstreamAuthError),
+        (httpx.ReadTimeout("slow"), UpstreamOutcomeUnknown),
+    ])
+    def test_only_an_answer_that_never_came_leaves_the_intent_standing(
+        self, answer: httpx.Response | Exception, error: type[Exception]
+    ) -> None:
+        client, _, _ = client_for(answers(answer))
+        calls: list[str] = []
+        with pytest.raises(error):
+            client.submit("enrich_lead", BODY, sending=lambda: calls.append("sending"),
+                          not_taken=lambda: calls.append("not_taken"))
+        expected = ["sending"] if error is UpstreamOutcomeUnknown else ["sending", "not_taken"]
+        assert calls == expected
 
     def test_polls_are_retried_after_timeouts(self) -> None:
         client, seen, _ = client_for(answers(

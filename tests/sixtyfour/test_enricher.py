@@ -11,7 +11,9 @@ import pytest
 from tests.sixtyfour.conftest import Sandbox, make_enricher
 from workflow_engine.errors import UpstreamAuthError
 from workflow_engine.sixtyfour import Enricher, Outcome
+from workflow_engine.sixtyfour.jobs import request_key
 from workflow_engine.store import Store
+from workflow_engine.store.upstream import UpstreamJobs
 
 
 def leads(n: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -160,3 +162,108 @@ def test_a_task_the_api_no_longer_knows_is_recorded_lost_then_resubmitted(
         enricher.close()
     assert again[0].result is not None
     assert sandbox.stats()["billable_submissions"] == 1
+
+
+class TestUnknownOutcome:
+    """A submission that left without its answer arriving is never sent again silently."""
+
+    def key(self, enricher: Enricher, body: dict[str, Any]) -> str:
+        return request_key("enrich_lead", body, enricher.namespace)
+
+    def in_background(self, enricher: Enricher, bodies: list[dict[str, Any]],
+                      **options: Any) -> tuple[threading.Thread, dict[int, Outcome]]:
+        outcomes: dict[int, Outcome] = {}
+        thread = threading.Thread(target=enricher.enrich, args=(
+            "enrich_lead", bodies, outcomes.__setitem__), kwargs=options)
+        thread.start()
+        return thread, outcomes
+
+    def test_the_intent_is_committed_before_the_request_leaves(
+        self, enricher: Enricher, sandbox: Sandbox, store: Store
+    ) -> None:
+        sandbox.config.update({"hold_submission": 1})
+        thread, outcomes = self.in_background(enricher, leads(1))
+        sandbox.settled(held=1)
+        key = self.key(enricher, leads(1)[0])
+        assert UpstreamJobs(store).get_many([key])[key].status == "sending"
+        sandbox.release()
+        thread.join()
+        assert outcomes[0].result is not None
+        assert UpstreamJobs(store).get_many([key])[key].status == "completed"
+
+    def test_sent_before_a_restart_and_never_answered_is_a_row_error_not_a_payment(
+        self, enricher: Enricher, sandbox: Sandbox, store: Store
+    ) -> None:
+        """The record a killed server leaves behind: ``sending``, no task id."""
+        key = self.key(enricher, leads(1)[0])
+        UpstreamJobs(store).sending(key, "enrich_lead", 0)
+        outcomes = collect(enricher, leads(3))
+        assert outcomes[0].error is not None
+        assert outcomes[0].error["code"] == "upstream_outcome_unknown"
+        assert "may have started a paid job" in outcomes[0].error["message"]
+        assert all(outcomes[i].result is not None for i in (1, 2))
+        assert UpstreamJobs(store).get_many([key])[key].status == "unknown"
+        assert sandbox.stats()["billable_submissions"] == 2
+
+    def test_the_error_stays_until_a_block_asks_to_resubmit(
+        self, enricher: Enricher, sandbox: Sandbox, store: Store
+    ) -> None:
+        """A retry with ``error`` answers the same error for free; ``resubmit`` sends it
+        again, once, and from then on the result is reused."""
+        key = self.key(enricher, leads(1)[0])
+        UpstreamJobs(store).sending(key, "enrich_lead", 0)
+        collect(enricher, leads(1))
+        again = collect(enricher, leads(1))
+        assert again[0].error is not None
+        assert again[0].error["code"] == "upstream_outcome_unknown"
+        assert sandbox.stats()["billable_submissions"] == 0
+
+        resent: dict[int, Outcome] = {}
+        enricher.enrich("enrich_lead", leads(1), resent.__setitem__,
+                        on_unknown_outcome="resubmit")
+        assert resent[0].result is not None
+        assert collect(enricher, leads(1))[0].reused
+        assert sandbox.stats()["billable_submissions"] == 1
+
+    def test_an_answer_lost_on_the_way_is_a_row_error(
+        self, enricher: Enricher, sandbox: Sandbox, store: Store
+    ) -> None:
+        sandbox.config.update({"hold_submission": 2})
+        thread, outcomes = self.in_background(enricher, leads(2))
+        sandbox.settled(held=1, answered=1)
+        sandbox.release(answer=False)  # the connection drops: the job runs, unheard of
+        thread.join()
+        (lost,) = [i for i, outcome in outcomes.items() if outcome.error is not None]
+        error = outcomes[lost].error
+        assert error is not None
+        assert error["code"] == "upstream_outcome_unknown"
+        assert outcomes[1 - lost].result is not None
+        assert collect(enricher, leads(2))[lost].error == error  # the same, not resent
+        assert sandbox.stats()["billable_submissions"] == 2
+
+    def test_with_resubmit_an_answer_lost_on_the_way_is_sent_again_once(
+        self, enricher: Enricher, sandbox: Sandbox
+    ) -> None:
+        sandbox.config.update({"hold_submission": 1})
+        thread, outcomes = self.in_background(enricher, leads(1),
+                                              on_unknown_outcome="resubmit")
+        sandbox.settled(held=1)
+        sandbox.release(answer=False)
+        thread.join()
+        assert outcomes[0].result is not None
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], list(stats["duplicates"].values())) == (2, [2])
+
+    def test_a_submission_the_api_refused_withdraws_its_intent(
+        self, enricher: Enricher, sandbox: Sandbox, store: Store
+    ) -> None:
+        """A 5xx after every retry started nothing: the next run simply submits it."""
+        sandbox.config.update({"error_5xx_rate": 1.0})
+        refused = collect(enricher, leads(1))
+        assert refused[0].error is not None
+        assert refused[0].error["code"] == "upstream_unavailable"
+        key = self.key(enricher, leads(1)[0])
+        assert UpstreamJobs(store).get_many([key])[key].status == "not_taken"
+        sandbox.config.update({"error_5xx_rate": 0.0})
+        assert collect(enricher, leads(1))[0].result is not None
+        assert sandbox.stats()["billable_submissions"] == 1

@@ -112,9 +112,11 @@ def list_instances() -> Response:
 
 @blueprint.get("/<instance_id>")
 def get_instance(instance_id: str) -> Response:
-    """An instance's current snapshot, with its ETag."""
+    """An instance's current snapshot, with its ETag; with ``wait``, once its running
+    block (and the automatic actions after it) settled, or ``wait`` seconds passed."""
+    wait = query(WaitQuery).wait
     instance, workflow = service().get_instance(instance_id)
-    return _instance_response(instance, workflow, 200)
+    return _instance_response(instance, workflow, 200, wait=wait)
 
 
 @blueprint.get("/<instance_id>/actions")

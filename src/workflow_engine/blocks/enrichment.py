@@ -5,8 +5,9 @@ refuses nulls), hands the whole batch to the process-wide enricher (which shares
 key's rate budget with every other block and never pays twice for one request), and
 writes what came back as columns. A row whose request fails gets its error in an error
 column; ``on_row_error`` keeps it, drops it, or fails the block, and past
-``max_error_ratio`` the block fails. A refused key (401, 402, 403) stops the block at
-once with one error.
+``max_error_ratio`` the block fails. ``on_unknown_outcome`` says what becomes of a row
+whose submission left without its answer arriving (an error, or sent again). A refused
+key (401, 402, 403) stops the block at once with one error.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ class EnrichmentParams(BlockParams):
     on_row_error: Literal["keep", "drop", "fail"] = Field(
         "keep", description="A row whose request failed: keep it (error in the error "
         "column), drop it, or fail the block.")
+    on_unknown_outcome: Literal["error", "resubmit"] = Field(
+        "error", description="A row whose submission left but whose answer never came (lost "
+        "to a timeout, or the server stopped before storing it), so that it may have started "
+        "a paid job: 'error' gives it the row error upstream_outcome_unknown, now and on "
+        "every later run or retry, without sending it again; 'resubmit' sends it again, "
+        "once, accepting that it may be paid for twice.")
     max_error_ratio: float = Field(
         0.5, ge=0, le=1, description="Fail the block when more rows than this share fail.")
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(
@@ -185,7 +192,8 @@ class _SixtyfourBlock(Block[Any]):
                 context.progress(done[0], len(bodies))
 
         context.progress(0, len(bodies))
-        enricher.enrich(self.kind_of_job, bodies, on_outcome, cancel=context.cancel)
+        enricher.enrich(self.kind_of_job, bodies, on_outcome, cancel=context.cancel,
+                        on_unknown_outcome=self.params.on_unknown_outcome)
         context.check_cancelled()
 
         failed = [row for row in rows if row[error_column] is not None]

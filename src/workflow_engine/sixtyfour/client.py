@@ -7,6 +7,10 @@ exponential backoff and full jitter. A submission is sent again only when it pro
 never left (the connection failed) or the API said it was not taken (429, 5xx): one whose
 answer was lost may have started a paid job, so it is reported, not resent; and one that
 answered a task id is never sent again.
+
+``submit`` tells its caller, through two callbacks, when each attempt is about to leave
+(``sending``: the moment to record the intent durably) and when an attempt was provably
+not taken (``not_taken``: nothing can have been paid for it).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import httpx
 from ..errors import (
     UpstreamAuthError,
     UpstreamMalformed,
+    UpstreamOutcomeUnknown,
     UpstreamRejected,
     UpstreamUnavailable,
 )
@@ -82,9 +87,22 @@ class SixtyfourClient:
         self._sleep = sleep
         self._jitter = jitter
 
-    def submit(self, kind: str, body: dict[str, Any]) -> str:
-        """Start a job; its task id. Raises an ``Upstream*`` error when it cannot."""
-        response = self._send("submit", "POST", ENDPOINTS[kind], body)
+    def submit(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        sending: Callable[[], None] | None = None,
+        not_taken: Callable[[], None] | None = None,
+    ) -> str:
+        """Start a job; its task id. Raises an ``Upstream*`` error when it cannot, and
+        :class:`UpstreamOutcomeUnknown` when the request left but its answer was lost.
+
+        ``sending()`` is called right before each attempt leaves (after the budget let it
+        go), ``not_taken()`` after each attempt that provably started nothing (refused
+        with an HTTP status, or a connection that never opened)."""
+        response = self._send("submit", "POST", ENDPOINTS[kind], body,
+                              sending=sending, not_taken=not_taken)
         data = self._json(response)
         task_id = data.get("task_id") if isinstance(data, dict) else None
         if not isinstance(task_id, str) or not task_id:
@@ -108,7 +126,16 @@ class SixtyfourClient:
         ceiling = min(self.retries.cap_seconds, self.retries.base_seconds * 2.0**attempt)
         return ceiling * self._jitter()
 
-    def _send(self, kind: Kind, method: str, path: str, body: Any) -> httpx.Response:
+    def _send(
+        self,
+        kind: Kind,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        sending: Callable[[], None] | None = None,
+        not_taken: Callable[[], None] | None = None,
+    ) -> httpx.Response:
         label = "job-status" if kind == "poll" else path
         problem = "no attempt made"
         attempt = throttled = 0
@@ -116,6 +143,8 @@ class SixtyfourClient:
             waited = self.budget.acquire(kind)
             if self.metrics is not None:
                 self.metrics.rate_budget_wait.observe(waited)
+            if sending is not None:
+                sending()
             try:
                 response = self.http.request(method, path, json=body)
             except httpx.TransportError as exc:  # timeouts and network errors
@@ -123,15 +152,20 @@ class SixtyfourClient:
                 if kind == "submit" and not isinstance(exc, _NEVER_SENT):
                     # The request may have reached the API and started a paid job: sending
                     # it again could pay twice. Say so instead.
-                    raise UpstreamUnavailable(
-                        f"The submission's outcome is unknown ({type(exc).__name__}); it is "
-                        "not sent again, so it cannot be paid for twice.", outcome="unknown",
+                    raise UpstreamOutcomeUnknown(
+                        f"The submission's outcome is unknown ({type(exc).__name__}): it "
+                        "may have started a paid job, so it is not sent again.",
+                        outcome="unknown",
                     ) from exc
+                if not_taken is not None:
+                    not_taken()
                 problem = f"{type(exc).__name__}"
                 self._sleep(self._backoff(attempt))
                 attempt += 1
                 continue
             self._count(label, str(response.status_code))
+            if response.status_code >= 400 and not_taken is not None:
+                not_taken()  # an answer that is not a task id: no job was started
             if response.status_code in _AUTH:
                 raise UpstreamAuthError(
                     f"The enrichment API refused the key ({response.status_code}): "

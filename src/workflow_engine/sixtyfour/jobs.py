@@ -7,6 +7,13 @@ stores every task id as soon as it has one and every result as soon as it arrive
 reuses both: a request already answered is never paid for again, and a task still
 running when the server stopped is polled, not submitted, after a restart.
 
+Before a submission leaves, its intent is committed (``sending``): a server that dies
+with a request sent and its answer not yet stored leaves that record behind, and the
+next start treats it as a lost answer (outcome unknown) rather than paying again
+silently. What then happens is the batch's choice, ``on_unknown_outcome``: ``error`` (the
+row gets ``upstream_outcome_unknown``, and so does every later request for it) or
+``resubmit`` (it is sent again, once, accepting that it may be paid for twice).
+
 A few worker threads do the HTTP; the budget, not the thread count, sets the pace.
 """
 
@@ -22,22 +29,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamJobFailed,
     UpstreamMalformed,
+    UpstreamOutcomeUnknown,
     UpstreamRejected,
     UpstreamUnavailable,
 )
 from ..metrics import Metrics
-from ..store.upstream import UpstreamJobs
+from ..store.upstream import UpstreamJob, UpstreamJobs
 from .client import SixtyfourClient
 from .config import Polling
 
-__all__ = ["Enricher", "Outcome", "request_key"]
+__all__ = ["Enricher", "OnUnknownOutcome", "Outcome", "request_key"]
+
+OnUnknownOutcome = Literal["error", "resubmit"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,12 @@ def request_key(kind: str, body: dict[str, Any], namespace: str = "") -> str:
     canonical body."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{namespace}|{kind}:{text}".encode()).hexdigest()
+
+
+_LOST_AT_RESTART = (
+    "A submission of this request was sent, but the server stopped before its answer was "
+    "stored: it may have started a paid job, so it is not sent again (on_unknown_outcome: "
+    "resubmit sends it again, accepting that it may be paid for twice).")
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,7 @@ class _Batch:
     kind: str
     on_outcome: Callable[[int, Outcome], None]
     remaining: int
+    on_unknown: OnUnknownOutcome = "error"
     fatal: UpstreamError | None = None
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +97,7 @@ class _Job:
     polls: int = 0
     resumed: bool = False
     poll_errors: int = 0
+    resent: bool = False  # sent again after an unknown outcome: never a third time
 
 
 class Enricher:
@@ -136,43 +154,66 @@ class Enricher:
         on_outcome: Callable[[int, Outcome], None],
         *,
         cancel: threading.Event | None = None,
+        on_unknown_outcome: OnUnknownOutcome = "error",
     ) -> None:
         """Get an outcome for each request, calling ``on_outcome(index, outcome)`` as they
         arrive; return when all have one. Raises the first auth error (nothing more is
-        submitted for this batch), or returns early if ``cancel`` is set."""
-        batch = _Batch(kind, on_outcome, len(bodies))
+        submitted for this batch), or returns early if ``cancel`` is set.
+
+        A request whose submission left without its answer arriving (now, or before a
+        restart) is an ``upstream_outcome_unknown`` error with ``on_unknown_outcome=
+        "error"``, and is sent again (once) with ``"resubmit"``."""
+        batch = _Batch(kind, on_outcome, len(bodies), on_unknown=on_unknown_outcome)
         if not bodies:
             return
         keys = [request_key(kind, body, self.namespace) for body in bodies]
-        stored = self.records.get_many(sorted(set(keys)))
-        reused: list[tuple[int, Outcome]] = []
-        with self._changed:
-            if self._closed:
-                raise UpstreamUnavailable("The enrichment scheduler is shutting down.")
-            for index, (key, body) in enumerate(zip(keys, bodies, strict=True)):
-                record = stored.get(key)
-                if record is not None and record.status == "completed":
-                    reused.append((index, Outcome(record.result, reused=True)))
-                    continue
-                job = self._active.get(key)
-                if job is not None:
-                    job.waiters.append((batch, index))
-                    continue
-                job = _Job(key, kind, body, [(batch, index)])
-                self._active[key] = job
-                if record is not None and record.status == "submitted" and record.task_id:
-                    # Paid for before a restart: ask how it went instead of paying again.
-                    job.task_id = record.task_id
-                    job.submitted_at = self._clock()
-                    job.resumed = True  # its real age is unknown: nothing to learn from it
-                    self._by_task[record.task_id] = job
-                    self._in_flight += 1
-                    self._schedule_poll(job, self._clock())
-                else:
-                    self._submit_queue.append(job)
-            self._changed.notify_all()
+        told: list[tuple[int, Outcome]] = []
+        lost: dict[str, str] = {}  # key -> why, for records still saying "sending"
+        pending = list(range(len(bodies)))
+        for last_look in (False, True):
+            stored = self.records.get_many(sorted({keys[index] for index in pending}))
+            again: list[int] = []
+            with self._changed:
+                if self._closed:
+                    raise UpstreamUnavailable("The enrichment scheduler is shutting down.")
+                for index in pending:
+                    key, record = keys[index], stored.get(keys[index])
+                    if record is not None and record.status == "completed":
+                        told.append((index, Outcome(record.result, reused=True)))
+                        continue
+                    job = self._active.get(key)
+                    if job is not None:
+                        job.waiters.append((batch, index))
+                        continue
+                    status = record.status if record is not None else None
+                    if status == "sending" and not last_look:
+                        # Perhaps this process's own submission, ended since the read (its
+                        # outcome is stored by now): look again before calling it lost.
+                        again.append(index)
+                        continue
+                    unknown = status in ("sending", "unknown")
+                    if unknown and on_unknown_outcome == "error":
+                        assert record is not None
+                        why = (record.error if status == "unknown" and record.error
+                               else _LOST_AT_RESTART)
+                        told.append((index, Outcome(error={
+                            "code": UpstreamOutcomeUnknown.code, "message": why})))
+                        if status == "sending":
+                            lost[key] = why
+                        continue
+                    self._take(batch, index, key, kind, bodies[index], record,
+                               resent=unknown)
+                self._changed.notify_all()
+            pending = again
+            if not pending:
+                break
+        if lost:
+            log.warning("%d %s request(s) were sent but never answered (outcome unknown); "
+                        "not sending them again", len(lost), kind)
+        for key, why in lost.items():
+            self.records.unknown(key, error=why, now=self._wall_ms())
         # Outside the scheduler's lock: writing rows must not stall every worker.
-        for index, outcome in reused:
+        for index, outcome in told:
             self._deliver(batch, index, outcome)
         while not batch.done.wait(0.1):
             if cancel is not None and cancel.is_set():
@@ -184,6 +225,25 @@ class Enricher:
                                           "its jobs resume at the next start.")
         if batch.fatal is not None:
             raise batch.fatal
+
+    def _take(self, batch: _Batch, index: int, key: str, kind: str, body: dict[str, Any],
+              record: UpstreamJob | None, *, resent: bool) -> None:
+        """Start a job for a request nobody in this process works on (lock held)."""
+        job = _Job(key, kind, body, [(batch, index)], resent=resent)
+        self._active[key] = job
+        if resent:
+            log.warning("sending a %s request again whose outcome is unknown "
+                        "(on_unknown_outcome: resubmit)", kind)
+        if record is not None and record.status == "submitted" and record.task_id:
+            # Paid for before a restart: ask how it went instead of paying again.
+            job.task_id = record.task_id
+            job.submitted_at = self._clock()
+            job.resumed = True  # its real age is unknown: nothing to learn from it
+            self._by_task[record.task_id] = job
+            self._in_flight += 1
+            self._schedule_poll(job, self._clock())
+        else:
+            self._submit_queue.append(job)
 
     def close(self) -> None:
         """Stop the workers (jobs in flight stay recorded and resume at the next start)."""
@@ -292,6 +352,8 @@ class Enricher:
                     self._poll(job)
             except UpstreamAuthError as exc:
                 self._fail_batches(job, exc)
+            except UpstreamOutcomeUnknown as exc:
+                self._unknown(job, exc)
             except UpstreamError as exc:
                 self._finish(job, error={"code": exc.code, "message": exc.detail})
             except Exception as exc:  # a bug must not kill a worker silently
@@ -302,7 +364,17 @@ class Enricher:
         body = job.body if self.webhook_url is None else {**job.body,
                                                           "webhook_url": self.webhook_url}
         submitted_at = self._clock()
-        task_id = self.client.submit(job.kind, body)
+        try:
+            task_id = self.client.submit(
+                job.kind, body,
+                # The intent is committed before each attempt leaves, withdrawn when the
+                # API provably started nothing.
+                sending=lambda: self.records.sending(job.key, job.kind, self._wall_ms()),
+                not_taken=lambda: self.records.not_taken(job.key))
+        except UpstreamMalformed as exc:
+            # It answered, but with no task id we can poll: it may have started a job.
+            self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
+            raise
         job.task_id = task_id
         job.submitted_at = submitted_at
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
@@ -310,6 +382,30 @@ class Enricher:
             self._by_task[task_id] = job
             self._schedule_poll(job, self._clock())
             self._changed.notify_all()
+
+    def _unknown(self, job: _Job, exc: UpstreamOutcomeUnknown) -> None:
+        """A submission left and its answer was lost: send it again (once) for the batches
+        that accept paying twice, tell the others."""
+        requeued = False
+        with self._changed:
+            if self._active.get(job.key) is not job:
+                return
+            resend = [(b, i) for b, i in job.waiters if b.on_unknown == "resubmit"]
+            tell = [(b, i) for b, i in job.waiters if b.on_unknown != "resubmit"]
+            if resend and not job.resent:
+                job.resent, job.waiters, requeued = True, resend, True
+                self._in_flight -= 1
+                self._submit_queue.appendleft(job)
+                self._changed.notify_all()
+        error = {"code": exc.code, "message": exc.detail}
+        if not requeued:
+            self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
+            self._finish(job, error=error)
+            return
+        log.warning("sending a %s request again whose answer was lost "
+                    "(on_unknown_outcome: resubmit)", job.kind)
+        for batch, index in tell:
+            self._deliver(batch, index, Outcome(error=error))
 
     def deliver_webhook(self, payload: dict[str, Any]) -> bool | None:
         """A finished job, as the API's webhook reports it: True if taken; None for a task
