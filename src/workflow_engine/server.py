@@ -49,6 +49,8 @@ log = logging.getLogger("workflow_engine")
 MAX_HEADER_BYTES = 8192
 # Room for a multipart envelope around the largest upload.
 MULTIPART_SLACK_BYTES = 64 * 1024
+# Seconds a thread holds the GIL before another may take it (Python's default: 0.005).
+SWITCH_INTERVAL = 0.001
 _OBS_FOLD = re.compile(rb"\r\n[ \t]")
 
 
@@ -201,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     from .app import create_app
 
     app = create_app(settings)
+    # Every answer is sent by waitress's one I/O thread, which must take the GIL from busy
+    # request threads; at the default 5 ms turns, 32 clients' p99 was twice gunicorn's.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     _raise_descriptor_limit(settings.http_max_connections)
     server = _Server(app, adj=_adjustments(settings, args.host, args.port, args.threads))
     signal.signal(signal.SIGTERM, _stop)
