@@ -149,13 +149,9 @@ def run_load(port: int, clients: int, seconds: float, processes: int = 2,
     return merged
 
 
-def worker_pid(master: int) -> int | None:
-    """The gunicorn worker under ``master``."""
-    try:
-        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    except OSError:
-        return None
-    return int(children[0]) if children else None
+def worker_pid(server: int) -> int:
+    """The process that serves: the server itself (waitress serves in one process)."""
+    return server
 
 
 def rss_mib(pid: int) -> float:
