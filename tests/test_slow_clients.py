@@ -7,6 +7,7 @@ Raw sockets throughout: a client library would complete or abandon the requests 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -180,3 +181,42 @@ def test_a_body_longer_than_its_content_length_is_not_read_past_it(
     assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
     assert answer.count(b"HTTP/1.1 ") == 1  # Connection: close ends it after one answer
     assert "exact" in instance_ids(server)
+
+
+def test_a_request_trickled_in_past_the_request_timeout_is_dropped(tmp_path: Path) -> None:
+    """A client that sends its header a byte at a time stays active, so the idle timeout
+    never fires; the request timeout closes it all the same."""
+    env = {"HTTP_IDLE_TIMEOUT": str(IDLE_TIMEOUT), "HTTP_REQUEST_TIMEOUT": "2"}
+    with running_server(tmp_path / "wf.db", env=env) as up, socket.create_connection(
+            ("127.0.0.1", port_of(up)), timeout=DROP_DEADLINE) as connection:
+        began = time.monotonic()
+        closed = False
+        # The client's own pace (the behaviour under test), bounded by the deadline.
+        for byte in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" * 100:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            if time.monotonic() - began > DROP_DEADLINE:
+                break
+            time.sleep(0.2)
+        assert closed or dropped(connection)
+        assert time.monotonic() - began < IDLE_TIMEOUT
+
+
+def test_a_content_length_over_the_limit_is_refused_before_the_body(
+    server: ServerProcess,
+) -> None:
+    """The front answers 413 from the header alone: no 50 MB are buffered first."""
+    head = (b"POST /api/instances HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as connection:
+        connection.sendall(head + b'{"definition_id": ')
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    problem = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert (problem["code"], problem["instance"]) == ("payload_too_large", "/api/instances")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -100,6 +101,16 @@ class TestRefused:
     def test_an_unpaired_surrogate(self) -> None:
         assert refusal('{"a": "\\ud800"}').context["rule"] == "surrogate"
         assert loads('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}
+
+    @given(st.integers(min_value=309, max_value=4000), st.booleans())
+    def test_integers_past_a_double(self, digits: int, negative: bool) -> None:
+        literal = ("-" if negative else "") + "9" * digits
+        assert refusal(f'{{"x": {literal}}}').context["rule"] == "non_finite"
+
+    def test_the_largest_integer_a_double_holds_is_accepted(self) -> None:
+        largest = int(sys.float_info.max)
+        assert loads(f"[{largest}, {-largest}]") == [largest, -largest]
+        assert refusal(f"[{largest + 2 ** 971}]").context["rule"] == "non_finite"
 
     def test_an_integer_too_long_to_convert(self) -> None:
         assert refusal('{"a": ' + "9" * 5000 + "}").context["rule"] == "number"

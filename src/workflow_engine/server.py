@@ -26,6 +26,7 @@ import re
 import resource
 import signal
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,6 +36,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
+from waitress.utilities import RequestEntityTooLarge
 
 from . import logs
 from .api import RUNNER
@@ -47,6 +49,10 @@ log = logging.getLogger("workflow_engine")
 
 # Request line and headers together; larger answers 431, as a proxy in front would.
 MAX_HEADER_BYTES = 8192
+# The one endpoint that takes bodies past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES.
+UPLOAD_PATH = "/api/files"
+# A refused body up to this size is read and dropped so that the client sees the answer.
+DISCARD_BYTES = 4 * 1024 * 1024
 # Room for a multipart envelope around the largest upload.
 MULTIPART_SLACK_BYTES = 64 * 1024
 # Seconds a thread holds the GIL before another may take it (Python's default: 0.005).
@@ -82,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+_CODES = {413: "payload_too_large"}
+
+
 class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
     """The server's own answer to a request it refuses before the application sees it (a
     header block too large, a malformed request line, a body over the limit), as
@@ -90,10 +99,11 @@ class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
     def execute(self) -> None:
         error = self.request.error
         status, reason = int(error.code), str(error.reason)
-        code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_") or "bad_request"
+        code = _CODES.get(status) or re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
         body = json.dumps({
             "type": f"urn:workflow-engine:problem:{code}", "title": reason, "status": status,
-            "detail": str(error.body) or reason, "code": code,
+            "detail": str(error.body) or reason,
+            "instance": getattr(self.request, "path", None) or "", "code": code,
         }).encode()
         self.status = f"{status} {reason}"
         self.response_headers.append(("Content-Type", "application/problem+json"))
@@ -103,15 +113,47 @@ class _ProblemErrorTask(ErrorTask):  # type: ignore[misc]
 
 
 class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
-    """Refuses obsolete line folding (a header line starting with a space or a tab), which
-    waitress would join to the header before it: RFC 9112 lets a server refuse it, and a
-    header that means one thing here and another to a proxy in front is worth a 400."""
+    """waitress's parser, stricter: it refuses obsolete line folding (a header line that
+    starts with a space or a tab, which waitress would join to the line before: RFC 9112
+    lets a server refuse it, and a header that means one thing here and another to a proxy
+    in front is worth a 400), refuses a ``Content-Length`` over the endpoint's limit before
+    buffering a byte of the body, and notes when the request's first byte came."""
+
+    body_limit: int = 0  # set by _front()
+    upload_limit: int = 0
+
+    def __init__(self, adj: Adjustments) -> None:
+        super().__init__(adj)
+        self.began = time.time()
+        self.discarding: int | None = None
+
+    def received(self, data: bytes) -> int:
+        if self.discarding is None:
+            consumed: int = super().received(data)
+            return consumed
+        # The body of a refused request is read and dropped, not buffered, so that the
+        # client reads the 413 rather than a connection reset by unread bytes.
+        taken = min(len(data), self.discarding)
+        self.discarding -= taken
+        if self.discarding == 0:
+            self.completed = True
+        return taken
 
     def parse_header(self, header_plus: bytes) -> None:
         if _OBS_FOLD.search(header_plus):
             raise ParsingError("A header line starts with a space or a tab (obsolete "
                                "line folding): send each header on one line.")
         super().parse_header(header_plus)
+        limit = self.upload_limit if self.path == UPLOAD_PATH else self.body_limit
+        if self.content_length > limit:
+            self.error = RequestEntityTooLarge(
+                f"The request body is {self.content_length} bytes; this endpoint takes at "
+                f"most {limit}.")
+            self.expect_continue = False
+            if self.content_length <= DISCARD_BYTES:
+                self.discarding = self.content_length
+            else:  # not worth reading: answer now (the client may see a reset)
+                self.completed = True
 
 
 class _Channel(HTTPChannel):  # type: ignore[misc]
@@ -121,6 +163,27 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
 
 class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _Channel
+    request_timeout: float = 0  # set by _front()
+
+    def maintenance(self, now: float) -> None:
+        """Close idle connections (waitress's rule) and those whose request has not
+        arrived whole within the request timeout, however busily it trickles in."""
+        super().maintenance(now)
+        cutoff = now - self.request_timeout
+        for channel in self.active_channels.values():
+            pending = channel.request
+            if pending is not None and not channel.requests and pending.began < cutoff:
+                channel.will_close = True
+
+
+def _front(settings: Settings) -> type[_Server]:
+    """The server class with the settings' limits."""
+    parser = type("Parser", (_StrictParser,), {
+        "body_limit": settings.max_body_bytes,
+        "upload_limit": settings.max_upload_bytes + MULTIPART_SLACK_BYTES})
+    channel = type("Channel", (_Channel,), {"parser_class": parser})
+    return type("Server", (_Server,), {
+        "channel_class": channel, "request_timeout": settings.http_request_timeout})
 
 
 def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adjustments:
@@ -136,7 +199,7 @@ def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adju
         # Reading a refused request whole in one go means closing the connection does not
         # reset it before the client has read the answer.
         recv_bytes=64 * 1024,
-        # The application answers 413 itself up to here, with its own limits and words.
+        # Content-Length is checked per endpoint by the parser; this bounds chunked bodies.
         max_request_body_size=largest_body + MULTIPART_SLACK_BYTES,
         # poll(2), not select(2): select cannot watch descriptors numbered past 1024.
         asyncore_use_poll=True,
@@ -207,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     # request threads; at the default 5 ms turns, 32 clients' p99 was twice gunicorn's.
     sys.setswitchinterval(SWITCH_INTERVAL)
     _raise_descriptor_limit(settings.http_max_connections)
-    server = _Server(app, adj=_adjustments(settings, args.host, args.port, args.threads))
+    server = _front(settings)(app, adj=_adjustments(settings, args.host, args.port,
+                                                    args.threads))
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("serving on http://%s:%d with waitress, %d threads, up to %d connections "

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(ONE_MIB, gt=0)
     http_max_connections: int = Field(
         1000, ge=1, description="Open connections served at once; more wait in the backlog.")
+    http_request_timeout: int = Field(
+        60, ge=1, description="Seconds a request may take to arrive whole, headers and "
+        "body, from its first byte, however busily it trickles in.")
     http_idle_timeout: int = Field(
         20, ge=1, description="Seconds a connection may send nothing (mid-request or idle "
         "between requests) before it is closed.")

@@ -8,7 +8,8 @@ another is a security hole, so each of these is refused with the rule it broke:
 ``encoding``    not UTF-8 (UTF-16 and UTF-32 bodies hold NUL bytes, which JSON text never
                 does), or a byte order mark before the document;
 ``syntax``      not JSON, with the line and column;
-``non_finite``  ``NaN``, ``Infinity``, or a number that overflows a double (``1e309``);
+``non_finite``  ``NaN``, ``Infinity``, or a number that overflows a double (``1e309``,
+                or an integer of 309 digits);
 ``number``      an integer of more digits than Python converts (4300);
 ``duplicate_key`` a name repeated in one object, with the object's path;
 ``depth``       nested deeper than :data:`MAX_DEPTH`;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from .errors import MalformedJSON, Problem
@@ -29,6 +31,8 @@ __all__ = ["MAX_DEPTH", "loads"]
 MAX_DEPTH = 32
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _BOM = "\ufeff"
+_DOUBLE_MAX = int(sys.float_info.max)
+_DOUBLE_DIGITS = len(str(_DOUBLE_MAX)) - 1
 
 
 class _Refused(ValueError):
@@ -70,7 +74,7 @@ def loads(data: bytes | str, *, what: str = "The body") -> Any:
 
     try:
         document = json.loads(text, object_pairs_hook=pairs, parse_float=_finite_float,
-                              parse_constant=_constant)
+                              parse_int=_finite_int, parse_constant=_constant)
     except _Refused as exc:
         raise _refuse(exc.rule, f"{what} {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -141,6 +145,16 @@ def _finite_float(literal: str) -> float:
     if not math.isfinite(value):
         raise _Refused("non_finite", f"holds the number {literal[:40]}, which does not fit a "
                        "double (it would become Infinity).")
+    return value
+
+
+def _finite_int(literal: str) -> int:
+    value = int(literal)
+    # A double holds integers up to about 1.8e308: beyond that, every reader that converts
+    # numbers to doubles (JavaScript, most databases, our own conditions) sees Infinity.
+    if len(literal) > _DOUBLE_DIGITS and abs(value) > _DOUBLE_MAX:
+        raise _Refused("non_finite", f"holds the integer {literal[:40]}…, which does not fit "
+                       "a double (it would become Infinity).")
     return value
 
 

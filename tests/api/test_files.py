@@ -138,6 +138,18 @@ class TestUndecodableFiles:
         assert (response.status_code, response.json["code"]) == (422, "csv_invalid")
         assert response.json["offset"] == 3
 
+    @pytest.mark.parametrize("dialect", ["encoding=hex", "encoding=zlib", "encoding=rot13",
+                                         "delimiter=%C3%A9", "delimiter=%00"])
+    def test_a_dialect_that_reads_no_text_is_a_bad_parameter(
+        self, client: FlaskClient, settings: Settings, dialect: str
+    ) -> None:
+        """Byte-to-byte codecs and non-ASCII delimiters are refused before any reading."""
+        (settings.files_dir / "ok.csv").write_text("a,b\n1,2\n")
+        preview = client.get(f"/api/files/ok.csv/preview?{dialect}")
+        uploaded = upload(client, b"a,b\n1,2\n", "new.csv", query=f"?{dialect}")
+        assert (preview.status_code, preview.json["code"]) == (400, "invalid_parameter")
+        assert (uploaded.status_code, uploaded.json["code"]) == (400, "invalid_parameter")
+
     def test_a_bad_byte_further_down_is_found_too(self, client: FlaskClient) -> None:
         response = upload(client, b"name\nok\ncaf\xe9\n", filename="cafe.csv")
         assert (response.json["code"], response.json["offset"]) == ("csv_invalid", 11)

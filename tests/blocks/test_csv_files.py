@@ -92,10 +92,30 @@ class TestReadCsv:
         with pytest.raises(CsvInvalid, match="not valid utf-16"):
             read(context, "u.csv", encoding="utf-16")
 
-    def test_an_unknown_encoding(self, context: BlockContext) -> None:
-        write(context, "u.csv", "a\n1\n")
-        with pytest.raises(CsvInvalid, match="Unknown encoding 'klingon'"):
-            read(context, "u.csv", encoding="klingon")
+    @pytest.mark.parametrize(("encoding", "says"), [
+        ("klingon", "unknown encoding 'klingon'"),
+        # Codecs that turn bytes into bytes: not a way to read text (nor to make the
+        # server decompress a file).
+        ("hex", "'hex' is not a text encoding"), ("zlib", "'zlib' is not a text encoding"),
+        ("base64", "'base64' is not a text encoding"),
+    ])
+    def test_only_text_encodings_are_accepted(self, encoding: str, says: str) -> None:
+        with pytest.raises(ValueError, match=says):
+            ReadCsv.Params(file="u.csv", encoding=encoding)
+
+    @pytest.mark.parametrize("delimiter", ["\u00e9", "\x00", '"', "\n"])
+    def test_a_delimiter_is_a_tab_or_printable_ascii(self, delimiter: str) -> None:
+        with pytest.raises(ValueError, match="delimiter must be"):
+            ReadCsv.Params(file="u.csv", delimiter=delimiter)
+        assert ReadCsv.Params(file="u.csv", delimiter="\t").delimiter == "\t"
+
+    def test_a_row_quoting_pyarrows_words_is_a_width_error(
+        self, context: BlockContext
+    ) -> None:
+        """A row that happens to read "invalid UTF8" is not an encoding problem."""
+        write(context, "w.csv", "a,b\n1,2\ninvalid UTF8,x,y\n")
+        with pytest.raises(CsvInvalid, match="a row has 3 fields where the header has 2"):
+            read(context, "w.csv")
 
     def test_a_missing_file(self, context: BlockContext) -> None:
         with pytest.raises(FileNotFound):

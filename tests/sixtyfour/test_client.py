@@ -195,7 +195,9 @@ class TestBudget:
         began = time.monotonic()
         for _ in range(51):
             budget.acquire("submit")
-        assert 0.45 <= time.monotonic() - began < 1.5
+        # At least the rate's spacing; the upper bound only says the budget does not
+        # stall (a loaded machine oversleeps each wait a little).
+        assert 0.45 <= time.monotonic() - began < 5
 
     def test_no_burst_beyond_one_request(self) -> None:
         """A strict sliding minute upstream never sees more than the limit."""

@@ -42,7 +42,8 @@ def test_the_latency_is_learnt_and_polls_are_few(enricher: Enricher, sandbox: Sa
     """Jobs take ~0.3 s, the guess was 30 s: one probe learns it, the rest poll about once."""
     began = time.monotonic()
     collect(enricher, leads(30))
-    assert time.monotonic() - began < 5
+    # Polling at the first guess would take 30 s; a loaded machine still ends far sooner.
+    assert time.monotonic() - began < 20
     assert enricher.expected_seconds()["enrich_lead"] < 2
     assert sandbox.stats()["requests"]["polls"] <= 30 * 2
 

@@ -10,6 +10,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, request, send_file
 from pydantic import Field
 
+from ..blocks.csv_checks import Delimiter, TextEncoding
 from ..blocks.tables import read_csv_table
 from ..errors import Conflict, ValidationFailed
 from ..files import FileArea
@@ -36,8 +37,8 @@ class FileExists(Conflict):
 class CsvDialect(QueryModel):
     """How to read a CSV: its delimiter and encoding (as read_csv's params)."""
 
-    delimiter: str = Field(",", min_length=1, max_length=1)
-    encoding: str = Field("utf-8", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    delimiter: Delimiter = ","
+    encoding: TextEncoding = "utf-8"
 
 
 class UploadQuery(CsvDialect):

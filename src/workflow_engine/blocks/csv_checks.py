@@ -16,6 +16,9 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, StringConstraints
 
 from ..limits import Limits
 from .base import BlockError
@@ -23,6 +26,8 @@ from .base import BlockError
 __all__ = [
     "EXCERPT_CHARS",
     "CsvInvalid",
+    "Delimiter",
+    "TextEncoding",
     "check_width",
     "csv_invalid",
     "excerpt",
@@ -35,6 +40,32 @@ SCAN_BYTES = 1 << 20
 BLOCK_BYTES = 1 << 20
 
 _WRONG_WIDTH = re.compile(r"Expected (\d+) columns, got (\d+): ?(.*)", re.DOTALL)
+
+
+def _text_encoding(name: str) -> str:
+    try:
+        found = codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown encoding {name!r}") from None
+    # hex, base64, zlib... are codecs too, but they turn bytes into bytes, not text.
+    if not getattr(found, "_is_text_encoding", True):
+        raise ValueError(f"{name!r} is not a text encoding")
+    return name
+
+
+def _delimiter(char: str) -> str:
+    if char != "\t" and (not " " <= char <= "~" or char == '"'):
+        raise ValueError("the delimiter must be a tab or one printable ASCII character "
+                         "other than '\"'")
+    return char
+
+
+TextEncoding = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$"), AfterValidator(_text_encoding)]
+"""A text encoding's name, e.g. ``utf-8``, ``latin-1``, ``cp1252``."""
+Delimiter = Annotated[str, StringConstraints(min_length=1, max_length=1),
+                      AfterValidator(_delimiter)]
+"""A CSV delimiter: one printable ASCII character (or a tab), not a quote."""
 
 
 class CsvInvalid(BlockError):
@@ -141,7 +172,9 @@ def csv_invalid(name: str, error: BaseException, *, path: Path, encoding: str) -
     if isinstance(error, LookupError):
         return CsvInvalid(f"Unknown encoding {encoding!r}.", encoding=encoding)
     message = str(error)
-    if isinstance(error, UnicodeError) or "UTF8" in message:
+    wrong_width = _WRONG_WIDTH.search(message)
+    # pyarrow's words for undecodable input, unless they are in a row it quotes.
+    if isinstance(error, UnicodeError) or (not wrong_width and "invalid UTF8" in message):
         return _undecodable(name, path, encoding, error)
     if "Empty CSV file" in message:
         return CsvInvalid(f"{name} is empty: a CSV needs a header row and data rows.")
@@ -150,7 +183,6 @@ def csv_invalid(name: str, error: BaseException, *, path: Path, encoding: str) -
             f"{name} is not a well-formed CSV: a row is longer than {BLOCK_BYTES >> 20} MiB "
             "(perhaps a quote that is never closed)."
         )
-    wrong_width = _WRONG_WIDTH.search(message)
     if wrong_width:
         expected, got, row = wrong_width.groups()
         return CsvInvalid(

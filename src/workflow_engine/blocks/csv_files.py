@@ -11,6 +11,7 @@ from pydantic import Field, StringConstraints
 from ..errors import WorkflowError
 from ..files import FILE_NAME_PATTERN, FileArea
 from .base import Block, BlockContext, BlockError, BlockParams
+from .csv_checks import Delimiter, TextEncoding
 from .tables import read_csv_table, write_csv_table
 
 __all__ = ["ReadCsv", "SaveCsv"]
@@ -22,8 +23,8 @@ class ReadCsvParams(BlockParams):
     """Parameters of ``read_csv``."""
 
     file: FileName = Field(description="A file in the files directory (see /api/files).")
-    delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
-    encoding: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "utf-8"
+    delimiter: Delimiter = ","
+    encoding: TextEncoding = "utf-8"
 
 
 class ReadCsv(Block[ReadCsvParams]):

@@ -55,7 +55,8 @@ class EnrichmentParams(BlockParams):
         "to a timeout, or the server stopped before storing it), so that it may have started "
         "a paid job: 'error' gives it the row error upstream_outcome_unknown, now and on "
         "every later run or retry, without sending it again; 'resubmit' sends it again, "
-        "once, accepting that it may be paid for twice.")
+        "once per run, accepting that it may be paid for twice (or more, if answers are "
+        "lost again).")
     max_error_ratio: float = Field(
         0.5, ge=0, le=1, description="Fail the block when more rows than this share fail.")
     prefix: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(

@@ -104,7 +104,8 @@ def read_csv_table(
     try:
         check_width(path, label, delimiter=delimiter, encoding=encoding, limits=limits)
         table = _read(path, label, delimiter, encoding, context, max_rows)
-    except (CsvInvalid, pa.ArrowInvalid, UnicodeError, LookupError) as exc:
+    except (CsvInvalid, pa.ArrowInvalid, UnicodeError, LookupError, ValueError,
+            TypeError) as exc:
         raise csv_invalid(label, exc, path=path, encoding=encoding) from exc
     if context is not None:
         context.progress(table.num_rows, table.num_rows)

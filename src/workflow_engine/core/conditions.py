@@ -152,7 +152,10 @@ def as_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a double's range
+            return None
     else:
         return None
     return number if math.isfinite(number) else None

@@ -51,6 +51,9 @@ OnUnknownOutcome = Literal["error", "resubmit"]
 
 log = logging.getLogger(__name__)
 
+# How long a graceful stop waits for submissions already sent to be answered.
+CLOSE_GRACE_SECONDS = 15.0
+
 
 def request_key(kind: str, body: dict[str, Any], namespace: str = "") -> str:
     """The identity of a request: who answers it (``namespace``: the API's address and
@@ -245,11 +248,20 @@ class Enricher:
         else:
             self._submit_queue.append(job)
 
-    def close(self) -> None:
-        """Stop the workers (jobs in flight stay recorded and resume at the next start)."""
+    def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        """Stop the workers (jobs in flight stay recorded and resume at the next start).
+
+        A worker in the middle of a submission is given ``grace`` seconds to store the
+        answer: stopped before that, the submission would be an unknown outcome at the
+        next start, although the server was stopped gracefully.
+        """
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+        deadline = time.monotonic() + grace
+        for worker in self._workers:
+            if worker is not threading.current_thread():
+                worker.join(max(0.0, deadline - time.monotonic()))
 
     # -- scheduling -----------------------------------------------------------------------
 
