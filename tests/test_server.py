@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -169,7 +171,7 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
         server.stop(signal.SIGKILL)
 
     with running_server(db) as server:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a deadline for a loaded machine, not a pause
         while time.monotonic() < deadline:
             body = httpx.get(f"{server.url}/api/instances/resumed").json()
             if body["status"] != "running":
@@ -218,8 +220,18 @@ def sandbox() -> Iterator[SandboxProcess]:
     found.stop()
 
 
+def stored_task_ids(db: Path) -> int:
+    """How many submissions the server has recorded a task id for (read-only)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+        found: int = connection.execute(
+            "SELECT count(*) FROM upstream_jobs WHERE status = 'submitted' "
+            "AND task_id IS NOT NULL").fetchone()[0]
+    return found
+
+
 def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[str, Any],
-                        *, held: int, answered: int) -> dict[str, Any]:
+                        *, held: int, answered: int, stored: int | None = None
+                        ) -> dict[str, Any]:
     """Start the pipeline, wait for the sandbox's signal that ``held`` submissions are
     held and the server stored every task id it was answered (each was polled), SIGKILL
     the server at that point; what the sandbox held."""
@@ -230,8 +242,16 @@ def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[
         httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
         start(server.url, "enrich", id="e")
         httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
-        found: dict[str, Any] = sandbox.settled(held=held, answered=answered)
-        assert found["settled"], found
+        if stored is None:
+            found: dict[str, Any] = sandbox.settled(held=held, answered=answered)
+            assert found["settled"], found
+        else:
+            # The store's commit is the signal: waited for, with a deadline.
+            deadline = time.monotonic() + 30
+            while stored_task_ids(tmp_path / "wf.db") < stored:
+                assert time.monotonic() < deadline, "task ids were not all stored"
+                time.sleep(0.02)
+            found = {"held": []}
         server.stop(signal.SIGKILL)
     assert sandbox.stats()["billable_submissions"] == LEADS
     return found
@@ -257,7 +277,12 @@ def test_enrichment_killed_after_every_task_id_was_stored_polls_them_not_resubmi
 ) -> None:
     """SIGKILL once every submission was answered and its task id stored (running or
     done by then): after the restart the jobs are polled, each row is paid for once."""
-    kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=0, answered=LEADS)
+    # No job may finish before the kill (else the block could be done by then), so the
+    # signal is the server's own record of every task id, not the sandbox's polls.
+    sandbox.configure(hold_results=True)
+    kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=0, answered=LEADS,
+                        stored=LEADS)
+    sandbox.configure(hold_results=False)
     rows = finish_after_restart(tmp_path, sandbox)
     assert all(row["enrich_error"] is None and row["education"] for row in rows)
     stats = sandbox.stats()

@@ -79,6 +79,7 @@ class Runner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block")
         self._progress: dict[str, Progress] = {}
         self._queued: set[str] = set()
+        self._cancel_requested: set[str] = set()
         self._again: set[str] = set()
         self._changed = threading.Condition()
         self._closed = False
@@ -116,9 +117,14 @@ class Runner:
 
     def cancel(self, instance_id: str) -> None:
         """Ask the instance's running block to stop (it checks between batches)."""
-        found = self._progress.get(instance_id)
-        if found is not None:
-            found.cancel.set()
+        with self._changed:
+            found = self._progress.get(instance_id)
+            if found is not None:
+                found.cancel.set()
+            elif instance_id in self._queued:
+                # Queued, or read as pending just before the cancel was committed: the
+                # block must stop as soon as it starts.
+                self._cancel_requested.add(instance_id)
 
     def wait(self, instance_id: str, timeout: float) -> None:
         """Return when no run of the instance is queued or running, or after ``timeout``."""
@@ -162,6 +168,7 @@ class Runner:
                 if instance_id in self._again and not self._closed:
                     continue
                 self._queued.discard(instance_id)
+                self._cancel_requested.discard(instance_id)
                 self._progress.pop(instance_id, None)
                 self._changed.notify_all()
                 return
@@ -176,7 +183,11 @@ class Runner:
         started_at = self.service.clock()
         progress = Progress(spec.type, started_at, (run.started.data or {}).get("rows_in"),
                             seq=run.started.seq)
-        self._progress[instance.id] = progress
+        with self._changed:
+            self._progress[instance.id] = progress
+            if instance.id in self._cancel_requested:
+                self._cancel_requested.discard(instance.id)
+                progress.cancel.set()
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             cancel=progress.cancel, enrichment=self.enrichment,

@@ -19,7 +19,8 @@ submission taken (billed, its job started) but not answered until ``POST
 /_sandbox/release`` (which answers it, or drops the connection: an answer lost on the
 way). ``GET /_sandbox/settled`` blocks until that submission is held and the client has
 acted on every answer it got (each task id answered was polled at least once), and says
-what the sandbox holds.
+what the sandbox holds. ``hold_results: true`` keeps every job running when polled,
+until it is set back to false.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class SandboxConfig:
     # The n-th submission (counting from 1, over the sandbox's life) is taken but not
     # answered until POST /_sandbox/release.
     hold_submission: int | None = None
+    # While true, every job is still running when polled, however long it has run.
+    hold_results: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change."""
@@ -353,7 +356,7 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
         job = state.jobs.get(task_id)
         if job is None:
             return _json({"detail": "Task not found"}, 404)
-        if time.monotonic() < job["due"]:
+        if state.config.hold_results or time.monotonic() < job["due"]:
             return _json({"status": "running"})
         if job["fails"]:
             return _json({"status": "failed", "error": "Simulated job failure"})
