@@ -187,3 +187,38 @@ def test_json_that_two_parsers_could_read_two_ways_is_refused(
         assert [error["path"] for error in problem["errors"]] == [where]
     assert stored(server) == before
     assert httpx.get(f"{server.url}/api/instances/strict").status_code == 404
+
+
+def multipart(filename: str, content: bytes) -> bytes:
+    return (b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+            + filename.encode() + b'"\r\nContent-Type: text/csv\r\n\r\n' + content
+            + b"\r\n--b--\r\n")
+
+
+WIDE = (",".join(f"c{i}" for i in range(100_000)) + "\n"
+        + ",".join("1" for _ in range(100_000)) + "\n").encode()
+# (name, file name, content, what the problem must carry)
+BROKEN_CSVS: list[Any] = [
+    ("a header that is not UTF-8", "cafe.csv", b"caf\xe9,b\n1,2\n", {"offset": 3}),
+    ("a binary file named .csv", "bin.csv", bytes(range(256)) * 4, {"offset": 128}),
+    ("100,000 columns", "wide.csv", WIDE, {"max_columns": 1000}),
+]
+
+
+@pytest.mark.parametrize(("name", "filename", "content", "carries"), BROKEN_CSVS,
+                         ids=[row[0] for row in BROKEN_CSVS])
+def test_a_broken_csv_upload_is_a_short_csv_invalid(
+    server: ServerProcess, name: str, filename: str, content: bytes, carries: dict[str, Any],
+) -> None:
+    """422 csv_invalid with the offset (or the limit), a short message that quotes no raw
+    bytes, and nothing stored (preview and read_csv: tests/api/test_files.py)."""
+    before = stored(server)
+    request = raw("POST", "/api/files", multipart(filename, content),
+                  content_type="multipart/form-data; boundary=b")
+    status, _, body = send(int(server.url.rsplit(":", 1)[1]), request)
+    problem = json.loads(body)
+    assert (status, problem["code"]) == (422, "csv_invalid"), problem
+    assert carries.items() <= problem.items()
+    assert len(problem["detail"]) < 200
+    assert problem["detail"].isprintable()
+    assert stored(server) == before
