@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint typecheck pytest api-script bench clean
+.PHONY: run test lint typecheck pytest system-packages api-script bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-# The suite includes test_api.sh, run against a real server started on a free port.
-pytest: $(VENV)/.dev
+# Debian packages the suite starts servers from (PostgreSQL), installed when missing.
+system-packages:
+	./scripts/system-packages
+
+# The suite includes test_api.sh, run against a real server started on a free port, and
+# runs every database test on SQLite and on a PostgreSQL server it starts itself.
+pytest: $(VENV)/.dev system-packages
 	$(BIN)/pytest
 
 api-script: $(VENV)/.runtime

@@ -1,4 +1,10 @@
-"""Fixtures: a real application over a real SQLite file in a temporary directory."""
+"""Fixtures: a real application over a real database, in a temporary directory.
+
+Every test that takes ``database_url`` (and so every test built on ``settings``, ``app``
+or ``client``) runs twice: on a fresh SQLite file and on a fresh database of a real
+PostgreSQL server that the session starts on a free port. ``--databases=sqlite`` (or
+``postgresql``) runs one of them only.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.service import WorkflowService
 from workflow_engine.settings import Settings
+from workflow_engine.testing import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
@@ -48,9 +55,46 @@ def approval(**changes: Any) -> dict[str, Any]:
     return document
 
 
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--databases``: which databases the suite runs against."""
+    parser.addoption("--databases", default=",".join(DATABASES),
+                     help="comma-separated: sqlite, postgresql (default: both)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs a database once per database asked for."""
+    if "database" in metafunc.fixturenames:
+        chosen = [name.strip() for name in metafunc.config.getoption("databases").split(",")]
+        unknown = set(chosen) - set(DATABASES)
+        if unknown:
+            raise pytest.UsageError(f"--databases: unknown {sorted(unknown)}")
+        metafunc.parametrize("database", chosen, scope="session")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, started on a free port."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty database of the kind the test runs on."""
+    if database == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.create_database()
+    return f"sqlite:///{tmp_path / 'workflow.db'}"
+
+
 def make_settings(root: Path, **changes: Any) -> Settings:
-    """Settings whose database, files, outputs and snapshots all live under ``root``, with
-    no samples directory unless ``changes`` name one."""
+    """Settings whose files, outputs and snapshots all live under ``root`` (the database
+    too, unless ``changes`` give a ``database_url``), with no samples directory unless
+    ``changes`` name one."""
     return Settings(**{
         "database_url": f"sqlite:///{root / 'workflow.db'}", "files_dir": root / "files",
         "outputs_dir": root / "outputs", "snapshots_dir": root / "snapshots",
@@ -59,9 +103,9 @@ def make_settings(root: Path, **changes: Any) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for an app over a fresh SQLite file, without shipped definitions."""
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for an app over a fresh database, without shipped definitions."""
+    return make_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,14 +14,21 @@ from workflow_engine.api import EXTENSION
 from workflow_engine.errors import ValidationFailed
 from workflow_engine.settings import Settings
 
-
-def settings_for(tmp_path: Path, directory: Path) -> Settings:
-    return make_settings(tmp_path, definitions_dir=directory)
+SettingsFor = Callable[[Path], Settings]
 
 
-def test_shipped_definitions_load_and_are_valid_without_warnings(tmp_path: Path) -> None:
+@pytest.fixture
+def settings_for(tmp_path: Path, database_url: str) -> SettingsFor:
+    """Settings over the test's database that load definitions from a directory."""
+    return lambda directory: make_settings(tmp_path, database_url=database_url,
+                                           definitions_dir=directory)
+
+
+def test_shipped_definitions_load_and_are_valid_without_warnings(
+    tmp_path: Path, settings_for: SettingsFor
+) -> None:
     """Every shipped definition loads; none carries a warning."""
-    app = create_app(settings_for(tmp_path, DEFINITIONS))
+    app = create_app(settings_for(DEFINITIONS))
     listed = app.test_client().get("/api/definitions").json["items"]
     assert {d["id"] for d in listed} == {
         json.loads(p.read_text())["id"] for p in DEFINITIONS.glob("*.json")}
@@ -29,43 +37,49 @@ def test_shipped_definitions_load_and_are_valid_without_warnings(tmp_path: Path)
     app.extensions[EXTENSION].store.dispose()
 
 
-def test_loading_again_is_idempotent_and_changes_make_versions(tmp_path: Path) -> None:
+def test_loading_again_is_idempotent_and_changes_make_versions(
+    tmp_path: Path, settings_for: SettingsFor
+) -> None:
     """Same files: nothing new. A changed file: its next version."""
     directory = tmp_path / "defs"
     directory.mkdir()
     (directory / "a.json").write_text(json.dumps(approval()))
-    first = create_app(settings_for(tmp_path, directory))
+    first = create_app(settings_for(directory))
     first.extensions[EXTENSION].store.dispose()
-    second = create_app(settings_for(tmp_path, directory))
+    second = create_app(settings_for(directory))
     client = second.test_client()
     assert client.get("/api/definitions/approval/versions").json["versions"] == [1]
     second.extensions[EXTENSION].store.dispose()
 
     (directory / "a.json").write_text(json.dumps(approval(name="Renamed")))
-    third = create_app(settings_for(tmp_path, directory))
+    third = create_app(settings_for(directory))
     assert third.test_client().get("/api/definitions/approval").json["version"] == 2
     third.extensions[EXTENSION].store.dispose()
 
 
-def test_loading_again_keeps_versions_made_through_the_api(tmp_path: Path) -> None:
+def test_loading_again_keeps_versions_made_through_the_api(
+    tmp_path: Path, settings_for: SettingsFor
+) -> None:
     """A file already stored as some version stores nothing, even when the API made a newer
     one: a restart does not undo the API's edits."""
     directory = tmp_path / "defs"
     directory.mkdir()
     (directory / "a.json").write_text(json.dumps(approval()))
-    first = create_app(settings_for(tmp_path, directory))
+    first = create_app(settings_for(directory))
     first.test_client().put("/api/definitions/approval", json=approval(name="Edited"))
     first.extensions[EXTENSION].store.dispose()
-    again = create_app(settings_for(tmp_path, directory))
+    again = create_app(settings_for(directory))
     client = again.test_client()
     assert client.get("/api/definitions/approval/versions").json["versions"] == [1, 2]
     assert client.get("/api/definitions/approval").json["name"] == "Edited"
     again.extensions[EXTENSION].store.dispose()
 
 
-def test_a_missing_directory_stops_the_start(tmp_path: Path) -> None:
+def test_a_missing_directory_stops_the_start(
+    tmp_path: Path, settings_for: SettingsFor
+) -> None:
     with pytest.raises(ValidationFailed, match="does not exist"):
-        create_app(settings_for(tmp_path, tmp_path / "nowhere"))
+        create_app(settings_for(tmp_path / "nowhere"))
 
 
 @pytest.mark.parametrize(
@@ -84,6 +98,6 @@ def test_a_broken_file_stops_the_start_and_names_itself(
     directory.mkdir()
     (directory / "broken.json").write_text(content)
     with pytest.raises(ValidationFailed) as caught:
-        create_app(settings_for(tmp_path, directory))
+        create_app(settings_for(directory))
     assert "broken.json" in str(caught.value)
     assert words in str(caught.value)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +16,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from sqlalchemy import create_engine
 
 from tests.conftest import DEFINITIONS, ROOT, approval
 from workflow_engine.testing import (
@@ -57,9 +56,9 @@ def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
             server.stop()
 
 
-def test_concurrent_fires_have_exactly_one_winner(tmp_path: Path) -> None:
+def test_concurrent_fires_have_exactly_one_winner(tmp_path: Path, database_url: str) -> None:
     """50 clients fire the same action at once: one 200, 49 409, one more history event."""
-    with running_server(tmp_path / "wf.db", threads=16) as server:
+    with running_server(database_url, data_dir=tmp_path, threads=16) as server:
         httpx.post(f"{server.url}/api/definitions", json=approval()).raise_for_status()
         instance = start(server.url)
         url = f"{server.url}/api/instances/{instance['id']}/actions/submit"
@@ -86,10 +85,12 @@ def test_concurrent_fires_have_exactly_one_winner(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
-def test_everything_survives_a_restart(tmp_path: Path, stop_signal: signal.Signals) -> None:
+def test_everything_survives_a_restart(
+    tmp_path: Path, stop_signal: signal.Signals, database_url: str
+) -> None:
     """Definitions, instances and history are intact after a stop, even a SIGKILL."""
-    db = tmp_path / "wf.db"
-    with running_server(db) as server:
+    db = database_url
+    with running_server(db, data_dir=tmp_path) as server:
         httpx.post(f"{server.url}/api/definitions", json=approval()).raise_for_status()
         instance = start(server.url, id="kept", context={"n": 1})
         for action in ["submit", "rework", "submit"]:
@@ -100,7 +101,7 @@ def test_everything_survives_a_restart(tmp_path: Path, stop_signal: signal.Signa
         history = httpx.get(f"{server.url}/api/instances/kept/history").json()
         server.stop(stop_signal)
 
-    with running_server(db) as server:
+    with running_server(db, data_dir=tmp_path) as server:
         after = httpx.get(f"{server.url}/api/instances/kept").json()
         assert after == before
         assert after["current_state"] == "review"
@@ -111,7 +112,9 @@ def test_everything_survives_a_restart(tmp_path: Path, stop_signal: signal.Signa
         assert fired.json()["status"] == "completed"
 
 
-def test_a_chunked_body_over_the_limit_is_refused_not_truncated(tmp_path: Path) -> None:
+def test_a_chunked_body_over_the_limit_is_refused_not_truncated(
+    tmp_path: Path, database_url: str
+) -> None:
     """Without Content-Length the size limit still holds: 413, nothing stored."""
     document = json.dumps(approval()).encode() + b" " * (2 * 1024 * 1024)
 
@@ -119,7 +122,7 @@ def test_a_chunked_body_over_the_limit_is_refused_not_truncated(tmp_path: Path) 
         for start in range(0, len(document), 65536):
             yield document[start:start + 65536]
 
-    with running_server(tmp_path / "wf.db") as server:
+    with running_server(database_url, data_dir=tmp_path) as server:
         response = httpx.post(f"{server.url}/api/definitions", content=chunks(),
                               headers={"Content-Type": "application/json"})
         assert response.status_code == 413
@@ -128,9 +131,9 @@ def test_a_chunked_body_over_the_limit_is_refused_not_truncated(tmp_path: Path) 
         assert "approval" not in {item["id"] for item in listed}
 
 
-def test_api_script_passes_against_a_real_server(tmp_path: Path) -> None:
+def test_api_script_passes_against_a_real_server(tmp_path: Path, database_url: str) -> None:
     """test_api.sh, the curl walk-through, asserts its way through a real server."""
-    with running_server(tmp_path / "wf.db", definitions=DEFINITIONS) as server:
+    with running_server(database_url, data_dir=tmp_path, definitions=DEFINITIONS) as server:
         result = subprocess.run(
             ["bash", str(ROOT / "test_api.sh"), server.url],
             capture_output=True, text=True, timeout=120,
@@ -140,7 +143,7 @@ def test_api_script_passes_against_a_real_server(tmp_path: Path) -> None:
 
 
 def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str,
 ) -> None:
     """SIGKILL while read_csv runs on a large file; after a restart the run resumes from
     its input and every row arrives exactly once."""
@@ -162,15 +165,15 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
                     {"id": "save", "name": "Save", "from_states": ["reading"],
                      "to_state": "saved", "trigger": "auto"}],
     }
-    db = tmp_path / "wf.db"
-    with running_server(db) as server:
+    db = database_url
+    with running_server(db, data_dir=tmp_path) as server:
         httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
         start(server.url, "big", id="resumed")
         fired = httpx.post(f"{server.url}/api/instances/resumed/actions/run")
         assert fired.status_code == 202
         server.stop(signal.SIGKILL)
 
-    with running_server(db) as server:
+    with running_server(db, data_dir=tmp_path) as server:
         deadline = time.monotonic() + 180  # a deadline for a loaded machine, not a pause
         while time.monotonic() < deadline:
             body = httpx.get(f"{server.url}/api/instances/resumed").json()
@@ -220,25 +223,29 @@ def sandbox() -> Iterator[SandboxProcess]:
     found.stop()
 
 
-def stored_task_ids(db: Path) -> int:
-    """How many submissions the server has recorded a task id for (read-only)."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
-        found: int = connection.execute(
-            "SELECT count(*) FROM upstream_jobs WHERE status = 'submitted' "
-            "AND task_id IS NOT NULL").fetchone()[0]
+def stored_task_ids(database_url: str) -> int:
+    """How many submissions the server has recorded a task id for."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            found: int = connection.exec_driver_sql(
+                "SELECT count(*) FROM upstream_jobs WHERE status = 'submitted' "
+                "AND task_id IS NOT NULL").scalar_one()
+    finally:
+        engine.dispose()
     return found
 
 
-def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[str, Any],
-                        *, held: int, answered: int, stored: int | None = None
-                        ) -> dict[str, Any]:
+def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProcess,
+                        document: dict[str, Any], *, held: int, answered: int,
+                        stored: int | None = None) -> dict[str, Any]:
     """Start the pipeline, wait for the sandbox's signal that ``held`` submissions are
     held and the server stored every task id it was answered (each was polled), SIGKILL
     the server at that point; what the sandbox held."""
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
     env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
-    with running_server(tmp_path / "wf.db", env=env) as server:
+    with running_server(database_url, data_dir=tmp_path, env=env) as server:
         httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
         start(server.url, "enrich", id="e")
         httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
@@ -248,7 +255,7 @@ def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[
         else:
             # The store's commit is the signal: waited for, with a deadline.
             deadline = time.monotonic() + 30
-            while stored_task_ids(tmp_path / "wf.db") < stored:
+            while stored_task_ids(database_url) < stored:
                 assert time.monotonic() < deadline, "task ids were not all stored"
                 time.sleep(0.02)
             found = {"held": []}
@@ -257,10 +264,12 @@ def kill_mid_enrichment(tmp_path: Path, sandbox: SandboxProcess, document: dict[
     return found
 
 
-def finish_after_restart(tmp_path: Path, sandbox: SandboxProcess) -> list[dict[str, Any]]:
+def finish_after_restart(
+    tmp_path: Path, database_url: str, sandbox: SandboxProcess
+) -> list[dict[str, Any]]:
     """Restart on the same database; the resumed run's rows once it settled."""
     env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
-    with running_server(tmp_path / "wf.db", env=env) as server:
+    with running_server(database_url, data_dir=tmp_path, env=env) as server:
         body = httpx.get(f"{server.url}/api/instances/e", params={"wait": 60},
                          timeout=70).json()
         assert "resuming 1 block run(s)" in server.output()
@@ -273,17 +282,17 @@ def finish_after_restart(tmp_path: Path, sandbox: SandboxProcess) -> list[dict[s
 
 
 def test_enrichment_killed_after_every_task_id_was_stored_polls_them_not_resubmits(
-    tmp_path: Path, sandbox: SandboxProcess
+    tmp_path: Path, sandbox: SandboxProcess, database_url: str,
 ) -> None:
     """SIGKILL once every submission was answered and its task id stored (running or
     done by then): after the restart the jobs are polled, each row is paid for once."""
     # No job may finish before the kill (else the block could be done by then), so the
     # signal is the server's own record of every task id, not the sandbox's polls.
     sandbox.configure(hold_results=True)
-    kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=0, answered=LEADS,
+    kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), held=0, answered=LEADS,
                         stored=LEADS)
     sandbox.configure(hold_results=False)
-    rows = finish_after_restart(tmp_path, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox)
     assert all(row["enrich_error"] is None and row["education"] for row in rows)
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
@@ -291,15 +300,16 @@ def test_enrichment_killed_after_every_task_id_was_stored_polls_them_not_resubmi
 
 
 def test_enrichment_killed_while_a_submission_awaits_its_answer_reports_it_unknown(
-    tmp_path: Path, sandbox: SandboxProcess
+    tmp_path: Path, sandbox: SandboxProcess, database_url: str,
 ) -> None:
     """SIGKILL while the last submission is sent but unanswered: after the restart that
     row is upstream_outcome_unknown (it may be paid for, so it is not sent again), every
     other row completes, and every row was submitted exactly once."""
     sandbox.configure(hold_submission=LEADS)
-    found = kill_mid_enrichment(tmp_path, sandbox, enrichment(), held=1, answered=LEADS - 1)
+    found = kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), held=1,
+                                answered=LEADS - 1)
     (held,) = found["held"]
-    rows = finish_after_restart(tmp_path, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox)
     unknown = [row for row in rows if row["name"] == held["body"]["lead_info"]["name"]]
     others = [row for row in rows if row not in unknown]
     assert len(unknown) == 1
@@ -313,15 +323,16 @@ def test_enrichment_killed_while_a_submission_awaits_its_answer_reports_it_unkno
 
 
 def test_enrichment_killed_while_a_submission_awaits_its_answer_resubmits_if_told(
-    tmp_path: Path, sandbox: SandboxProcess
+    tmp_path: Path, sandbox: SandboxProcess, database_url: str,
 ) -> None:
     """The same kill with on_unknown_outcome: resubmit: that row is submitted a second
     time and completes; every other row was submitted once."""
     sandbox.configure(hold_submission=LEADS)
-    found = kill_mid_enrichment(tmp_path, sandbox, enrichment(on_unknown_outcome="resubmit"),
+    found = kill_mid_enrichment(tmp_path, database_url, sandbox,
+                                enrichment(on_unknown_outcome="resubmit"),
                                 held=1, answered=LEADS - 1)
     (held,) = found["held"]
-    rows = finish_after_restart(tmp_path, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox)
     assert all(row["enrich_error"] is None and row["education"] for row in rows)
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]

@@ -1,4 +1,5 @@
-"""Properties of the service over a real SQLite store: random definitions, random fires."""
+"""Properties of the service over a real store (SQLite and PostgreSQL): random definitions,
+random fires."""
 
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ _ids = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowService]:
-    path: Path = tmp_path_factory.mktemp("props") / "wf.db"
-    store = Store(make_engine(f"sqlite:///{path}", synchronous="OFF"))
+def service(
+    tmp_path_factory: pytest.TempPathFactory, database: str, request: pytest.FixtureRequest
+) -> Iterator[WorkflowService]:
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres").create_database()
+    else:
+        path: Path = tmp_path_factory.mktemp("props") / "wf.db"
+        url = f"sqlite:///{path}"
+    store = Store(make_engine(url, synchronous="OFF"))
     store.create_schema()
     yield WorkflowService(store)
     store.dispose()

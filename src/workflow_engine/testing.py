@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
+import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["SandboxProcess", "ServerProcess", "free_port", "running_server", "wait_until_up"]
+__all__ = [
+    "PostgresServer", "SandboxProcess", "ServerProcess", "free_port", "running_server",
+    "wait_until_up",
+]
 
 
 def free_port() -> int:
@@ -75,6 +81,19 @@ def wait_until_up(server: ServerProcess, timeout: float) -> None:
     raise RuntimeError(f"server did not answer within {timeout}s:\n{server.output()}")
 
 
+def _beside(db: Path | str) -> Path:
+    """The directory of a SQLite database, given as a path or a URL."""
+    if "://" not in str(db):
+        return Path(db).parent
+    from sqlalchemy.engine import make_url
+
+    url = make_url(str(db))
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise ValueError(f"{db!r} is no SQLite file: say where the server's files go "
+                         "(data_dir)")
+    return Path(url.database).parent
+
+
 @contextmanager
 def running_server(
     db: Path | str,
@@ -84,10 +103,12 @@ def running_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
     timeout: float = 30,
+    data_dir: Path | None = None,
 ) -> Iterator[ServerProcess]:
     """Run ``python -m workflow_engine.server`` (what run_server.py runs) for the block.
 
-    Its files, outputs and snapshots live beside ``db`` unless ``env`` says otherwise.
+    ``db`` is a SQLite file or a database URL. Its files, outputs and snapshots live in
+    ``data_dir`` (by default beside a SQLite file) unless ``env`` says otherwise.
     """
     port = port or free_port()
     command = [
@@ -97,7 +118,7 @@ def running_server(
     if definitions is not None:
         command += ["--definitions", str(definitions)]
     with tempfile.NamedTemporaryFile(prefix="workflow-server-", suffix=".log") as log:
-        beside = Path(db).parent
+        beside = data_dir or _beside(db)
         directories = {
             "FILES_DIR": str(beside / "files"), "OUTPUTS_DIR": str(beside / "outputs"),
             "SNAPSHOTS_DIR": str(beside / "snapshots"),
@@ -172,3 +193,105 @@ class SandboxProcess:
         """End the process."""
         self.process.terminate()
         self.process.wait(10)
+
+
+def _postgres_bin() -> Path:
+    """The directory of PostgreSQL's server binaries (Debian keeps them off the PATH)."""
+    configured = os.environ.get("POSTGRES_BIN")
+    if configured:
+        return Path(configured)
+    if shutil.which("pg_config"):
+        found = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if found.returncode == 0 and (Path(found.stdout.strip()) / "initdb").exists():
+            return Path(found.stdout.strip())
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                      key=lambda path: int(Path(path).parent.parent.name))
+    if versions:
+        return Path(versions[-1]).parent
+    if shutil.which("initdb"):
+        return Path(shutil.which("initdb") or "").parent
+    raise RuntimeError("PostgreSQL's server is not installed (Debian: apt-get install "
+                       "postgresql); set POSTGRES_BIN to the directory of initdb.")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server on a free loopback port, for tests and benchmarks.
+
+    Its data lives in a temporary directory and is tuned for speed, not durability
+    (``fsync=off``): a test database is rebuilt at every start. PostgreSQL refuses to run
+    as root, so as root it runs as the ``postgres`` user that Debian's package creates.
+    """
+
+    def __init__(self, *, timeout: float = 60) -> None:
+        self.bin = _postgres_bin()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="workflow-postgres-"))
+        self.data = self.root / "data"
+        self._names = itertools.count(1)
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            os.chmod(self.root, 0o777)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                   "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+        self.log = self.root / "server.log"
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [*self._as, str(self.bin / "postgres"), "-D", str(self.data),
+                 "-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1",
+                 "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "full_page_writes=off", "-c", "max_connections=400",
+                 "-c", "shared_buffers=64MB"],
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = subprocess.run(
+                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port),
+                 "-U", "postgres"], capture_output=True)
+            if ready.returncode == 0:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"PostgreSQL did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def _run(self, command: list[str]) -> None:
+        done = subprocess.run([*self._as, *command], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed:\n{done.stdout}{done.stderr}")
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of a database on this server."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database; its URL."""
+        import psycopg
+
+        name = name or f"test_{next(self._names)}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.url(name)
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run one statement with psql; what it printed."""
+        done = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", statement],
+            capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr}")
+        return done.stdout
+
+    def stop(self) -> None:
+        """Stop the server and remove its data."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        shutil.rmtree(self.root, ignore_errors=True)

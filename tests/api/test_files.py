@@ -98,8 +98,8 @@ class TestUpload:
         replaced = upload(client, b"b\n2\n", query="?overwrite=true")
         assert replaced.json["columns"] == ["b"]
 
-    def test_too_large(self, tmp_path: Any) -> None:
-        app = create_app(make_settings(tmp_path, max_upload_bytes=1000))
+    def test_too_large(self, tmp_path: Any, database_url: str) -> None:
+        app = create_app(make_settings(tmp_path, database_url=database_url, max_upload_bytes=1000))
         response = upload(app.test_client(), b"a\n" + b"1\n" * 2000)
         assert (response.status_code, response.json["code"]) == (413, "payload_too_large")
         assert list((tmp_path / "files").iterdir()) == []
@@ -187,7 +187,8 @@ class TestMessagesQuoteLittle:
 
     @given(content=st.binary(max_size=300))
     @settings(max_examples=60, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+              suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                     HealthCheck.differing_executors])
     def test_any_bytes_are_a_table_or_a_short_problem(
         self, client: FlaskClient, content: bytes
     ) -> None:
@@ -223,9 +224,9 @@ class TestColumnLimit:
         assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 1001)
 
     @pytest.fixture
-    def narrow(self, tmp_path: Any) -> Any:
+    def narrow(self, tmp_path: Any, database_url: str) -> Any:
         """An app that reads at most three columns."""
-        app = create_app(make_settings(tmp_path, max_csv_columns=3))
+        app = create_app(make_settings(tmp_path, database_url=database_url, max_csv_columns=3))
         (tmp_path / "files" / "four.csv").write_bytes(b"a,b,c,d\n1,2,3,4\n")
         yield app.test_client()
         app.extensions[RUNNER].close()
@@ -257,10 +258,11 @@ class TestSamples:
     SAMPLES = ROOT / "data"
 
     @pytest.fixture
-    def shipped(self, tmp_path: Any) -> Any:
+    def shipped(self, tmp_path: Any, database_url: str) -> Any:
         """An app whose samples are the repository's data/ and whose uploads are empty."""
         before = {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()}
-        app = create_app(make_settings(tmp_path, samples_dir=self.SAMPLES))
+        app = create_app(make_settings(tmp_path, database_url=database_url,
+                                       samples_dir=self.SAMPLES))
         yield app.test_client()
         app.extensions[RUNNER].close()
         app.extensions[EXTENSION].store.dispose()

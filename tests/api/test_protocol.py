@@ -77,8 +77,8 @@ class TestHealth:
 
 
 class TestCors:
-    def test_allows_the_configured_origin(self, tmp_path: object) -> None:
-        settings = make_settings(tmp_path, cors_origins="https://app.example")
+    def test_allows_the_configured_origin(self, tmp_path: object, database_url: str) -> None:
+        settings = make_settings(tmp_path, database_url=database_url, cors_origins="https://app.example")
         client = create_app(settings).test_client()
         allowed = client.get("/health", headers={"Origin": "https://app.example"})
         other = client.get("/health", headers={"Origin": "https://evil.example"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,8 +65,8 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    found = Store(make_engine(f"sqlite:///{tmp_path / 'wf.db'}"))
+def store(database_url: str) -> Iterator[Store]:
+    found = Store(make_engine(database_url))
     found.create_schema()
     yield found
     found.dispose()

@@ -21,10 +21,11 @@ from workflow_engine.api import EXTENSION, RUNNER
 
 
 @pytest.fixture
-def client(tmp_path: Path, sandbox: Sandbox) -> Iterator[FlaskClient]:
+def client(tmp_path: Path, sandbox: Sandbox, database_url: str) -> Iterator[FlaskClient]:
     (tmp_path / "files").mkdir()
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
-    app = create_app(make_settings(tmp_path, sixtyfour_api_key="sandbox-key",
+    app = create_app(make_settings(tmp_path, database_url=database_url,
+                                   sixtyfour_api_key="sandbox-key",
                                    sixtyfour_base_url=sandbox.url,
                                    sixtyfour_rate_per_minute=6000))
     yield app.test_client()

@@ -29,7 +29,7 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path, sandbox: Sandbox) -> Iterator[Served]:
+def served(tmp_path: Path, sandbox: Sandbox, database_url: str) -> Iterator[Served]:
     """The app on a real loopback port, telling the sandbox to call it back."""
     (tmp_path / "files").mkdir()
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
@@ -37,7 +37,8 @@ def served(tmp_path: Path, sandbox: Sandbox) -> Iterator[Served]:
                          request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.port}"
     app = create_app(make_settings(
-        tmp_path, sixtyfour_api_key="sandbox-key", sixtyfour_base_url=sandbox.url,
+        tmp_path, database_url=database_url, sixtyfour_api_key="sandbox-key",
+        sixtyfour_base_url=sandbox.url,
         sixtyfour_rate_per_minute=6000, public_url=url, webhook_secret="s3cret"))
     server.app = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -39,10 +39,15 @@ __all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> Engine:
-    """An engine for ``url``; for SQLite, a WAL-mode file with its directory created."""
+    """An engine for ``url``: for SQLite, a WAL-mode file with its directory created; for
+    PostgreSQL, psycopg 3 (``postgresql://`` means that driver here)."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=16, max_overflow=16)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
