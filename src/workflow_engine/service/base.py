@@ -90,8 +90,8 @@ class ServiceBase:
             f"No definition has id '{definition_id}'.", definition_id=definition_id
         )
 
-    def _instance(self, tx: Transaction, instance_id: str) -> Instance:
-        instance = tx.instance(instance_id)
+    def _instance(self, tx: Transaction, instance_id: str, *, lock: bool = False) -> Instance:
+        instance = tx.instance(instance_id, lock=lock)
         if instance is None:
             raise InstanceNotFound(f"No instance has id '{instance_id}'.", instance_id=instance_id)
         return instance

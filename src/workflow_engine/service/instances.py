@@ -11,6 +11,7 @@ from typing import Any
 from .. import core
 from ..core import Event, Instance, Workflow
 from ..errors import IdempotencyKeyReused, InstanceExists, PreconditionFailed, Problem
+from ..store import Transaction
 from .base import ServiceBase
 
 __all__ = ["FireResult", "Instances"]
@@ -60,26 +61,35 @@ class Instances(ServiceBase):
             if instance_id is not None:
                 existing = tx.instance(instance_id)
                 if existing is not None:
-                    same_version = version in (None, existing.definition_version)
-                    if tx.start_request_hash(instance_id) != request_hash or not same_version:
-                        raise InstanceExists(
-                            f"Instance '{instance_id}' already exists and was started by a "
-                            "different request.", instance_id=instance_id,
-                        )
-                    workflow = self._load(
-                        tx, existing.definition_id, existing.definition_version
-                    )
-                    return existing, workflow, False
+                    return self._started_already(tx, existing, request_hash, version)
             workflow = self._load(tx, definition_id, version)
             change = core.start(
                 workflow, instance_id or uuid.uuid4().hex, now=self.clock(),
                 context=context, actor=actor,
             )
-            tx.insert_instance(change.instance, request_hash)
+            if not tx.insert_instance(change.instance, request_hash):
+                # A concurrent start with the same id committed first: answer as a retry.
+                winner = tx.instance(change.instance.id)
+                assert winner is not None, "an id is taken only by a stored instance"
+                return self._started_already(tx, winner, request_hash, version)
             tx.append_events(change.events)
             tx.after_commit(lambda: self.on_commit(change.instance, change.events))
         self._schedule(change.instance)
         return change.instance, workflow, True
+
+    def _started_already(
+        self, tx: Transaction, existing: Instance, request_hash: str, version: int | None
+    ) -> tuple[Instance, Workflow, bool]:
+        """A start naming an existing instance: the same request again answers it, a
+        different one is a conflict."""
+        same_version = version in (None, existing.definition_version)
+        if tx.start_request_hash(existing.id) != request_hash or not same_version:
+            raise InstanceExists(
+                f"Instance '{existing.id}' already exists and was started by a "
+                "different request.", instance_id=existing.id,
+            )
+        workflow = self._load(tx, existing.definition_id, existing.definition_version)
+        return existing, workflow, False
 
     def get_instance(self, instance_id: str) -> tuple[Instance, Workflow]:
         """An instance's current snapshot and the workflow version it runs."""
@@ -119,7 +129,10 @@ class Instances(ServiceBase):
     ) -> FireResult:
         """Fire an action on an instance: state and history change together or not at all."""
         with self.store.write() as tx:
-            instance = self._instance(tx, instance_id)
+            # A keyed fire holds the instance's row while it looks up the key, so the
+            # concurrent copies of one request queue behind the first and replay its
+            # answer instead of losing the race to it (409).
+            instance = self._instance(tx, instance_id, lock=idempotency_key is not None)
             workflow = self._load(tx, instance.definition_id, instance.definition_version)
             if idempotency_key is not None:
                 earlier = tx.idempotency_key(instance_id, idempotency_key)

@@ -158,6 +158,7 @@ def _definition(row: RowMapping) -> StoredDefinition:
 # The statements of the hot path (fire an action), built once: building a statement with
 # its values costs more than running it on SQLite.
 _SELECT_INSTANCE = select(schema.instances).where(schema.instances.c.id == bindparam("b_id"))
+_SELECT_INSTANCE_FOR_UPDATE = _SELECT_INSTANCE.with_for_update()
 _UPDATE_INSTANCE = update(schema.instances).where(
     schema.instances.c.id == bindparam("b_id"),
     schema.instances.c.version == bindparam("b_version"),
@@ -292,9 +293,12 @@ class Transaction:
 
     # -- instances ----------------------------------------------------------------------
 
-    def instance(self, instance_id: str) -> Instance | None:
-        """An instance's current snapshot."""
-        row = self.connection.execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().first()
+    def instance(self, instance_id: str, *, lock: bool = False) -> Instance | None:
+        """An instance's current snapshot; with ``lock``, its row stays locked until the
+        transaction ends (``FOR UPDATE``: a concurrent locker waits, then reads what this
+        one committed; SQLite's write transactions are serial already)."""
+        query = _SELECT_INSTANCE_FOR_UPDATE if lock else _SELECT_INSTANCE
+        row = self.connection.execute(query, {"b_id": instance_id}).mappings().first()
         return _instance(row) if row else None
 
     def start_request_hash(self, instance_id: str) -> str | None:
@@ -303,8 +307,17 @@ class Transaction:
         query = select(table.c.start_request_hash).where(table.c.id == instance_id)
         return self.connection.execute(query).scalar_one_or_none()
 
-    def insert_instance(self, instance: Instance, request_hash: str) -> None:
-        """Store a new instance."""
+    def insert_instance(self, instance: Instance, request_hash: str) -> bool:
+        """Store a new instance; False if its id was taken meanwhile (by a concurrent
+        start: the transaction goes on, and reads the winner's row)."""
+        try:
+            with self.connection.begin_nested():
+                self._insert_instance(instance, request_hash)
+        except IntegrityError:
+            return False
+        return True
+
+    def _insert_instance(self, instance: Instance, request_hash: str) -> None:
         self.connection.execute(insert(schema.instances).values(
             id=instance.id, definition_id=instance.definition_id,
             definition_version=instance.definition_version,
