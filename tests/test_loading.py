@@ -91,7 +91,7 @@ def test_a_missing_directory_stops_the_start(
     ],
 )
 def test_a_broken_file_stops_the_start_and_names_itself(
-    tmp_path: Path, content: str, words: str
+    tmp_path: Path, settings_for: SettingsFor, content: str, words: str
 ) -> None:
     """A server does not start half-configured: the error names the file and the problem."""
     directory = tmp_path / "defs"

@@ -41,7 +41,8 @@ ALLOWED_HEADERS = ["Content-Type", "If-Match", "Idempotency-Key", "X-Actor", "Au
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = now_ms) -> Flask:
-    """Build the application: store (tables created if missing), shipped definitions, routes.
+    """Build the application: store (schema migrated to the latest), shipped definitions,
+    routes.
 
     ``settings`` defaults to what the environment says; tests pass their own.
     """

@@ -191,8 +191,11 @@ class Store:
         )
 
     def create_schema(self) -> None:
-        """Create missing tables (existing ones are left as they are)."""
-        schema.metadata.create_all(self.engine)
+        """Create or upgrade the schema to the latest migration, under a lock shared by
+        every process that starts on this database."""
+        from .migrations import upgrade
+
+        upgrade(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:

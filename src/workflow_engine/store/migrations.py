@@ -1,0 +1,59 @@
+"""Schema migrations (Alembic), applied at start under a lock.
+
+Every server and worker calls :func:`upgrade` when it starts, so several may start at once
+on an empty database: the first to take the lock creates or upgrades the schema, the
+others wait for it and then find nothing left to do. On PostgreSQL the lock is a
+transaction-scoped advisory lock, and the DDL runs in that same transaction; on SQLite
+the write transaction (``BEGIN IMMEDIATE``) is the lock.
+
+A database made before migrations existed (tables, but no ``alembic_version``) is
+recognised and stamped at the first revision, then upgraded like any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, inspect, text
+
+__all__ = ["HEAD", "current_revision", "upgrade"]
+
+SCRIPTS = Path(__file__).with_name("migrations")
+HEAD = "head"
+# Any constant shared by every process of the engine: pg_advisory_xact_lock's key.
+_LOCK_KEY = 0x776F726B666C6F77  # "workflow"
+_BEFORE_MIGRATIONS = "0001"
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine, revision: str = HEAD) -> None:
+    """Bring the schema to ``revision`` (the latest by default), waiting for any other
+    process doing the same."""
+    with engine.connect() as connection:
+        connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                   {"key": _LOCK_KEY})
+            config = _config(connection)
+            tables = set(inspect(connection).get_table_names())
+            if "alembic_version" not in tables and "instances" in tables:
+                command.stamp(config, _BEFORE_MIGRATIONS)
+            command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        found: str | None = MigrationContext.configure(connection).get_current_revision()
+        return found
