@@ -337,3 +337,14 @@ def test_enrichment_killed_while_a_submission_awaits_its_answer_resubmits_if_tol
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
             ) == (LEADS + 1, LEADS, {held["canonical"]: 2})
+
+
+def test_the_database_password_never_reaches_the_log(tmp_path: Path, database_url: str) -> None:
+    """The start-up line names the database with its password masked."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite URL has no password")
+    with_password = database_url.replace("postgres@", "postgres:hunter2-secret@")
+    with running_server(with_password, data_dir=tmp_path) as server:
+        output = server.output()
+    assert "hunter2-secret" not in output
+    assert "postgres:***@" in output

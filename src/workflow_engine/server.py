@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
@@ -247,7 +248,9 @@ def configure(args: argparse.Namespace) -> Settings:
         )
 
     logs.configure(settings.log_level)
-    log.info("database: %s", settings.database_url)
+    # A URL's password never reaches the logs.
+    log.info("database: %s", make_url(settings.database_url).render_as_string(
+        hide_password=True))
     log.info("definitions: %s", settings.definitions_dir or "(none)")
     if not settings.sixtyfour_api_key:
         log.warning("SIXTYFOUR_API_KEY is not set: enrichment blocks use the built-in "
