@@ -9,7 +9,7 @@ PostgreSQL server that the session starts on a free port. ``--databases=sqlite``
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +108,37 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url=database_url)
 
 
+def close_app(application: Flask) -> None:
+    """Stop an application's runner and close its database connections."""
+    application.extensions[RUNNER].close()
+    application.extensions[EXTENSION].store.dispose()
+
+
+BuildApp = Callable[[Settings], Flask]
+
+
+@pytest.fixture
+def build_app() -> Iterator[BuildApp]:
+    """``create_app`` for tests that need their own settings; every app it built is
+    closed when the test ends (no connection is left to the garbage collector)."""
+    built: list[Flask] = []
+
+    def build(settings: Settings) -> Flask:
+        application = create_app(settings)
+        built.append(application)
+        return application
+
+    yield build
+    for application in built:
+        close_app(application)
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     """The real application."""
     application = create_app(settings)
     yield application
-    application.extensions[RUNNER].close()
-    application.extensions[EXTENSION].store.dispose()
+    close_app(application)
 
 
 @pytest.fixture

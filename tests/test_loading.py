@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFINITIONS, approval, make_settings
-from workflow_engine import create_app
+from tests.conftest import DEFINITIONS, BuildApp, approval, make_settings
 from workflow_engine.api import EXTENSION
 from workflow_engine.errors import ValidationFailed
 from workflow_engine.settings import Settings
@@ -25,10 +24,10 @@ def settings_for(tmp_path: Path, database_url: str) -> SettingsFor:
 
 
 def test_shipped_definitions_load_and_are_valid_without_warnings(
-    tmp_path: Path, settings_for: SettingsFor
+    tmp_path: Path, settings_for: SettingsFor, build_app: BuildApp,
 ) -> None:
     """Every shipped definition loads; none carries a warning."""
-    app = create_app(settings_for(DEFINITIONS))
+    app = build_app(settings_for(DEFINITIONS))
     listed = app.test_client().get("/api/definitions").json["items"]
     assert {d["id"] for d in listed} == {
         json.loads(p.read_text())["id"] for p in DEFINITIONS.glob("*.json")}
@@ -38,37 +37,37 @@ def test_shipped_definitions_load_and_are_valid_without_warnings(
 
 
 def test_loading_again_is_idempotent_and_changes_make_versions(
-    tmp_path: Path, settings_for: SettingsFor
+    tmp_path: Path, settings_for: SettingsFor, build_app: BuildApp,
 ) -> None:
     """Same files: nothing new. A changed file: its next version."""
     directory = tmp_path / "defs"
     directory.mkdir()
     (directory / "a.json").write_text(json.dumps(approval()))
-    first = create_app(settings_for(directory))
+    first = build_app(settings_for(directory))
     first.extensions[EXTENSION].store.dispose()
-    second = create_app(settings_for(directory))
+    second = build_app(settings_for(directory))
     client = second.test_client()
     assert client.get("/api/definitions/approval/versions").json["versions"] == [1]
     second.extensions[EXTENSION].store.dispose()
 
     (directory / "a.json").write_text(json.dumps(approval(name="Renamed")))
-    third = create_app(settings_for(directory))
+    third = build_app(settings_for(directory))
     assert third.test_client().get("/api/definitions/approval").json["version"] == 2
     third.extensions[EXTENSION].store.dispose()
 
 
 def test_loading_again_keeps_versions_made_through_the_api(
-    tmp_path: Path, settings_for: SettingsFor
+    tmp_path: Path, settings_for: SettingsFor, build_app: BuildApp,
 ) -> None:
     """A file already stored as some version stores nothing, even when the API made a newer
     one: a restart does not undo the API's edits."""
     directory = tmp_path / "defs"
     directory.mkdir()
     (directory / "a.json").write_text(json.dumps(approval()))
-    first = create_app(settings_for(directory))
+    first = build_app(settings_for(directory))
     first.test_client().put("/api/definitions/approval", json=approval(name="Edited"))
     first.extensions[EXTENSION].store.dispose()
-    again = create_app(settings_for(directory))
+    again = build_app(settings_for(directory))
     client = again.test_client()
     assert client.get("/api/definitions/approval/versions").json["versions"] == [1, 2]
     assert client.get("/api/definitions/approval").json["name"] == "Edited"
@@ -76,10 +75,10 @@ def test_loading_again_keeps_versions_made_through_the_api(
 
 
 def test_a_missing_directory_stops_the_start(
-    tmp_path: Path, settings_for: SettingsFor
+    tmp_path: Path, settings_for: SettingsFor, build_app: BuildApp,
 ) -> None:
     with pytest.raises(ValidationFailed, match="does not exist"):
-        create_app(settings_for(tmp_path / "nowhere"))
+        build_app(settings_for(tmp_path / "nowhere"))
 
 
 @pytest.mark.parametrize(
@@ -91,13 +90,13 @@ def test_a_missing_directory_stops_the_start(
     ],
 )
 def test_a_broken_file_stops_the_start_and_names_itself(
-    tmp_path: Path, settings_for: SettingsFor, content: str, words: str
+    tmp_path: Path, settings_for: SettingsFor, content: str, words: str, build_app: BuildApp,
 ) -> None:
     """A server does not start half-configured: the error names the file and the problem."""
     directory = tmp_path / "defs"
     directory.mkdir()
     (directory / "broken.json").write_text(content)
     with pytest.raises(ValidationFailed) as caught:
-        create_app(settings_for(directory))
+        build_app(settings_for(directory))
     assert "broken.json" in str(caught.value)
     assert words in str(caught.value)

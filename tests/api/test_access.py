@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import ROOT, approval, make_settings
-from workflow_engine import create_app
+from tests.conftest import ROOT, BuildApp, approval, make_settings
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.auth import digest
 
@@ -37,11 +36,11 @@ def bearer(name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def secured(tmp_path: Path, database_url: str) -> Iterator[FlaskClient]:
+def secured(tmp_path: Path, database_url: str, build_app: BuildApp) -> Iterator[FlaskClient]:
     """An app with tokens from a tokens file, the test definition stored."""
     tokens_file = tmp_path / "tokens.json"
     tokens_file.write_text(json.dumps({"tokens": entries()}))
-    app = create_app(make_settings(tmp_path, database_url=database_url, tokens_file=tokens_file))
+    app = build_app(make_settings(tmp_path, database_url=database_url, tokens_file=tokens_file))
     client = app.test_client()
     assert client.post("/api/definitions", json=approval(),
                        headers=bearer("admin")).status_code == 201
@@ -133,8 +132,8 @@ def test_tokens_never_reach_the_logs(
     assert "leaked-guess" not in caplog.text
 
 
-def test_tokens_in_the_environment(tmp_path: Path, database_url: str) -> None:
-    app = create_app(make_settings(tmp_path, database_url=database_url,
+def test_tokens_in_the_environment(tmp_path: Path, database_url: str, build_app: BuildApp) -> None:
+    app = build_app(make_settings(tmp_path, database_url=database_url,
                                    api_tokens=json.dumps(entries()[:1])))
     client = app.test_client()
     assert client.get("/api/definitions").status_code == 401

@@ -14,8 +14,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from tests.api.conftest import post_definition, run
-from tests.conftest import ROOT, make_settings
-from workflow_engine import create_app
+from tests.conftest import ROOT, BuildApp, make_settings
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.settings import Settings
 
@@ -98,8 +97,8 @@ class TestUpload:
         replaced = upload(client, b"b\n2\n", query="?overwrite=true")
         assert replaced.json["columns"] == ["b"]
 
-    def test_too_large(self, tmp_path: Any, database_url: str) -> None:
-        app = create_app(make_settings(tmp_path, database_url=database_url, max_upload_bytes=1000))
+    def test_too_large(self, tmp_path: Any, database_url: str, build_app: BuildApp) -> None:
+        app = build_app(make_settings(tmp_path, database_url=database_url, max_upload_bytes=1000))
         response = upload(app.test_client(), b"a\n" + b"1\n" * 2000)
         assert (response.status_code, response.json["code"]) == (413, "payload_too_large")
         assert list((tmp_path / "files").iterdir()) == []
@@ -224,9 +223,9 @@ class TestColumnLimit:
         assert (refused.json["code"], refused.json["column_count"]) == ("csv_invalid", 1001)
 
     @pytest.fixture
-    def narrow(self, tmp_path: Any, database_url: str) -> Any:
+    def narrow(self, tmp_path: Any, database_url: str, build_app: BuildApp) -> Any:
         """An app that reads at most three columns."""
-        app = create_app(make_settings(tmp_path, database_url=database_url, max_csv_columns=3))
+        app = build_app(make_settings(tmp_path, database_url=database_url, max_csv_columns=3))
         (tmp_path / "files" / "four.csv").write_bytes(b"a,b,c,d\n1,2,3,4\n")
         yield app.test_client()
         app.extensions[RUNNER].close()
@@ -258,10 +257,10 @@ class TestSamples:
     SAMPLES = ROOT / "data"
 
     @pytest.fixture
-    def shipped(self, tmp_path: Any, database_url: str) -> Any:
+    def shipped(self, tmp_path: Any, database_url: str, build_app: BuildApp) -> Any:
         """An app whose samples are the repository's data/ and whose uploads are empty."""
         before = {p.name: p.read_bytes() for p in self.SAMPLES.iterdir()}
-        app = create_app(make_settings(tmp_path, database_url=database_url,
+        app = build_app(make_settings(tmp_path, database_url=database_url,
                                        samples_dir=self.SAMPLES))
         yield app.test_client()
         app.extensions[RUNNER].close()

@@ -9,8 +9,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 from sqlalchemy import create_engine
 
-from tests.conftest import make_settings
-from workflow_engine import create_app
+from tests.conftest import BuildApp, make_settings
 from workflow_engine.api import EXTENSION
 
 PROBLEM = "application/problem+json"
@@ -77,9 +76,11 @@ class TestHealth:
 
 
 class TestCors:
-    def test_allows_the_configured_origin(self, tmp_path: object, database_url: str) -> None:
+    def test_allows_the_configured_origin(
+        self, tmp_path: object, database_url: str, build_app: BuildApp
+    ) -> None:
         settings = make_settings(tmp_path, database_url=database_url, cors_origins="https://app.example")
-        client = create_app(settings).test_client()
+        client = build_app(settings).test_client()
         allowed = client.get("/health", headers={"Origin": "https://app.example"})
         other = client.get("/health", headers={"Origin": "https://evil.example"})
         assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"

@@ -14,17 +14,18 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, BuildApp, make_settings
 from tests.sixtyfour.conftest import Sandbox
-from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 
 
 @pytest.fixture
-def client(tmp_path: Path, sandbox: Sandbox, database_url: str) -> Iterator[FlaskClient]:
+def client(
+    tmp_path: Path, sandbox: Sandbox, database_url: str, build_app: BuildApp
+) -> Iterator[FlaskClient]:
     (tmp_path / "files").mkdir()
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
-    app = create_app(make_settings(tmp_path, database_url=database_url,
+    app = build_app(make_settings(tmp_path, database_url=database_url,
                                    sixtyfour_api_key="sandbox-key",
                                    sixtyfour_base_url=sandbox.url,
                                    sixtyfour_rate_per_minute=6000))

@@ -14,10 +14,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, BuildApp, make_settings
 from tests.sixtyfour.conftest import Sandbox
 from tests.sixtyfour.test_blocks import EDUCATION, pipeline
-from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.sixtyfour import _QuietHandler
 
@@ -29,14 +28,16 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path, sandbox: Sandbox, database_url: str) -> Iterator[Served]:
+def served(
+    tmp_path: Path, sandbox: Sandbox, database_url: str, build_app: BuildApp
+) -> Iterator[Served]:
     """The app on a real loopback port, telling the sandbox to call it back."""
     (tmp_path / "files").mkdir()
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True,
                          request_handler=_QuietHandler)
     url = f"http://127.0.0.1:{server.port}"
-    app = create_app(make_settings(
+    app = build_app(make_settings(
         tmp_path, database_url=database_url, sixtyfour_api_key="sandbox-key",
         sixtyfour_base_url=sandbox.url,
         sixtyfour_rate_per_minute=6000, public_url=url, webhook_secret="s3cret"))
