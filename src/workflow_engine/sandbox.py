@@ -53,6 +53,9 @@ class SandboxConfig:
 
     api_key: str = "sandbox-key"
     rate_per_minute: int = 500
+    # The sliding window the rate is counted over (a minute, like the API); shorter in
+    # tests, so that a rate exceeded shows within seconds (the limit scales with it).
+    rate_window_seconds: float = 60.0
     latency_median: dict[str, float] = field(default_factory=lambda: {
         "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5})
     latency_spread: float = 0.25  # sigma of the log-normal
@@ -194,9 +197,10 @@ class _State:
     def admit(self, key: str) -> tuple[bool, int]:
         """Count a request against the key's minute; (allowed, remaining)."""
         now = time.monotonic()
-        limit = self.config.rate_per_minute
+        span = self.config.rate_window_seconds
+        limit = max(1, round(self.config.rate_per_minute * span / 60))
         window = self.window.setdefault(key, deque())
-        while window and window[0] <= now - 60:
+        while window and window[0] <= now - span:
             window.popleft()
         if len(window) >= limit:
             return False, 0

@@ -11,8 +11,9 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..metrics import Metrics
 from ..store import Store
+from ..store.budgets import RateBudgets
 from ..store.upstream import UpstreamJobs
-from .budget import RateBudget
+from .budget import RateBudget, SharedRateBudget
 from .client import JobStatus, SixtyfourClient, make_http
 from .config import DEFAULT_BASE_URL, ENDPOINTS, Polling, RateLimit, Retries
 from .jobs import Enricher, Outcome, request_key
@@ -28,6 +29,7 @@ __all__ = [
     "RateBudget",
     "RateLimit",
     "Retries",
+    "SharedRateBudget",
     "SixtyfourClient",
     "make_http",
     "request_key",
@@ -88,11 +90,13 @@ class Enrichment:
             key, base_url = config.api_key, f"http://127.0.0.1:{self._sandbox.port}"
             log.warning("SIXTYFOUR_API_KEY is not set: enrichment uses the built-in SANDBOX at "
                         "%s, which returns SIMULATED data", base_url)
-        client = SixtyfourClient(make_http(key, base_url), RateBudget(self.rate),
-                                 metrics=self.metrics)
         # Results are reused only from the same API and key: the sandbox's made-up answers
         # (on its own port each start) are never taken for real ones.
         namespace = f"{base_url}|{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        # One budget per key for every process on this database, named by a digest.
+        budget = SharedRateBudget(RateBudgets(self.store),
+                                  hashlib.sha256(namespace.encode()).hexdigest(), self.rate)
+        client = SixtyfourClient(make_http(key, base_url), budget, metrics=self.metrics)
         return Enricher(client, UpstreamJobs(self.store), polling=self.polling,
                         metrics=self.metrics, webhook_url=self.webhook_url,
                         namespace=namespace)

@@ -1,7 +1,7 @@
 """The Sixtyfour client: submit a job, ask how it is doing. Built on an injected
 ``httpx.Client`` (tests swap its transport or point it at the sandbox).
 
-Every request waits for the shared :class:`~.budget.RateBudget`. 429s (honouring
+Every request waits for the shared budget (:mod:`.budget`). 429s (honouring
 ``Retry-After``) and 5xx are retried, polls also after timeouts and network errors, with
 exponential backoff and full jitter. A submission is sent again only when it provably
 never left (the connection failed) or the API said it was not taken (429, 5xx): one whose
@@ -31,7 +31,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..metrics import Metrics
-from .budget import Kind, RateBudget
+from .budget import Budget, Kind
 from .config import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ENDPOINTS, Retries
 
 __all__ = ["JobStatus", "SixtyfourClient", "make_http"]
@@ -73,7 +73,7 @@ class SixtyfourClient:
     def __init__(
         self,
         http: httpx.Client,
-        budget: RateBudget,
+        budget: Budget,
         *,
         retries: Retries = Retries(),  # noqa: B008 - a frozen value object
         metrics: Metrics | None = None,

@@ -20,7 +20,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "definitions", "events", "idempotency_keys", "instances", "metadata", "upstream_jobs",
+    "definitions", "events", "idempotency_keys", "instances", "metadata", "rate_budgets",
+    "upstream_jobs",
 ]
 
 ID = 64
@@ -102,4 +103,13 @@ upstream_jobs = Table(
     Column("error", Text),
     Column("submitted_at", BigInteger),
     Column("finished_at", BigInteger),
+)
+
+# One row per enrichment API key (by a digest, never the key): when its next request may
+# leave. Every process reserves its requests' slots here, so all share one budget.
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("next_at", BigInteger, nullable=False),
 )
