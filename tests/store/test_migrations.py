@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from sqlalchemy import inspect, text
+import pytest
+from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import approval
+from tests.conftest import DEFINITIONS, approval
 from workflow_engine.store import Store, make_engine, schema
 from workflow_engine.store.migrations import current_revision, upgrade
 from workflow_engine.testing import ServerProcess, running_server
@@ -29,13 +31,22 @@ def head() -> str:
     return found
 
 
-def test_an_empty_database_is_brought_to_the_latest_revision(database_url: str) -> None:
-    engine = make_engine(database_url)
+# The tables of every release before migrations existed (revision 0001).
+BEFORE_MIGRATIONS = ("definitions", "instances", "events", "idempotency_keys", "upstream_jobs")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    found = make_engine(database_url)
+    yield found
+    found.dispose()
+
+
+def test_an_empty_database_is_brought_to_the_latest_revision(engine: Engine) -> None:
     assert current_revision(engine) is None
     Store(engine).create_schema()
     assert current_revision(engine) == head()
     assert set(schema.metadata.tables) <= set(inspect(engine).get_table_names())
-    engine.dispose()
 
 
 def test_upgrading_again_changes_nothing(database_url: str) -> None:
@@ -50,12 +61,10 @@ def test_upgrading_again_changes_nothing(database_url: str) -> None:
     store.dispose()
 
 
-def test_a_database_from_before_migrations_is_upgraded_not_recreated(
-    database_url: str,
-) -> None:
+def test_a_database_from_before_migrations_is_upgraded_not_recreated(engine: Engine) -> None:
     """Tables made without migrations (as every earlier release did) keep their rows."""
-    engine = make_engine(database_url)
-    schema.metadata.create_all(engine)
+    schema.metadata.create_all(engine, tables=[
+        schema.metadata.tables[name] for name in BEFORE_MIGRATIONS])
     with engine.begin() as connection:
         connection.execute(schema.upstream_jobs.insert().values(
             key="old", kind="enrich_lead", status="completed"))
@@ -64,7 +73,7 @@ def test_a_database_from_before_migrations_is_upgraded_not_recreated(
     with engine.connect() as connection:
         keys = connection.execute(text("SELECT key FROM upstream_jobs")).scalars().all()
     assert keys == ["old"]
-    engine.dispose()
+    assert set(schema.metadata.tables) <= set(inspect(engine).get_table_names())
 
 
 def test_concurrent_upgrades_of_an_empty_database_all_succeed(database_url: str) -> None:
@@ -94,11 +103,13 @@ def test_concurrent_upgrades_of_an_empty_database_all_succeed(database_url: str)
 def test_two_servers_started_at_once_on_an_empty_database_both_come_up(
     tmp_path: Path, database_url: str
 ) -> None:
-    """Both serve, and what one stores the other reads."""
+    """Both migrate the schema and load the shipped definitions at once; both serve, and
+    what one stores the other reads."""
     with ExitStack() as stack:
         # running_server waits for each to answer; start both before waiting on either.
         starting = [threading.Thread(target=lambda i=i: servers.__setitem__(
-            i, stack.enter_context(running_server(database_url, data_dir=tmp_path / str(i)))))
+            i, stack.enter_context(running_server(
+                database_url, data_dir=tmp_path / str(i), definitions=DEFINITIONS))))
             for i in range(2)]
         servers: dict[int, ServerProcess] = {}
         for thread in starting:

@@ -121,6 +121,17 @@ class Definitions(ServiceBase):
         with self.store.read() as tx:
             return [self._workflow(d) for d in tx.latest_definitions(after=after, limit=limit)]
 
+    def _load_file(self, definition_id: str, document: Any) -> Saved:
+        """Store a shipped file's content unless it is stored. Servers starting at once
+        load the same files at once: the one whose insert loses the race reads again and
+        finds the winner's version (the same content), so it stores nothing."""
+        for _ in range(2):
+            try:
+                return self.put_definition(definition_id, document, unless_stored=True)
+            except ConcurrentModification:
+                continue
+        return self.put_definition(definition_id, document, unless_stored=True)
+
     def load_directory(self, directory: Path) -> list[Saved]:
         """Load every ``*.json`` definition in ``directory``, idempotently.
 
@@ -146,7 +157,7 @@ class Definitions(ServiceBase):
                     errors=[Problem("id", "missing_field", "A string id is required.")],
                 )
             try:
-                outcome = self.put_definition(definition_id, document, unless_stored=True)
+                outcome = self._load_file(definition_id, document)
             except DefinitionInvalid as exc:
                 problems = "; ".join(f"{p.path}: {p.message}" for p in exc.errors)
                 raise DefinitionInvalid(f"{path}: {problems}", errors=exc.errors) from exc

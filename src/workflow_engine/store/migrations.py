@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-SCRIPTS = Path(__file__).with_name("migrations")
+SCRIPTS = Path(__file__).with_name("migration_scripts")
 HEAD = "head"
 # Any constant shared by every process of the engine: pg_advisory_xact_lock's key.
 _LOCK_KEY = 0x776F726B666C6F77  # "workflow"

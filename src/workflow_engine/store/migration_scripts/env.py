@@ -1,4 +1,4 @@
-"""Alembic's environment: migrations run on the connection that :mod:`..migrations`
+"""Alembic's environment: migrations run on the connection that ``store.migrations``
 hands over, inside its transaction and under its lock."""
 
 from __future__ import annotations
