@@ -13,23 +13,8 @@ from sqlalchemy import Engine, inspect, text
 
 from tests.conftest import DEFINITIONS, approval
 from workflow_engine.store import Store, make_engine, schema
-from workflow_engine.store.migrations import current_revision, upgrade
+from workflow_engine.store.migrations import current_revision, head_revision, upgrade
 from workflow_engine.testing import ServerProcess, running_server
-
-
-def head() -> str:
-    """The latest revision of the shipped migrations."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from workflow_engine.store.migrations import SCRIPTS
-
-    config = Config()
-    config.set_main_option("script_location", str(SCRIPTS))
-    found = ScriptDirectory.from_config(config).get_current_head()
-    assert found is not None
-    return found
-
 
 # The tables of every release before migrations existed (revision 0001).
 BEFORE_MIGRATIONS = ("definitions", "instances", "events", "idempotency_keys", "upstream_jobs")
@@ -45,7 +30,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 def test_an_empty_database_is_brought_to_the_latest_revision(engine: Engine) -> None:
     assert current_revision(engine) is None
     Store(engine).create_schema()
-    assert current_revision(engine) == head()
+    assert current_revision(engine) == head_revision()
     assert set(schema.metadata.tables) <= set(inspect(engine).get_table_names())
 
 
@@ -69,7 +54,7 @@ def test_a_database_from_before_migrations_is_upgraded_not_recreated(engine: Eng
         connection.execute(schema.upstream_jobs.insert().values(
             key="old", kind="enrich_lead", status="completed"))
     Store(engine).create_schema()
-    assert current_revision(engine) == head()
+    assert current_revision(engine) == head_revision()
     with engine.connect() as connection:
         keys = connection.execute(text("SELECT key FROM upstream_jobs")).scalars().all()
     assert keys == ["old"]
@@ -95,7 +80,7 @@ def test_concurrent_upgrades_of_an_empty_database_all_succeed(database_url: str)
     for thread in threads:
         thread.join()
     assert failures == []
-    assert current_revision(engines[0]) == head()
+    assert current_revision(engines[0]) == head_revision()
     for engine in engines:
         engine.dispose()
 

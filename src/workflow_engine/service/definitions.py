@@ -125,12 +125,14 @@ class Definitions(ServiceBase):
         """Store a shipped file's content unless it is stored. Servers starting at once
         load the same files at once: the one whose insert loses the race reads again and
         finds the winner's version (the same content), so it stores nothing."""
-        for _ in range(2):
+        attempts = 3
+        for attempt in range(attempts):
             try:
                 return self.put_definition(definition_id, document, unless_stored=True)
             except ConcurrentModification:
-                continue
-        return self.put_definition(definition_id, document, unless_stored=True)
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def load_directory(self, directory: Path) -> list[Saved]:
         """Load every ``*.json`` definition in ``directory``, idempotently.

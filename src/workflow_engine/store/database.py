@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..core import Event, EventType, Instance, InstanceStatus, TableInfo
 from ..errors import ServiceUnavailable
-from . import schema
+from . import migrations, schema
 
 __all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
 
@@ -193,9 +193,7 @@ class Store:
     def create_schema(self) -> None:
         """Create or upgrade the schema to the latest migration, under a lock shared by
         every process that starts on this database."""
-        from .migrations import upgrade
-
-        upgrade(self.engine)
+        migrations.upgrade(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:

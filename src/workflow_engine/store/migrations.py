@@ -16,9 +16,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-__all__ = ["HEAD", "current_revision", "upgrade"]
+__all__ = ["HEAD", "current_revision", "head_revision", "upgrade"]
 
 SCRIPTS = Path(__file__).with_name("migration_scripts")
 HEAD = "head"
@@ -27,11 +29,18 @@ _LOCK_KEY = 0x776F726B666C6F77  # "workflow"
 _BEFORE_MIGRATIONS = "0001"
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = connection
     return config
+
+
+def head_revision() -> str:
+    """The latest revision of the shipped migrations."""
+    found = ScriptDirectory.from_config(_config()).get_current_head()
+    assert found is not None, "the shipped migrations have a head"
+    return found
 
 
 def upgrade(engine: Engine, revision: str = HEAD) -> None:
@@ -52,8 +61,6 @@ def upgrade(engine: Engine, revision: str = HEAD) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None: no schema yet)."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
         found: str | None = MigrationContext.configure(connection).get_current_revision()
         return found
