@@ -173,6 +173,11 @@ class Runner:
                 self._changed.notify_all()
                 return
 
+    def _still_pending(self, run: PendingRun) -> bool:
+        """Whether ``run`` is still the block its instance waits on."""
+        current = self.service.pending_run(run.instance.id)
+        return current is not None and current.started.seq == run.started.seq
+
     def _execute(
         self, run: PendingRun, recent: tuple[int, pd.DataFrame] | None
     ) -> tuple[int, pd.DataFrame] | None:
@@ -185,9 +190,13 @@ class Runner:
                             seq=run.started.seq)
         with self._changed:
             self._progress[instance.id] = progress
-            if instance.id in self._cancel_requested:
-                self._cancel_requested.discard(instance.id)
-                progress.cancel.set()
+            cancel_asked = instance.id in self._cancel_requested
+            self._cancel_requested.discard(instance.id)
+        # A cancel that came while the instance waited for a worker may have been for an
+        # earlier run that a retry has replaced since: the store says whether this run is
+        # still the pending one. (A cancel from now on finds its progress and sets it.)
+        if cancel_asked and not self._still_pending(run):
+            progress.cancel.set()
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             cancel=progress.cancel, enrichment=self.enrichment,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from tests.api.conftest import Sleep, post_definition, run
-from tests.conftest import DEFINITIONS
+from tests.conftest import DEFINITIONS, BuildApp, make_settings
+from workflow_engine.api import RUNNER
+from workflow_engine.blocks import BLOCKS
 
 ARIGLAD: dict[str, Any] = json.loads((DEFINITIONS / "ariglad-leads.json").read_text())
 
@@ -326,6 +329,30 @@ class TestCancel:
         retried = client.post("/api/instances/c2/retry?wait=5")
         assert (retried.status_code, retried.json["status"]) == (200, "active")
         types = [e["type"] for e in history(client, "c2")]
+        assert types[-3:] == ["block_cancelled", "block_started", "block_succeeded"]
+
+    def test_a_cancel_before_the_block_started_does_not_cancel_its_retry(
+        self, tmp_path: Path, database_url: str, build_app: BuildApp
+    ) -> None:
+        """With the only block worker busy, a run is cancelled and retried while it waits
+        for the worker: the cancel stops the cancelled run, and the retried run still
+        runs to its end instead of being taken for the cancelled one."""
+        app = build_app(make_settings(tmp_path, database_url=database_url, block_workers=1))
+        app.extensions[RUNNER].catalog.blocks = {**BLOCKS, Sleep.kind: Sleep}
+        client = app.test_client()
+        post_definition(client, {**sleeper(seconds=60), "id": "blocker"})
+        post_definition(client, sleeper(seconds=0.1))
+        client.post("/api/instances", json={"definition_id": "blocker", "id": "b"})
+        client.post("/api/instances/b/actions/run")
+        wait_for(client, "b", "running", with_progress=True)  # the worker is taken
+        client.post("/api/instances", json={"definition_id": "sleeper", "id": "c3"})
+        client.post("/api/instances/c3/actions/run")
+        client.post("/api/instances/c3/cancel")
+        client.post("/api/instances/c3/retry")
+        client.post("/api/instances/b/cancel")  # frees the worker for c3's runs
+        retried = client.get("/api/instances/c3?wait=10").json
+        assert retried["status"] == "active", retried
+        types = [e["type"] for e in history(client, "c3")]
         assert types[-3:] == ["block_cancelled", "block_started", "block_succeeded"]
 
 
