@@ -1,9 +1,10 @@
 """Fixtures: a real application over a real database, in a temporary directory.
 
-Every test that takes ``database_url`` (and so every test built on ``settings``, ``app``
-or ``client``) runs twice: on a fresh SQLite file and on a fresh database of a real
-PostgreSQL server that the session starts on a free port. ``--databases=sqlite`` (or
-``postgresql``) runs one of them only.
+Every test that takes ``database_url`` runs on a fresh SQLite file and on a fresh database
+of a real PostgreSQL server that the session starts on a free port. Every test built on
+``settings`` (so on ``app`` or ``client``) runs a third time, ``procrastinate``: on
+PostgreSQL with the task queue, its blocks run by a queue worker in a thread of the test
+process. ``--databases=sqlite`` (or any comma-separated choice) runs those only.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.service import WorkflowService
 from workflow_engine.settings import Settings
-from workflow_engine.testing import PostgresServer
+from workflow_engine.testing import PostgresServer, QueueWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
+WORKER = "tests.queue_worker"
 
 APPROVAL: dict[str, Any] = {
     "id": "approval",
@@ -55,7 +57,9 @@ def approval(**changes: Any) -> dict[str, Any]:
     return document
 
 
-DATABASES = ("sqlite", "postgresql")
+DATABASES = ("sqlite", "postgresql", "procrastinate")
+# The variants that only the task engine tells apart.
+QUEUED = "procrastinate"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +75,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         unknown = set(chosen) - set(DATABASES)
         if unknown:
             raise pytest.UsageError(f"--databases: unknown {sorted(unknown)}")
+        if "settings" not in metafunc.fixturenames:
+            chosen = [name for name in chosen if name != QUEUED]
         metafunc.parametrize("database", chosen, scope="session")
 
 
@@ -85,7 +91,7 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def database_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty database of the kind the test runs on."""
-    if database == "postgresql":
+    if database in ("postgresql", QUEUED):
         server: PostgresServer = request.getfixturevalue("postgres")
         return server.create_database()
     return f"sqlite:///{tmp_path / 'workflow.db'}"
@@ -102,14 +108,33 @@ def make_settings(root: Path, **changes: Any) -> Settings:
     })
 
 
+QUEUE_SETTINGS: dict[str, Any] = {
+    "task_engine": "procrastinate", "block_heartbeat_seconds": 0.2, "block_lease_seconds": 2,
+}
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, database: str) -> Settings:
     """Settings for an app over a fresh database, without shipped definitions."""
-    return make_settings(tmp_path, database_url=database_url)
+    return make_settings(tmp_path, database_url=database_url,
+                         **(QUEUE_SETTINGS if database == QUEUED else {}))
+
+
+def open_app(settings: Settings) -> Flask:
+    """``create_app``, and with a task queue, a queue worker for the app's runner."""
+    application = create_app(settings)
+    runner = application.extensions[RUNNER]
+    if runner.queue is not None:
+        application.extensions[WORKER] = QueueWorker(runner)
+    return application
 
 
 def close_app(application: Flask) -> None:
-    """Stop an application's runner and close its database connections."""
+    """Stop an application's runner (and queue worker) and close its database
+    connections."""
+    worker = application.extensions.get(WORKER)
+    if worker is not None:
+        worker.stop()
     application.extensions[RUNNER].close()
     application.extensions[EXTENSION].store.dispose()
 
@@ -124,7 +149,7 @@ def build_app() -> Iterator[BuildApp]:
     built: list[Flask] = []
 
     def build(settings: Settings) -> Flask:
-        application = create_app(settings)
+        application = open_app(settings)
         built.append(application)
         return application
 
@@ -136,7 +161,7 @@ def build_app() -> Iterator[BuildApp]:
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     """The real application."""
-    application = create_app(settings)
+    application = open_app(settings)
     yield application
     close_app(application)
 

@@ -23,6 +23,8 @@ The tree, split by who has to react::
     ├── Conflict (409)                  the request is fine, the current state forbids it
     │   ├── DefinitionExists, InstanceExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
+    │   ├── RunHeldElsewhere            a worker meets a run another worker holds
+    │   ├── RunInterrupted              a worker stops with a run unfinished
     │   └── TransitionNotAllowed
     │       ├── InstanceFinal, ActionDisabled, InstanceBusy, BlockNotSucceeded
     │       └── ActionNotAvailable, TargetStateDisabled, GuardNotSatisfied
@@ -76,6 +78,8 @@ __all__ = [
     "PreconditionFailed",
     "Problem",
     "RouteNotFound",
+    "RunHeldElsewhere",
+    "RunInterrupted",
     "ServiceUnavailable",
     "TargetStateDisabled",
     "TransitionNotAllowed",
@@ -329,6 +333,22 @@ class NotRunning(Conflict):
 
     code = "not_running"
     title = "Nothing is running"
+
+
+class RunHeldElsewhere(Conflict):
+    """A block run is held by another worker whose lease has not lapsed (a task queue's
+    job meeting it tries again later; never an HTTP answer)."""
+
+    code = "run_held_elsewhere"
+    title = "Block run held by another worker"
+
+
+class RunInterrupted(Conflict):
+    """A block run stopped because its worker is stopping, not because it was cancelled:
+    it is released for another worker (never an HTTP answer)."""
+
+    code = "run_interrupted"
+    title = "Block run interrupted by its worker stopping"
 
 
 class NoTable(NotFound):

@@ -1,38 +1,61 @@
-"""The runner: runs states' blocks off the request thread, in a pool of worker threads.
+"""The runner: runs states' blocks off the request thread.
 
-A committed change that leaves an instance ``running`` is submitted here. A run loads
-its input snapshot, calls the block with a progress callback and a cancel flag, stores
-the output snapshot, then settles the run through the service (which may fire automatic
-actions and submit the next block). After a restart, :meth:`Runner.resume` submits every
-instance that was running: each run starts again from its stored input, and its output
+A committed change that starts a block records a block run in the same transaction and
+hands it to the runner. By default (``TASK_ENGINE=threads``) the runner runs it in a pool
+of this process's threads once the change has committed; with a task queue
+(``TASK_ENGINE=procrastinate``) the hand-over is a job deferred in that same transaction,
+and worker processes (``python -m workflow_engine.worker``), on any machine, run it.
+
+Whoever runs a block first claims its run in the database and holds a lease on it,
+renewed by a heartbeat that also stores the run's progress: so every process answers the
+same progress, a cancel committed by any process stops the block at its worker's next
+heartbeat, and a run whose worker died is claimed again once its lease lapses. A run loads
+its input snapshot, calls the block with a progress callback and a cancel flag, stores the
+output snapshot, then settles through the service (which may fire automatic actions and
+start the next block). Running a run again starts from its stored input, and its output
 replaces the file it would have written, so no row is lost or duplicated.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .blocks.base import NoInputTable
+from .errors import RunHeldElsewhere, RunInterrupted
 from .files import FileArea
-from .service import PendingRun, WorkflowService
+from .service import PendingRun, WorkflowService, progress_view
 from .snapshots import Snapshots
+from .store import Transaction
+from .store.block_runs import BlockRuns, Claim, Heartbeat
 
-__all__ = ["Progress", "Runner"]
+if TYPE_CHECKING:
+    from .tasks import TaskQueue
+
+__all__ = ["Progress", "Runner", "worker_name"]
 
 log = logging.getLogger(__name__)
 
 
+def worker_name() -> str:
+    """This process, as block runs name their worker: host, pid and a random tag (a pid
+    may come again after a restart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class Progress:
-    """How far a running block has got."""
+    """How far a block running in this process has got."""
 
     block: str
     started_at: int
@@ -40,6 +63,7 @@ class Progress:
     seq: int = 0
     rows_done: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    claimed: bool = False  # its run is this worker's in the database: heartbeats renew it
 
     def update(self, done: int, total: int | None) -> None:
         """The block's progress callback."""
@@ -48,18 +72,13 @@ class Progress:
             self.rows_total = total
 
     def as_dict(self) -> dict[str, Any]:
-        """As shown on the instance (without the run's seq)."""
-        total = self.rows_total
-        percent = round(100 * self.rows_done / total, 1) if total else None
-        return {
-            "block": self.block, "rows_done": self.rows_done, "rows_total": total,
-            "percent": min(percent, 100.0) if percent is not None else None,
-            "started_at": self.started_at,
-        }
+        """As shown on the instance."""
+        return progress_view(self.block, self.rows_done, self.rows_total, self.started_at)
 
 
 class Runner:
-    """A pool of threads running blocks for every instance of this process."""
+    """Runs the blocks of every instance: in this process's threads, or as the task queue's
+    jobs (then this process runs only what its worker takes from the queue)."""
 
     def __init__(
         self,
@@ -70,23 +89,72 @@ class Runner:
         *,
         workers: int = 2,
         enrichment: Any = None,
+        queue: TaskQueue | None = None,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float = 2.0,
+        worker: str | None = None,
     ) -> None:
         self.service = service
         self.enrichment = enrichment
         self.catalog = catalog
         self.snapshots = snapshots
         self.outputs = outputs
+        self.queue = queue
+        self.worker = worker or worker_name()
+        self.workers = workers
+        self._runs = BlockRuns(service.store)
+        self._lease_ms = int(lease_seconds * 1000)
+        self._heartbeat_seconds = heartbeat_seconds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="block")
         self._progress: dict[str, Progress] = {}
         self._queued: set[str] = set()
-        self._cancel_requested: set[str] = set()
         self._again: set[str] = set()
         self._changed = threading.Condition()
         self._closed = False
+        self._stopping = threading.Event()
+        self._beating: threading.Thread | None = None
         service.scheduler = self
 
+    # -- the scheduler the service hands block runs to ----------------------------------
+
+    def enqueue(self, tx: Transaction, instance_id: str, seq: int) -> None:
+        """Hand over the block run that ``tx`` records: as a job deferred in ``tx`` itself,
+        or to this process's threads once ``tx`` has committed."""
+        if self.queue is not None:
+            self.queue.defer(tx, instance_id, seq)
+        else:
+            tx.after_commit(lambda: self.submit(instance_id))
+
+    def cancel(self, instance_id: str, seq: int) -> None:
+        """The run ``seq`` was cancelled: if it runs here, stop it now (a worker elsewhere
+        finds out at its next heartbeat)."""
+        with self._changed:
+            found = self._progress.get(instance_id)
+        if found is not None and found.seq == seq:
+            found.cancel.set()
+
+    def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:
+        """Run ``seq``'s progress, if it runs in this process now."""
+        found = self._progress.get(instance_id)
+        if found is None or found.seq != seq or not found.claimed:
+            return None
+        return found.as_dict()
+
+    def wait(self, instance_id: str, timeout: float) -> None:
+        """Return when no run of the instance is queued or running in this process, or
+        after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while instance_id in self._queued:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+    # -- threads of this process --------------------------------------------------------
+
     def submit(self, instance_id: str) -> None:
-        """Run the instance's pending block soon."""
+        """Run the instance's pending block soon, in this process."""
         with self._changed:
             if self._closed:
                 return
@@ -99,42 +167,27 @@ class Runner:
         self._pool.submit(self._run, instance_id)
 
     def resume(self) -> list[str]:
-        """Submit every instance left running by the last stop."""
-        pending = self.service.running_instances()
+        """Submit every run that no live worker holds: those left by the last stop, and
+        those of a process that died (their lease has lapsed). Threads only: a task
+        queue keeps its jobs, and its workers take over lapsed ones themselves."""
+        if self.queue is not None:
+            return []
+        now = self.service.clock()
+        pending = self._runs.unclaimed(now=now, pending_before=now + 1, worker=self.worker)
         for instance_id in pending:
             self.submit(instance_id)
         if pending:
-            log.info("resuming %d block run(s) left running: %s", len(pending), pending)
+            log.info("resuming %d block run(s) no worker holds: %s", len(pending), pending)
+        self._start_heartbeat()
         return pending
 
-    def progress(self, instance_id: str, seq: int | None = None) -> dict[str, Any] | None:
-        """The running block's progress, if it runs in this process now (and, given
-        ``seq``, only if it is that run: a retried run still queued has none yet)."""
-        found = self._progress.get(instance_id)
-        if found is None or (seq is not None and found.seq != seq):
-            return None
-        return found.as_dict()
-
-    def cancel(self, instance_id: str) -> None:
-        """Ask the instance's running block to stop (it checks between batches)."""
-        with self._changed:
-            found = self._progress.get(instance_id)
-            if found is not None:
-                found.cancel.set()
-            elif instance_id in self._queued:
-                # Queued, or read as pending just before the cancel was committed: the
-                # block must stop as soon as it starts.
-                self._cancel_requested.add(instance_id)
-
-    def wait(self, instance_id: str, timeout: float) -> None:
-        """Return when no run of the instance is queued or running, or after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while instance_id in self._queued:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._changed.wait(remaining)
+    def run_task(self, instance_id: str, seq: int) -> None:
+        """Run block run ``seq`` of an instance (a task queue's job); nothing if it has
+        ended or another live worker holds it, so a job delivered twice runs once."""
+        if self._closed:
+            raise RunInterrupted(f"This worker is stopping: run {seq} of instance "
+                                 f"'{instance_id}' is left for another.")
+        self._execute_pending(instance_id, seq=seq, recent=None)
 
     def close(self, *, wait: bool = True) -> None:
         """Stop taking runs, ask running blocks to stop, and let the pool finish."""
@@ -143,6 +196,9 @@ class Runner:
         for found in list(self._progress.values()):
             found.cancel.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._stopping.set()
+        if self._beating is not None and wait:
+            self._beating.join()
         if self.enrichment is not None:
             self.enrichment.close()
 
@@ -157,10 +213,10 @@ class Runner:
             with self._changed:
                 self._again.discard(instance_id)
             try:
-                run = self.service.pending_run(instance_id)
-                if run is not None and run.started.seq != last_seq and not self._closed:
-                    last_seq = run.started.seq
-                    recent = self._execute(run, recent)
+                ran = None if self._closed else self._execute_pending(
+                    instance_id, seq=None, recent=recent, skip=last_seq)
+                if ran is not None:
+                    last_seq, recent = ran
                     continue
             except Exception:
                 log.exception("runner failed on instance %s", instance_id)
@@ -168,35 +224,55 @@ class Runner:
                 if instance_id in self._again and not self._closed:
                     continue
                 self._queued.discard(instance_id)
-                self._cancel_requested.discard(instance_id)
-                self._progress.pop(instance_id, None)
                 self._changed.notify_all()
                 return
 
-    def _still_pending(self, run: PendingRun) -> bool:
-        """Whether ``run`` is still the block its instance waits on."""
-        current = self.service.pending_run(run.instance.id)
-        return current is not None and current.started.seq == run.started.seq
+    # -- one run ------------------------------------------------------------------------
+
+    def _execute_pending(
+        self, instance_id: str, *, seq: int | None, recent: tuple[int, pd.DataFrame] | None,
+        skip: int | None = None,
+    ) -> tuple[int, tuple[int, pd.DataFrame] | None] | None:
+        """Claim and run the instance's pending run (only if it is ``seq``, when given, and
+        not ``skip``); its seq and output, or None if there was nothing to run here."""
+        run = self.service.pending_run(instance_id)
+        if run is None or run.started.seq == skip or (seq is not None and run.started.seq != seq):
+            return None
+        spec = run.workflow.states[run.instance.current_state].block
+        assert spec is not None, "a running instance is in a state with a block"
+        progress = Progress(spec.type, self.service.clock(),
+                            (run.started.data or {}).get("rows_in"), seq=run.started.seq)
+        # Registered before the claim: a cancel committed from now on finds the progress
+        # and sets its flag; one committed before has ended the run, and the claim fails.
+        with self._changed:
+            self._progress[instance_id] = progress
+        try:
+            claim = self._runs.claim(
+                instance_id, run.started.seq, worker=self.worker, block=spec.type,
+                rows_total=progress.rows_total, now=progress.started_at,
+                lease_ms=self._lease_ms)
+            if claim is Claim.HELD and seq is not None:
+                # A job of the task queue: try again once the holder's lease may have lapsed.
+                raise RunHeldElsewhere(
+                    f"Run {seq} of instance '{instance_id}' is held by another worker.")
+            if claim is not Claim.CLAIMED:
+                return None
+            progress.claimed = True
+            self._start_heartbeat()
+            return run.started.seq, self._execute(run, progress, recent)
+        finally:
+            with self._changed:
+                if self._progress.get(instance_id) is progress:
+                    del self._progress[instance_id]
 
     def _execute(
-        self, run: PendingRun, recent: tuple[int, pd.DataFrame] | None
+        self, run: PendingRun, progress: Progress, recent: tuple[int, pd.DataFrame] | None
     ) -> tuple[int, pd.DataFrame] | None:
-        """Run one block; the output table and its snapshot seq, if it succeeded."""
+        """Run one claimed block; the output table and its snapshot seq, if it succeeded."""
         instance = run.instance
         spec = run.workflow.states[instance.current_state].block
         assert spec is not None, "a running instance is in a state with a block"
-        started_at = self.service.clock()
-        progress = Progress(spec.type, started_at, (run.started.data or {}).get("rows_in"),
-                            seq=run.started.seq)
-        with self._changed:
-            self._progress[instance.id] = progress
-            cancel_asked = instance.id in self._cancel_requested
-            self._cancel_requested.discard(instance.id)
-        # A cancel that came while the instance waited for a worker may have been for an
-        # earlier run that a retry has replaced since: the store says whether this run is
-        # still the pending one. (A cancel from now on finds its progress and sets it.)
-        if cancel_asked and not self._still_pending(run):
-            progress.cancel.set()
+        started_at = progress.started_at
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             cancel=progress.cancel, enrichment=self.enrichment,
@@ -220,7 +296,17 @@ class Runner:
             if table_seq == run.started.seq:
                 self.snapshots.save(instance.id, table_seq, output)
         except BlockCancelled:
-            log.info("block %s of %s stopped: cancelled", spec.type, instance.id)
+            if not self._closed:
+                log.info("block %s of %s stopped: cancelled", spec.type, instance.id)
+                return None
+            # Stopped because this process stops: the run is not over, and another worker
+            # (or this one's next start) runs it again from its input.
+            log.info("block %s of %s interrupted: this worker stops", spec.type, instance.id)
+            self._runs.release(instance.id, run.started.seq, worker=self.worker)
+            if self.queue is not None:
+                raise RunInterrupted(
+                    f"Run {run.started.seq} of instance '{instance.id}' was interrupted."
+                ) from None
             return None
         except Exception as exc:  # every failure of a block is recorded, never raised
             log.info("block %s of %s failed: %s", spec.type, instance.id, exc)
@@ -235,3 +321,48 @@ class Runner:
             columns=[str(c) for c in output.columns], timing=timing,
         )
         return (table_seq, output) if settled is not None else None
+
+    # -- the heartbeat ------------------------------------------------------------------
+
+    def _start_heartbeat(self) -> None:
+        with self._changed:
+            if self._beating is not None or self._closed:
+                return
+            self._beating = threading.Thread(target=self._heartbeat, name="block-heartbeat",
+                                             daemon=True)
+        self._beating.start()
+
+    def _heartbeat(self) -> None:
+        """Until closed: store this process's runs' progress and renew their leases; stop
+        the runs it no longer holds (cancelled, or taken over); with threads, also run the
+        runs that no live worker holds."""
+        sweep_every = max(self._lease_ms / 2000, self._heartbeat_seconds)
+        next_sweep = time.monotonic() + sweep_every
+        while not self._stopping.wait(self._heartbeat_seconds):
+            try:
+                self.beat()
+                if self.queue is None and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self._sweep()
+            except Exception:  # the database may be away for a while; try again next beat
+                log.warning("block heartbeat failed", exc_info=True)
+
+    def beat(self) -> None:
+        """One heartbeat (the heartbeat thread calls it; tests too)."""
+        with self._changed:
+            running = [(instance_id, progress) for instance_id, progress
+                       in self._progress.items() if progress.claimed]
+        if not running:
+            return
+        lost = self._runs.renew(
+            [Heartbeat(instance_id, p.seq, p.rows_done, p.rows_total)
+             for instance_id, p in running],
+            worker=self.worker, now=self.service.clock(), lease_ms=self._lease_ms)
+        for instance_id, progress in running:
+            if (instance_id, progress.seq) in lost:
+                progress.cancel.set()
+
+    def _sweep(self) -> None:
+        now = self.service.clock()
+        for instance_id in self._runs.unclaimed(now=now, pending_before=now - self._lease_ms):
+            self.submit(instance_id)

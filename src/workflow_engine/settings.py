@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .limits import DEFAULT_MAX_CSV_COLUMNS, Limits
@@ -45,7 +45,25 @@ class Settings(BaseSettings):
         "previews find them after the uploads; nothing is written there.")
     outputs_dir: Path = Field(Path("var/outputs"), description="Files written by save_csv.")
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
-    block_workers: int = Field(2, ge=1, le=64, description="Blocks running at once.")
+    block_workers: int = Field(
+        2, ge=1, le=64, description="Blocks running at once in each process that runs them "
+        "(the server with threads; each worker with procrastinate).")
+    task_engine: Literal["threads", "procrastinate"] = Field(
+        "threads", description="Who runs blocks: 'threads' of the server process itself "
+        "(the embedded default), or 'procrastinate': jobs in PostgreSQL run by any number "
+        "of workers (python -m workflow_engine.worker), on any machine.")
+    worker_name: str | None = Field(
+        None, max_length=200, description="This process's name in the block runs it "
+        "holds. Threads default to the host's name, so a server restarted after a crash "
+        "takes its runs back at once (give each of several servers on one host its own); "
+        "queue workers default to host:pid:tag and take over a dead worker's runs when "
+        "their lease lapses.")
+    block_lease_seconds: float = Field(
+        30.0, gt=0, description="How long a block run stays its worker's without a "
+        "heartbeat; after that another worker may take it over.")
+    block_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a worker stores its blocks' progress and renews "
+        "their leases (also how soon it sees a cancel made by another process).")
     max_upload_bytes: int = Field(100 * ONE_MIB, gt=0, description="Largest CSV upload.")
     max_csv_columns: int = Field(
         DEFAULT_MAX_CSV_COLUMNS, ge=1, le=100_000,
@@ -83,6 +101,16 @@ class Settings(BaseSettings):
     def _empty_means_none(cls, value: object) -> object:
         """``SAMPLES_DIR=`` (empty) means no samples, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> Settings:
+        if self.block_lease_seconds < 2 * self.block_heartbeat_seconds:
+            raise ValueError("BLOCK_LEASE_SECONDS must be at least twice "
+                             "BLOCK_HEARTBEAT_SECONDS, or live runs would be taken over.")
+        if self.task_engine == "procrastinate" and not self.database_url.startswith(
+                "postgresql"):
+            raise ValueError("TASK_ENGINE=procrastinate needs a PostgreSQL DATABASE_URL.")
+        return self
 
     @property
     def limits(self) -> Limits:

@@ -11,17 +11,21 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import Runner
 
 __all__ = [
-    "PostgresServer", "SandboxProcess", "ServerProcess", "free_port", "running_server",
-    "wait_until_up",
+    "PostgresServer", "QueueWorker", "SandboxProcess", "ServerProcess", "free_port",
+    "running_server", "wait_until_up",
 ]
 
 
@@ -295,3 +299,27 @@ class PostgresServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class QueueWorker:
+    """A worker of the task queue in a thread of this process, running with ``runner``
+    (the runner of an app built with ``TASK_ENGINE=procrastinate``): tests see the blocks
+    they install in its catalog."""
+
+    def __init__(self, runner: Runner, *, name: str = "test-worker",
+                 stalled_seconds: float = 2.0) -> None:
+        queue = runner.queue
+        assert queue is not None, "the runner takes its runs from a task queue"
+        self.runner, self._queue = runner, queue
+        self._thread = threading.Thread(
+            target=queue.work, args=(runner,), name=name, daemon=True,
+            kwargs={"concurrency": runner.workers, "name": name, "heartbeat_seconds": 0.5,
+                    "stalled_seconds": stalled_seconds})
+        self._thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop fetching jobs, stop the running blocks, and wait for the thread."""
+        self._queue.stop()
+        self.runner.close(wait=False)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the worker stopped"

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from ..core import Instance, InstanceStatus, Workflow, explain_actions
 from ..core.definitions import Identifier
-from . import runner, service
+from . import service
 from .pagination import decode_cursor, encode_cursor
 from .requests import (
     ListQuery,
@@ -67,12 +67,11 @@ def _instance_response(
     Without an explicit status: 202 while a block still runs, else 200.
     """
     if wait and instance.status is InstanceStatus.RUNNING:
-        runner().wait(instance.id, wait)
+        service().wait_for_blocks(instance.id, wait)
         instance, workflow = service().get_instance(instance.id)
     if status is None:
         status = 202 if instance.status is InstanceStatus.RUNNING else 200
-    progress = (runner().progress(instance.id, instance.version)
-                if instance.status is InstanceStatus.RUNNING else None)
+    progress = service().progress(instance)
     response = json_response(InstanceOut.of(instance, workflow, progress), status)
     response.headers["ETag"] = instance.etag
     return response
@@ -170,7 +169,6 @@ def retry_block(instance_id: str) -> Response:
 def cancel_block(instance_id: str) -> Response:
     """Stop the running block; the instance stays in its state as cancelled."""
     instance, workflow = service().cancel(instance_id, actor=actor())
-    runner().cancel(instance_id)
     return _instance_response(instance, workflow, 200)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from .base import Scheduler, now_ms
 from .definitions import Definitions, Saved
 from .instances import FireResult, Instances
-from .runs import PendingRun, Runs
+from .runs import PendingRun, Runs, progress_view
 
-__all__ = ["FireResult", "PendingRun", "Saved", "Scheduler", "WorkflowService", "now_ms"]
+__all__ = ["FireResult", "PendingRun", "Saved", "Scheduler", "WorkflowService", "now_ms",
+           "progress_view"]
 
 
 class WorkflowService(Definitions, Instances, Runs):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from ..core import Change, DefinitionSpec, Event, Instance, InstanceStatus, Workflow
+from ..core import Change, DefinitionSpec, Event, EventType, Instance, InstanceStatus, Workflow
 from ..core.dataflow import BlockCatalog
 from ..errors import (
     ConcurrentModification,
@@ -18,6 +18,7 @@ from ..errors import (
     Problem,
 )
 from ..store import Store, StoredDefinition, Transaction
+from ..store.block_runs import BlockRuns
 
 __all__ = ["Scheduler", "ServiceBase", "now_ms"]
 
@@ -28,17 +29,37 @@ def now_ms() -> int:
 
 
 class Scheduler(Protocol):
-    """Who runs blocks: told about every instance that a committed change left running."""
+    """Who runs blocks: handed every block run a change starts, in the transaction that
+    records it."""
 
-    def submit(self, instance_id: str) -> None:
-        """Run the instance's pending block (soon, off the caller's thread)."""
+    def enqueue(self, tx: Transaction, instance_id: str, seq: int) -> None:
+        """Hand over run ``seq`` of the instance, atomically with ``tx``."""
+
+    def cancel(self, instance_id: str, seq: int) -> None:
+        """Run ``seq`` was cancelled (committed): stop it if it runs in this process."""
+
+    def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:
+        """Run ``seq``'s progress, if it runs in this process."""
+
+    def wait(self, instance_id: str, timeout: float) -> None:
+        """Return when this process runs nothing of the instance, or after ``timeout``."""
 
 
 class _Inline:
     """No runner: running blocks wait until one is attached (used by core-only tests)."""
 
-    def submit(self, instance_id: str) -> None:
-        """Do nothing."""
+    def enqueue(self, tx: Transaction, instance_id: str, seq: int) -> None:
+        """Do nothing: the run stays pending in the store."""
+
+    def cancel(self, instance_id: str, seq: int) -> None:
+        """Nothing runs here."""
+
+    def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:
+        """Nothing runs here."""
+        return None
+
+    def wait(self, instance_id: str, timeout: float) -> None:
+        """Nothing runs here."""
 
 
 class ServiceBase:
@@ -55,6 +76,7 @@ class ServiceBase:
         self.clock = clock
         self.catalog = catalog
         self.scheduler: Scheduler = _Inline()
+        self.block_runs = BlockRuns(store)
         # Told about every committed change (metrics count from it); must not raise.
         self.on_commit: Callable[[Instance, list[Event]], None] = lambda _i, _e: None
         self.started_at = clock()
@@ -103,10 +125,18 @@ class ServiceBase:
                 f"Instance '{before.id}' changed while this request was being handled; "
                 "read it again and retry.", instance_id=before.id,
             )
-        tx.append_events(change.events)
-        tx.after_commit(lambda: self.on_commit(change.instance, change.events))
+        if before.status is InstanceStatus.RUNNING:
+            # Whatever moves a running instance on settles its run: nobody runs it any more.
+            BlockRuns.end(tx, before.id, before.version, now=change.instance.updated_at)
+        self._record(tx, change)
 
-    def _schedule(self, instance: Instance) -> None:
-        """After a commit: hand a running block to the runner."""
-        if instance.status is InstanceStatus.RUNNING:
-            self.scheduler.submit(instance.id)
+    def _record(self, tx: Transaction, change: Change) -> None:
+        """Append a change's events and, if it starts a block, record the run and hand it
+        to the scheduler, all in ``tx``."""
+        tx.append_events(change.events)
+        instance = change.instance
+        if (instance.status is InstanceStatus.RUNNING and change.events
+                and change.events[-1].type is EventType.BLOCK_STARTED):
+            BlockRuns.record(tx, instance.id, instance.version, now=instance.updated_at)
+            self.scheduler.enqueue(tx, instance.id, instance.version)
+        tx.after_commit(lambda: self.on_commit(change.instance, change.events))

@@ -72,9 +72,7 @@ class Instances(ServiceBase):
                 winner = tx.instance(change.instance.id)
                 assert winner is not None, "an id is taken only by a stored instance"
                 return self._started_already(tx, winner, request_hash, version)
-            tx.append_events(change.events)
-            tx.after_commit(lambda: self.on_commit(change.instance, change.events))
-        self._schedule(change.instance)
+            self._record(tx, change)
         return change.instance, workflow, True
 
     def _started_already(
@@ -159,7 +157,6 @@ class Instances(ServiceBase):
                     idempotency_key, action_id=action_id, result=change.instance,
                     now=change.instance.updated_at,
                 )
-        self._schedule(change.instance)
         return FireResult(change.instance, workflow)
 
     def history(

@@ -3,6 +3,7 @@ cancel, and which table an instance had at each point of its history."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +11,21 @@ from typing import Any
 from .. import core
 from ..core import Change, Event, EventType, Instance, InstanceStatus, TableInfo, Workflow
 from ..errors import EventNotFound, NoTable, NotRunning
+from ..store.block_runs import BlockRunStatus
 from .base import ServiceBase
 
-__all__ = ["PendingRun", "Runs"]
+__all__ = ["PendingRun", "Runs", "progress_view"]
+
+
+def progress_view(block: str, rows_done: int, rows_total: int | None,
+                  started_at: int | None) -> dict[str, Any]:
+    """A running block's progress, as shown on its instance."""
+    percent = round(100 * rows_done / rows_total, 1) if rows_total else None
+    return {
+        "block": block, "rows_done": rows_done, "rows_total": rows_total,
+        "percent": min(percent, 100.0) if percent is not None else None,
+        "started_at": started_at,
+    }
 
 
 @dataclass(frozen=True)
@@ -45,11 +58,6 @@ class Runs(ServiceBase):
             return None
         return PendingRun(instance, workflow, started)
 
-    def running_instances(self) -> list[str]:
-        """Instances whose block was running when the server last stopped."""
-        with self.store.read() as tx:
-            return tx.running_instances()
-
     def _settle(self, run: PendingRun, settle: Callable[[Instance], Change]) -> Instance | None:
         with self.store.write() as tx:
             instance = self._instance(tx, run.instance.id)
@@ -59,7 +67,6 @@ class Runs(ServiceBase):
                 return None
             change = settle(instance)
             self._commit(tx, instance, change)
-        self._schedule(change.instance)
         return change.instance
 
     def settle_success(
@@ -87,7 +94,6 @@ class Runs(ServiceBase):
             workflow = self._load(tx, instance.definition_id, instance.definition_version)
             change = core.retry(workflow, instance, now=self.clock(), actor=actor)
             self._commit(tx, instance, change)
-        self._schedule(change.instance)
         return change.instance, workflow
 
     def cancel(self, instance_id: str, *, actor: str | None = None) -> tuple[Instance, Workflow]:
@@ -102,7 +108,37 @@ class Runs(ServiceBase):
                 )
             change = core.block_cancelled(workflow, instance, now=self.clock(), actor=actor)
             self._commit(tx, instance, change)
+        self.scheduler.cancel(instance_id, instance.version)
         return change.instance, workflow
+
+    def progress(self, instance: Instance) -> dict[str, Any] | None:
+        """How far the instance's running block has got, as its worker last reported (or
+        live, if it runs in this process); None if it is not running."""
+        if instance.status is not InstanceStatus.RUNNING:
+            return None
+        live = self.scheduler.progress(instance.id, instance.version)
+        if live is not None:
+            return live
+        run = self.block_runs.get(instance.id, instance.version)
+        if run is None or run.status is not BlockRunStatus.RUNNING or run.block is None:
+            return None
+        return progress_view(run.block, run.rows_done, run.rows_total, run.started_at)
+
+    def wait_for_blocks(self, instance_id: str, timeout: float) -> None:
+        """Return when the instance runs no block (its blocks, and the automatic actions
+        after them, have settled), or after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self.scheduler.wait(instance_id, timeout)
+        # Run by another process (or not yet picked up): watch the store.
+        pause = 0.02
+        while True:
+            with self.store.read() as tx:
+                instance = self._instance(tx, instance_id)
+            remaining = deadline - time.monotonic()
+            if instance.status is not InstanceStatus.RUNNING or remaining <= 0:
+                return
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.25)
 
     def table_at(self, instance_id: str, seq: int | None = None) -> TableInfo:
         """The table the instance had after event ``seq`` (now, by default)."""

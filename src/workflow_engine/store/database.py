@@ -382,12 +382,6 @@ class Transaction:
             for item in items
         ])
 
-    def running_instances(self) -> list[str]:
-        """Ids of instances whose block was running (to resume after a restart)."""
-        table = schema.instances
-        query = select(table.c.id).where(table.c.status == "running").order_by(table.c.pk)
-        return list(self.connection.execute(query).scalars())
-
     def last_event(self, instance_id: str, kind: EventType, *, at_or_before: int | None = None
                    ) -> Event | None:
         """The latest event of a kind (at or before a seq)."""

@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "definitions", "events", "idempotency_keys", "instances", "metadata", "rate_budgets",
-    "upstream_jobs",
+    "block_runs", "definitions", "events", "idempotency_keys", "instances", "metadata",
+    "rate_budgets", "upstream_jobs",
 ]
 
 ID = 64
@@ -112,4 +112,26 @@ rate_budgets = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("next_at", BigInteger, nullable=False),
+)
+
+# One row per block run (the BLOCK_STARTED event at ``seq``), written in the transaction
+# that starts it. The worker that runs it claims it and renews its lease with each
+# heartbeat, which also records progress: every process reads progress here, and a run
+# whose lease has lapsed (its worker died) may be claimed by another.
+block_runs = Table(
+    "block_runs",
+    metadata,
+    Column("instance_id", String(ID), ForeignKey("instances.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),  # pending, running, ended
+    Column("block", String(64)),
+    Column("worker", String(200)),
+    Column("lease_until", BigInteger),
+    Column("rows_done", BigInteger, nullable=False, default=0),
+    Column("rows_total", BigInteger),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("started_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Index("ix_block_runs_status", "status", "lease_until"),
 )

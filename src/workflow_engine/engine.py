@@ -1,0 +1,88 @@
+"""The engine without its HTTP front: store, blocks, service, enrichment and runner, wired
+once from the settings. The application factory serves it; the worker command runs its
+blocks."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .blocks import Catalog
+from .files import FileArea
+from .metrics import Metrics
+from .runner import Runner
+from .service import WorkflowService, now_ms
+from .settings import Settings
+from .sixtyfour import Enrichment
+from .snapshots import Snapshots
+from .store import Store, make_engine
+from .tasks import TaskQueue
+
+__all__ = ["Engine", "build_engine"]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Everything that runs workflows, for one process."""
+
+    settings: Settings
+    store: Store
+    service: WorkflowService
+    runner: Runner
+    metrics: Metrics
+    webhook_secret: str
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the runner (running blocks stop where they are) and the database pool."""
+        self.runner.close(wait=wait)
+        self.store.dispose()
+
+
+def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
+                 worker: str | None = None) -> Engine:
+    """Open the store (its schema migrated to the latest), load the shipped definitions
+    and build the runner: the server's threads or the task queue, as configured.
+
+    ``worker`` names this process in the block runs it holds (see
+    ``Settings.worker_name``)."""
+    store = Store(make_engine(
+        settings.database_url, synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    ))
+    try:
+        store.create_schema()
+        samples = FileArea(settings.samples_dir, "samples") if settings.samples_dir else None
+        inputs = FileArea(settings.files_dir, "files", fallback=samples)
+        outputs = FileArea(settings.outputs_dir, "outputs")
+        for directory in (settings.files_dir, settings.outputs_dir, settings.snapshots_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(inputs, limits=settings.limits)
+        service = WorkflowService(store, clock=clock, catalog=catalog)
+        if settings.definitions_dir is not None:
+            service.load_directory(settings.definitions_dir)
+    except Exception:
+        store.dispose()
+        raise
+    metrics = Metrics(lambda: service.counts()["instances"])
+    service.on_commit = lambda instance, events: metrics.observe_events(
+        instance.definition_id, events)
+    webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
+    enrichment = Enrichment(
+        store, metrics, api_key=settings.sixtyfour_api_key,
+        base_url=settings.sixtyfour_base_url,
+        rate_per_minute=settings.sixtyfour_rate_per_minute,
+        webhook_url=f"{settings.public_url.rstrip('/')}/api/webhooks/sixtyfour/{webhook_secret}"
+        if settings.public_url else None,
+    )
+    queued = settings.task_engine == "procrastinate"
+    worker = worker or settings.worker_name or (None if queued else socket.gethostname())
+    runner = Runner(
+        service, catalog, Snapshots(settings.snapshots_dir), outputs,
+        workers=settings.block_workers, enrichment=enrichment,
+        queue=TaskQueue(settings.database_url) if queued else None,
+        lease_seconds=settings.block_lease_seconds,
+        heartbeat_seconds=settings.block_heartbeat_seconds, worker=worker,
+    )
+    return Engine(settings, store, service, runner, metrics, webhook_secret)
