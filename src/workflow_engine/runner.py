@@ -32,6 +32,7 @@ import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .blocks.base import NoInputTable
+from .core import BlockSpec
 from .errors import RunHeldElsewhere, RunInterrupted
 from .files import FileArea
 from .service import PendingRun, WorkflowService, progress_view
@@ -244,10 +245,15 @@ class Runner:
                             (run.started.data or {}).get("rows_in"), seq=run.started.seq)
         # Registered before the claim: a cancel committed from now on finds the progress
         # and sets its flag; one committed before has ended the run, and the claim fails.
+        # A run this process runs already (a job delivered again) is held, not claimed
+        # again: the claim would let the same worker through.
         with self._changed:
-            self._progress[instance_id] = progress
+            here = self._progress.get(instance_id)
+            held_here = here is not None and here.seq == run.started.seq
+            if not held_here:
+                self._progress[instance_id] = progress
         try:
-            claim = self._runs.claim(
+            claim = Claim.HELD if held_here else self._runs.claim(
                 instance_id, run.started.seq, worker=self.worker, block=spec.type,
                 rows_total=progress.rows_total, now=progress.started_at,
                 lease_ms=self._lease_ms)
@@ -259,19 +265,18 @@ class Runner:
                 return None
             progress.claimed = True
             self._start_heartbeat()
-            return run.started.seq, self._execute(run, progress, recent)
+            return run.started.seq, self._execute(run, spec, progress, recent)
         finally:
             with self._changed:
                 if self._progress.get(instance_id) is progress:
                     del self._progress[instance_id]
 
     def _execute(
-        self, run: PendingRun, progress: Progress, recent: tuple[int, pd.DataFrame] | None
+        self, run: PendingRun, spec: BlockSpec, progress: Progress,
+        recent: tuple[int, pd.DataFrame] | None,
     ) -> tuple[int, pd.DataFrame] | None:
         """Run one claimed block; the output table and its snapshot seq, if it succeeded."""
         instance = run.instance
-        spec = run.workflow.states[instance.current_state].block
-        assert spec is not None, "a running instance is in a state with a block"
         started_at = progress.started_at
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,

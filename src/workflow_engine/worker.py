@@ -57,8 +57,6 @@ def configure(args: argparse.Namespace) -> Settings:
         Settings.model_validate(settings.model_dump())
     except ValueError as exc:
         sys.exit(f"Cannot start a worker: {exc}")
-    if make_url(settings.database_url).get_backend_name() != "postgresql":
-        sys.exit("A worker needs a PostgreSQL DATABASE_URL (the task queue lives there).")
     logs.configure(settings.log_level)
     return settings
 

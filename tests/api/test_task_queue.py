@@ -18,6 +18,7 @@ from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.blocks import BLOCKS, BlockContext
 from workflow_engine.blocks.base import Block, BlockParams
+from workflow_engine.errors import RunHeldElsewhere
 from workflow_engine.runner import Runner
 from workflow_engine.service import WorkflowService
 from workflow_engine.testing import PostgresServer
@@ -153,3 +154,57 @@ def test_a_rolled_back_change_defers_nothing(
     with pytest.raises(RuntimeError):
         hand_over_then_fail()
     assert jobs(app) == []
+
+
+def test_a_job_delivered_twice_runs_its_block_once(
+    tmp_path: Path, queue_url: str, build_app: BuildApp
+) -> None:
+    """At-least-once delivery: a second delivery while the block runs finds the run held
+    (and is retried later); one after it has settled finds it ended and does nothing."""
+    app = queued_app(build_app, tmp_path, queue_url)
+    client = app.test_client()
+    post_definition(client, gated("twice"))
+    client.post("/api/instances", json={"definition_id": "twice", "id": "t1"})
+    seq = client.post("/api/instances/t1/actions/run").json["version"]
+    assert ENTERED["twice"].wait(30)  # the queue worker runs it
+    runner: Runner = app.extensions[RUNNER]
+    with pytest.raises(RunHeldElsewhere):
+        runner.run_task("t1", seq)
+    GATES["twice"].set()
+    done = client.get("/api/instances/t1?wait=30").json
+    assert (done["status"], done["current_state"]) == ("completed", "done")
+    runner.run_task("t1", seq)  # delivered again after the end: nothing runs
+    assert RUNS["twice"] == 1
+
+
+def test_every_server_sees_the_progress_and_a_cancel_from_any_stops_the_block(
+    tmp_path: Path, queue_url: str, build_app: BuildApp,
+    server_only: Callable[[str, str], Flask],
+) -> None:
+    """Two processes' worth of apps on one database: the one whose worker runs the block,
+    and a server without workers. The server reads the progress the worker stores, and
+    its cancel stops the block at the worker's next heartbeat."""
+    working = queued_app(build_app, tmp_path / "a", queue_url)
+    client = server_only("b", queue_url).test_client()
+    post_definition(client, gated("remote"))
+    client.post("/api/instances", json={"definition_id": "remote", "id": "r1"})
+    seq = client.post("/api/instances/r1/actions/run").json["version"]
+    assert ENTERED["remote"].wait(30)
+    working.extensions[RUNNER].beat()  # the heartbeat, now rather than at its next turn
+    progress = client.get("/api/instances/r1").json["progress"]
+    assert (progress["block"], progress["rows_done"], progress["rows_total"],
+            progress["percent"]) == ("gate", 3, 10, 30.0)
+    assert working.test_client().get("/api/instances/r1").json["progress"] == progress
+
+    cancelled = client.post("/api/instances/r1/cancel")
+    assert (cancelled.status_code, cancelled.json["status"]) == (200, "cancelled")
+    working.extensions[RUNNER].beat()  # finds its run ended: the block stops
+    assert EXITED["remote"].wait(30)
+    assert not GATES["remote"].is_set()
+    assert RUNS["remote"] == 1
+    service: WorkflowService = working.extensions[EXTENSION]
+    run = service.block_runs.get("r1", seq)
+    assert run is not None
+    assert run.status == "ended"
+    history = client.get("/api/instances/r1/history").json["items"]
+    assert [e["type"] for e in history][-2:] == ["block_started", "block_cancelled"]
