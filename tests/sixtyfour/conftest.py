@@ -73,12 +73,13 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 def make_enricher(sandbox: Sandbox, store: Store, *, key: str = "sandbox-key",
-                  rate: int = 6000) -> Enricher:
+                  rate: int = 6000, webhook_url: str | None = None) -> Enricher:
     client = SixtyfourClient(make_http(key, sandbox.url), RateBudget(RateLimit(rate)),
                              retries=Retries(attempts=6, base_seconds=0.05, cap_seconds=0.5))
     polling = Polling(expected_seconds={"enrich_lead": 30.0, "enrich_company": 30.0,
                                         "find_email": 5.0}, min_interval=0.05)
-    return Enricher(client, UpstreamJobs(store), polling=polling, workers=8)
+    return Enricher(client, UpstreamJobs(store), polling=polling, workers=8,
+                    webhook_url=webhook_url)
 
 
 @pytest.fixture

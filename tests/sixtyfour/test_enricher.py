@@ -21,6 +21,18 @@ def leads(n: int, offset: int = 0) -> list[dict[str, Any]]:
              "struct": {"education": "Where they studied"}} for i in range(offset, offset + n)]
 
 
+def submitted_task(store: Store, key: str) -> str:
+    """The task id, once the record says the submission was answered (read until then;
+    the bound only ends a broken run)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record = UpstreamJobs(store).get_many([key]).get(key)
+        if record is not None and record.status == "submitted" and record.task_id:
+            return record.task_id
+        time.sleep(0.01)
+    raise AssertionError(f"{key} was never recorded submitted")
+
+
 def collect(enricher: Enricher, bodies: list[dict[str, Any]], kind: str = "enrich_lead"
             ) -> dict[int, Outcome]:
     outcomes: dict[int, Outcome] = {}
@@ -197,7 +209,7 @@ class TestUnknownOutcome:
     ) -> None:
         """The record a killed server leaves behind: ``sending``, no task id."""
         key = self.key(enricher, leads(1)[0])
-        UpstreamJobs(store).sending(key, "enrich_lead", 0)
+        UpstreamJobs(store).claim(key, "enrich_lead", owner="killed", now=0, lease_ms=1000)
         outcomes = collect(enricher, leads(3))
         assert outcomes[0].error is not None
         assert outcomes[0].error["code"] == "upstream_outcome_unknown"
@@ -212,7 +224,7 @@ class TestUnknownOutcome:
         """A retry with ``error`` answers the same error for free; ``resubmit`` sends it
         again, once, and from then on the result is reused."""
         key = self.key(enricher, leads(1)[0])
-        UpstreamJobs(store).sending(key, "enrich_lead", 0)
+        UpstreamJobs(store).claim(key, "enrich_lead", owner="killed", now=0, lease_ms=1000)
         collect(enricher, leads(1))
         again = collect(enricher, leads(1))
         assert again[0].error is not None
@@ -268,3 +280,109 @@ class TestUnknownOutcome:
         sandbox.config.update({"error_5xx_rate": 0.0})
         assert collect(enricher, leads(1))[0].result is not None
         assert sandbox.stats()["billable_submissions"] == 1
+
+
+class TestClaimsAcrossProcesses:
+    """Two enrichers on one database stand for two processes (each its own owner): a
+    request is sent by whichever claims it first, and the other takes that outcome."""
+
+    def test_a_request_another_process_is_sending_is_not_sent_again(
+        self, sandbox: Sandbox, store: Store
+    ) -> None:
+        first, second = make_enricher(sandbox, store), make_enricher(sandbox, store)
+        try:
+            sandbox.config.update({"hold_submission": 1})
+            outcomes: dict[int, Outcome] = {}
+            sending = threading.Thread(target=first.enrich, args=(
+                "enrich_lead", leads(1), outcomes.__setitem__))
+            sending.start()
+            sandbox.settled(held=1)  # the first has claimed it and its request is out
+            key = request_key("enrich_lead", leads(1)[0], first.namespace)
+            record = UpstreamJobs(store).get_many([key])[key]
+            assert (record.status, record.owner) == ("sending", first.owner)
+
+            waiting: dict[int, Outcome] = {}
+            watcher = threading.Thread(target=second.enrich, args=(
+                "enrich_lead", leads(1), waiting.__setitem__))
+            watcher.start()
+            sandbox.release()
+            sending.join()
+            watcher.join()
+        finally:
+            first.close()
+            second.close()
+        assert outcomes[0].result is not None
+        assert waiting[0].result == outcomes[0].result
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], stats["duplicates"]) == (1, {})
+
+    def test_two_processes_enriching_the_same_rows_pay_for_each_once(
+        self, sandbox: Sandbox, store: Store
+    ) -> None:
+        enrichers = [make_enricher(sandbox, store) for _ in range(2)]
+        results: list[dict[int, Outcome]] = [{}, {}]
+        start = threading.Barrier(2)
+
+        def run(n: int) -> None:
+            start.wait()
+            enrichers[n].enrich("enrich_lead", leads(30), results[n].__setitem__)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for enricher in enrichers:
+                enricher.close()
+        for outcomes in results:
+            assert sorted(outcomes) == list(range(30))
+            assert all(o.result is not None for o in outcomes.values())
+        assert results[0][7].result == results[1][7].result
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], stats["duplicates"]) == (30, {})
+
+    def test_a_claim_whose_lease_lapsed_is_an_unknown_outcome(
+        self, sandbox: Sandbox, store: Store
+    ) -> None:
+        """A live claim is waited for; once its lease lapses (its process died with the
+        request sent), the request is reported, not sent."""
+        enricher = make_enricher(sandbox, store)
+        key = request_key("enrich_lead", leads(1)[0], enricher.namespace)
+        now = time.time_ns() // 1_000_000
+        UpstreamJobs(store).claim(key, "enrich_lead", owner="dying", now=now, lease_ms=1500)
+        try:
+            outcomes = collect(enricher, leads(1))
+        finally:
+            enricher.close()
+        assert outcomes[0].error is not None
+        assert outcomes[0].error["code"] == "upstream_outcome_unknown"
+        assert time.time_ns() // 1_000_000 >= now + 1500  # it waited for the lease
+        assert UpstreamJobs(store).get_many([key])[key].status == "unknown"
+        assert sandbox.stats()["billable_submissions"] == 0
+
+    def test_a_webhook_reaching_another_process_finishes_the_job(
+        self, sandbox: Sandbox, store: Store
+    ) -> None:
+        """The process waiting on a job learns of the webhook another one received from
+        the database, and polls nothing."""
+        sandbox.config.update({"hold_results": True})
+        waiting = make_enricher(sandbox, store, webhook_url="http://127.0.0.1:9/none")
+        receiving = make_enricher(sandbox, store)
+        try:
+            outcomes: dict[int, Outcome] = {}
+            thread = threading.Thread(target=waiting.enrich, args=(
+                "enrich_lead", leads(1), outcomes.__setitem__))
+            thread.start()
+            key = request_key("enrich_lead", leads(1)[0], waiting.namespace)
+            task_id = submitted_task(store, key)
+            result = {"structured_data": {"education": "From the webhook"}}
+            assert receiving.deliver_webhook(
+                {"task_id": task_id, "status": "completed", "result": result}) is True
+            thread.join()
+        finally:
+            waiting.close()
+            receiving.close()
+        assert outcomes[0].result == result
+        assert sandbox.stats()["requests"].get("polls", 0) == 0

@@ -7,9 +7,12 @@ stores every task id as soon as it has one and every result as soon as it arrive
 reuses both: a request already answered is never paid for again, and a task still
 running when the server stopped is polled, not submitted, after a restart.
 
-Before a submission leaves, its intent is committed (``sending``): a server that dies
-with a request sent and its answer not yet stored leaves that record behind, and the
-next start treats it as a lost answer (outcome unknown) rather than paying again
+Before a submission leaves, it is claimed in the database (``sending``, by this process,
+under a lease that outlasts one attempt): no other process or machine sends the same
+request while the claim holds; it watches the record instead and takes the owner's
+outcome (the task id to poll, or the result). A process that dies with a request sent
+and its answer not yet stored leaves its claim behind; once the lease lapses, the next
+process to look treats it as a lost answer (outcome unknown) rather than paying again
 silently. What then happens is the batch's choice, ``on_unknown_outcome``: ``error`` (the
 row gets ``upstream_outcome_unknown``, and so does every later request for it) or
 ``resubmit`` (it is sent again, once, accepting that it may be paid for twice).
@@ -26,6 +29,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +57,11 @@ log = logging.getLogger(__name__)
 
 # How long a graceful stop waits for submissions already sent to be answered.
 CLOSE_GRACE_SECONDS = 15.0
+# A claim to send a request outlasts one attempt (its connect and read timeouts): while it
+# holds, a claim is a live submission, not a lost one.
+CLAIM_LEASE_MS = 90_000
+# How often records that another process is working on are read again.
+WATCH_INTERVAL_SECONDS = 1.0
 
 
 def request_key(kind: str, body: dict[str, Any], namespace: str = "") -> str:
@@ -67,6 +76,10 @@ _LOST_AT_RESTART = (
     "A submission of this request was sent, but the server stopped before its answer was "
     "stored: it may have started a paid job, so it is not sent again (on_unknown_outcome: "
     "resubmit sends it again, accepting that it may be paid for twice).")
+
+
+class _ClaimTaken(Exception):
+    """Another process claimed the request first: wait for its outcome instead."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,7 @@ class _Job:
     resumed: bool = False
     poll_errors: int = 0
     resent: bool = False  # sent again after an unknown outcome: never a third time
+    flying: bool = False  # counted in the jobs in flight (submitting or polled)
 
 
 class Enricher:
@@ -118,8 +132,17 @@ class Enricher:
         metrics: Metrics | None = None,
         webhook_url: str | None = None,
         namespace: str = "",
+        owner: str | None = None,
+        claim_lease_ms: int = CLAIM_LEASE_MS,
     ) -> None:
         self.namespace = namespace
+        # Names this process's claims: one per enricher, so a restarted process never
+        # mistakes the claims it left behind for live ones.
+        self.owner = owner or uuid.uuid4().hex
+        self.claim_lease_ms = claim_lease_ms
+        # Requests whose outcome another process is working on (its claim holds), or, with
+        # a webhook, may store (a webhook can reach any server): read again periodically.
+        self._watched: dict[str, _Job] = {}
         self.metrics = metrics
         # With a webhook the API tells us when a job is done; polls are only the fallback.
         self.webhook_url = webhook_url
@@ -145,6 +168,8 @@ class Enricher:
         self._poll_turn = False
         self._workers = [threading.Thread(target=self._work, name=f"enricher-{i}", daemon=True)
                          for i in range(workers)]
+        self._workers.append(threading.Thread(target=self._watch, name="enricher-watch",
+                                              daemon=True))
         for worker in self._workers:
             worker.start()
 
@@ -189,6 +214,11 @@ class Enricher:
                         job.waiters.append((batch, index))
                         continue
                     status = record.status if record is not None else None
+                    if record is not None and record.claimed_by_other(
+                            self.owner, self._wall_ms()):
+                        self._active[key] = self._watched[key] = _Job(
+                            key, kind, bodies[index], [(batch, index)])
+                        continue
                     if status == "sending" and not last_look:
                         # Perhaps this process's own submission, ended since the read (its
                         # outcome is stored by now): look again before calling it lost.
@@ -243,7 +273,7 @@ class Enricher:
             job.submitted_at = self._clock()
             job.resumed = True  # its real age is unknown: nothing to learn from it
             self._by_task[record.task_id] = job
-            self._in_flight += 1
+            self._fly(job)
             self._schedule_poll(job, self._clock())
         else:
             self._submit_queue.append(job)
@@ -264,6 +294,18 @@ class Enricher:
                 worker.join(max(0.0, deadline - time.monotonic()))
 
     # -- scheduling -----------------------------------------------------------------------
+
+    def _fly(self, job: _Job) -> None:
+        """Count the job in flight (lock held)."""
+        if not job.flying:
+            job.flying = True
+            self._in_flight += 1
+
+    def _land(self, job: _Job) -> None:
+        """The job is no longer in flight (lock held)."""
+        if job.flying:
+            job.flying = False
+            self._in_flight -= 1
 
     def _schedule_poll(self, job: _Job, now: float) -> None:
         heapq.heappush(self._polls, (self._due(job, now), next(self._order), job))
@@ -326,7 +368,7 @@ class Enricher:
         while self._submit_queue and self._in_flight < self.polling.max_in_flight:
             job = self._submit_queue.popleft()
             if self._wanted(job):
-                self._in_flight += 1
+                self._fly(job)
                 return "submit", job
             self._active.pop(job.key, None)
         return self._due_poll()
@@ -362,6 +404,8 @@ class Enricher:
                     self._submit(job)
                 else:
                     self._poll(job)
+            except _ClaimTaken:
+                self._wait_for_owner(job)
             except UpstreamAuthError as exc:
                 self._fail_batches(job, exc)
             except UpstreamOutcomeUnknown as exc:
@@ -379,10 +423,10 @@ class Enricher:
         try:
             task_id = self.client.submit(
                 job.kind, body,
-                # The intent is committed before each attempt leaves, withdrawn when the
+                # The claim is committed before each attempt leaves, withdrawn when the
                 # API provably started nothing.
-                sending=lambda: self.records.sending(job.key, job.kind, self._wall_ms()),
-                not_taken=lambda: self.records.not_taken(job.key))
+                sending=lambda: self._claim(job),
+                not_taken=lambda: self.records.not_taken(job.key, self.owner))
         except UpstreamMalformed as exc:
             # It answered, but with no task id we can poll: it may have started a job.
             self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
@@ -393,7 +437,102 @@ class Enricher:
         with self._changed:
             self._by_task[task_id] = job
             self._schedule_poll(job, self._clock())
+            if self.webhook_url is not None:
+                self._watched[job.key] = job
             self._changed.notify_all()
+
+    def _claim(self, job: _Job) -> None:
+        """Claim the request before an attempt leaves; :class:`_ClaimTaken` if another
+        process holds it."""
+        standing = self.records.claim(job.key, job.kind, owner=self.owner,
+                                      now=self._wall_ms(), lease_ms=self.claim_lease_ms,
+                                      resend=job.resent)
+        if standing is not None:
+            raise _ClaimTaken(standing.status)
+
+    def _wait_for_owner(self, job: _Job) -> None:
+        """Another process claimed the request first: take its outcome when it comes."""
+        with self._changed:
+            if self._active.get(job.key) is job:
+                self._land(job)
+                self._watched[job.key] = job
+                self._changed.notify_all()
+
+    def _watch(self) -> None:
+        """Read the records of watched requests again, and act on what changed."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed or bool(self._watched))
+                if self._closed:
+                    return
+                watched = dict(self._watched)
+            try:
+                stored = self.records.get_many(sorted(watched))
+            except Exception:  # the database is away for a moment: look again later
+                log.exception("reading watched enrichment records failed")
+                stored = {}
+            for key, job in watched.items():
+                record = stored.get(key)
+                try:
+                    self._watched_changed(job, record)
+                except Exception:  # a bug must not stop the watch
+                    log.exception("handling watched enrichment record %s failed", key)
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed, WATCH_INTERVAL_SECONDS)
+
+    def _watched_changed(self, job: _Job, record: UpstreamJob | None) -> None:
+        """Act on the record of a request another process is (or was) working on."""
+        if record is not None and record.status in ("completed", "failed"):
+            with self._changed:
+                self._watched.pop(job.key, None)
+            if record.status == "completed" and record.result is not None:
+                self._finish(job, result=record.result)
+            else:
+                self._finish(job, error={"code": UpstreamJobFailed.code,
+                                         "message": record.error or "The job failed."})
+            return
+        if job.task_id is not None:
+            return  # ours, polled; only a result stored elsewhere concerns the watch
+        now = self._wall_ms()
+        if record is not None and record.claimed_by_other(self.owner, now):
+            return  # still in flight elsewhere
+        with self._changed:
+            if self._active.get(job.key) is not job:
+                self._watched.pop(job.key, None)
+                return
+            self._watched.pop(job.key)
+            if record is not None and record.status == "submitted" and record.task_id:
+                # The owner's submission was answered: poll its task, never pay again.
+                job.task_id, job.submitted_at, job.resumed = (
+                    record.task_id, self._clock(), True)
+                self._by_task[record.task_id] = job
+                self._fly(job)
+                self._schedule_poll(job, self._clock())
+                self._changed.notify_all()
+                return
+            unknown = record is not None and record.status in ("sending", "unknown")
+            if not unknown:
+                # The owner's attempt provably started nothing: it is ours to send.
+                self._submit_queue.append(job)
+                self._changed.notify_all()
+                return
+            assert record is not None
+            resend = [(b, i) for b, i in job.waiters if b.on_unknown == "resubmit"]
+            tell = [(b, i) for b, i in job.waiters if b.on_unknown != "resubmit"]
+            if resend:
+                job.resent, job.waiters = True, resend
+                self._submit_queue.append(job)
+                self._changed.notify_all()
+            else:
+                self._active.pop(job.key)
+                job.waiters = []
+        why = (record.error if record.status == "unknown" and record.error
+               else _LOST_AT_RESTART)
+        if record.status == "sending":
+            self.records.unknown(job.key, error=why, now=now)
+        for batch, index in tell:
+            self._deliver(batch, index, Outcome(error={
+                "code": UpstreamOutcomeUnknown.code, "message": why}))
 
     def _unknown(self, job: _Job, exc: UpstreamOutcomeUnknown) -> None:
         """A submission left and its answer was lost: send it again (once) for the batches
@@ -406,7 +545,7 @@ class Enricher:
             tell = [(b, i) for b, i in job.waiters if b.on_unknown != "resubmit"]
             if resend and not job.resent:
                 job.resent, job.waiters, requeued = True, resend, True
-                self._in_flight -= 1
+                self._land(job)
                 self._submit_queue.appendleft(job)
                 self._changed.notify_all()
         error = {"code": exc.code, "message": exc.detail}
@@ -425,11 +564,14 @@ class Enricher:
         the API to call again); False for a task this server is not waiting on."""
         task_id = payload.get("task_id")
         status = str(payload.get("status", "")).lower()
+        result = payload.get("result")
         with self._changed:
             job = self._by_task.get(task_id) if isinstance(task_id, str) else None
             if job is None or self._active.get(job.key) is not job:
-                return None if task_id in self._recently_finished else False
-        result = payload.get("result")
+                if task_id in self._recently_finished:
+                    return None
+                # Perhaps another process waits on it: store the outcome for it to find.
+                return self._store_for_others(task_id, status, result, payload)
         if status in ("completed", "failed", "cancelled"):
             self._learn(job, first_poll=False)
         if status == "completed" and isinstance(result, dict):
@@ -444,6 +586,20 @@ class Enricher:
         else:
             return False
         return True
+
+    def _store_for_others(self, task_id: Any, status: str, result: Any,
+                          payload: dict[str, Any]) -> bool:
+        if not isinstance(task_id, str) or status not in ("completed", "failed", "cancelled"):
+            return False
+        if status == "completed":
+            if not isinstance(result, dict):
+                return False
+            return self.records.finished_task(task_id, result=result, error=None,
+                                              now=self._wall_ms())
+        failure = UpstreamJobFailed(
+            f"The enrichment job {status}: {payload.get('error') or 'no reason given'}.")
+        return self.records.finished_task(task_id, result=None, error=failure.detail,
+                                          now=self._wall_ms())
 
     def _poll(self, job: _Job) -> None:
         assert job.task_id is not None
@@ -492,10 +648,11 @@ class Enricher:
             if self._active.get(job.key) is not job:
                 return  # finished already (a webhook and a poll both said so)
             self._active.pop(job.key, None)
+            self._watched.pop(job.key, None)
             self._by_task.pop(job.task_id or "", None)
             if job.task_id:
                 self._recently_finished.append(job.task_id)
-            self._in_flight -= 1
+            self._land(job)
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)
             waiters, job.waiters = job.waiters, []
@@ -527,7 +684,7 @@ class Enricher:
             if self._active.get(job.key) is job:
                 self._active.pop(job.key)
                 self._by_task.pop(job.task_id or "", None)
-                self._in_flight -= 1
+                self._land(job)
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)
             batches = {id(batch): batch for batch, _ in job.waiters}

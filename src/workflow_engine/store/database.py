@@ -9,6 +9,7 @@ any database.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -60,9 +61,9 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5
         # Take transaction control away from pysqlite so BEGIN is ours (see _begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        _use_wal(cursor)
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -72,6 +73,19 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, once: the mode is stored in the file. A process starting
+    beside another may find the file locked by the other's first migration; by then the
+    other has switched the mode, which is all this needed."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            raise
 
 
 @dataclass(frozen=True)

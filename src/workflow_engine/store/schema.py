@@ -91,7 +91,9 @@ idempotency_keys = Table(
 
 # Every enrichment job ever submitted, by the identity of its request: a completed result
 # is reused instead of paid for again, and a task still running when the server stopped
-# is polled again after a restart instead of being submitted again.
+# is polled again after a restart instead of being submitted again. A submission is
+# claimed here before it leaves (``owner``, until ``claimed_until``), so no two processes
+# send the same request, and a claim whose process died is known by its lapsed lease.
 upstream_jobs = Table(
     "upstream_jobs",
     metadata,
@@ -103,6 +105,9 @@ upstream_jobs = Table(
     Column("error", Text),
     Column("submitted_at", BigInteger),
     Column("finished_at", BigInteger),
+    Column("owner", String(64)),
+    Column("claimed_until", BigInteger),
+    Index("ix_upstream_jobs_task_id", "task_id"),
 )
 
 # One row per enrichment API key (by a digest, never the key): when its next request may

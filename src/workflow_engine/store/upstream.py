@@ -2,9 +2,12 @@
 
 A record's status, by the identity of its request:
 
-* ``sending``: a submission is about to leave or has left; written and committed right
-  before the request goes out, so a process that dies before the answer is stored leaves
-  this behind, and the next start knows the outcome is unknown instead of paying again.
+* ``sending``: a submission is about to leave or has left; claimed and committed right
+  before the request goes out, by its ``owner`` (one process) until ``claimed_until``.
+  While the claim holds, no other process sends the request: it waits for the owner's
+  outcome. A claim whose lease lapsed belongs to a process that died with the request
+  sent and its answer not stored, so the outcome is unknown, and nobody pays again
+  silently.
 * ``not_taken``: the last attempt provably started nothing (refused with a status, or
   never connected); safe to submit.
 * ``submitted``: the API answered a task id; poll it, never submit it again.
@@ -18,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import schema
 from .database import Store
@@ -36,6 +40,13 @@ class UpstreamJob:
     task_id: str | None
     result: dict[str, Any] | None
     error: str | None
+    owner: str | None = None
+    claimed_until: int | None = None
+
+    def claimed_by_other(self, owner: str, now: int) -> bool:
+        """Whether another process holds a live claim to send this request."""
+        return (self.status == "sending" and self.owner != owner
+                and self.claimed_until is not None and self.claimed_until > now)
 
 
 class UpstreamJobs:
@@ -54,22 +65,52 @@ class UpstreamJobs:
                     select(table).where(table.c.key.in_(keys[start:start + 500]))
                 ).mappings()
                 for row in rows:
-                    found[row["key"]] = UpstreamJob(
-                        row["key"], row["kind"], row["status"], row["task_id"],
-                        row["result"], row["error"])
+                    found[row["key"]] = _job(row)
         return found
 
-    def sending(self, key: str, kind: str, now: int) -> None:
-        """A submission is about to leave: commit the intent before it does."""
-        self._upsert(key, kind, status="sending", task_id=None, result=None, error=None,
-                     submitted_at=now, finished_at=None)
+    def claim(self, key: str, kind: str, *, owner: str, now: int, lease_ms: int,
+              resend: bool = False) -> UpstreamJob | None:
+        """Claim the request's submission for ``owner``, committed before it leaves: None
+        if claimed (or renewed), else the record that stands in the way.
 
-    def not_taken(self, key: str) -> None:
-        """The submission provably started nothing: withdraw the intent."""
+        A request is free to claim when nobody has sent it (no record, or ``not_taken``),
+        its last job failed (a later run sends it again), or its owner is renewing; with
+        ``resend``, also when its outcome is unknown
+        (reported, or a claim whose lease lapsed)."""
+        table = schema.upstream_jobs
+        values = dict(status="sending", owner=owner, claimed_until=now + lease_ms,
+                      task_id=None, result=None, error=None, submitted_at=now,
+                      finished_at=None)
+        free = [table.c.status.in_(("not_taken", "failed")),
+                and_(table.c.status == "sending", table.c.owner == owner)]
+        if resend:
+            free += [table.c.status == "unknown",
+                     and_(table.c.status == "sending", table.c.claimed_until <= now)]
+        try:
+            with self.store.write() as tx:
+                claimed = tx.connection.execute(update(table).where(
+                    table.c.key == key, or_(*free)).values(**values)).rowcount
+                if claimed:
+                    return None
+                row = tx.connection.execute(
+                    select(table).where(table.c.key == key)).mappings().first()
+                if row is not None:
+                    return _job(row)
+                tx.connection.execute(insert(table).values(key=key, kind=kind, **values))
+                return None
+        except IntegrityError:
+            # Another process inserted the same request's claim first: it is theirs.
+            found = self.get_many([key]).get(key)
+            assert found is not None, "a claim that won the insert race is stored"
+            return found
+
+    def not_taken(self, key: str, owner: str) -> None:
+        """The submission provably started nothing: withdraw the claim."""
         table = schema.upstream_jobs
         with self.store.write() as tx:
             tx.connection.execute(update(table).where(
-                table.c.key == key, table.c.status == "sending").values(status="not_taken"))
+                table.c.key == key, table.c.status == "sending", table.c.owner == owner,
+            ).values(status="not_taken", claimed_until=None))
 
     def unknown(self, key: str, *, error: str, now: int) -> None:
         """A submission left and its answer never came; that has been reported."""
@@ -81,11 +122,9 @@ class UpstreamJobs:
 
     def submitted(self, key: str, kind: str, task_id: str, now: int) -> None:
         """A submission answered ``task_id``: remember it before anything else happens."""
-        self._upsert(key, kind, status="submitted", task_id=task_id, result=None, error=None,
-                     submitted_at=now, finished_at=None)
-
-    def _upsert(self, key: str, kind: str, **values: Any) -> None:
         table = schema.upstream_jobs
+        values = dict(status="submitted", task_id=task_id, result=None, error=None,
+                      submitted_at=now, finished_at=None, claimed_until=None)
         with self.store.write() as tx:
             changed = tx.connection.execute(
                 update(table).where(table.c.key == key).values(**values)).rowcount
@@ -99,4 +138,20 @@ class UpstreamJobs:
         with self.store.write() as tx:
             tx.connection.execute(update(table).where(table.c.key == key).values(
                 status="completed" if error is None else "failed", result=result,
-                error=error, finished_at=now))
+                error=error, finished_at=now, claimed_until=None))
+
+    def finished_task(self, task_id: str, *, result: dict[str, Any] | None,
+                      error: str | None, now: int) -> bool:
+        """A submitted job's end, reported for its task id (by a webhook that reached a
+        process other than the one waiting on it): whether a waiting record took it."""
+        table = schema.upstream_jobs
+        with self.store.write() as tx:
+            return bool(tx.connection.execute(update(table).where(
+                table.c.task_id == task_id, table.c.status == "submitted").values(
+                status="completed" if error is None else "failed", result=result,
+                error=error, finished_at=now)).rowcount)
+
+
+def _job(row: Any) -> UpstreamJob:
+    return UpstreamJob(row["key"], row["kind"], row["status"], row["task_id"],
+                       row["result"], row["error"], row["owner"], row["claimed_until"])
