@@ -57,9 +57,9 @@ log = logging.getLogger(__name__)
 
 # How long a graceful stop waits for submissions already sent to be answered.
 CLOSE_GRACE_SECONDS = 15.0
-# A claim to send a request outlasts one attempt (its connect and read timeouts): while it
-# holds, a claim is a live submission, not a lost one.
-CLAIM_LEASE_MS = 90_000
+# A claim to send a request is renewed while its attempt is out (a third of the lease
+# at a time): a claim that lapsed belongs to a process that died, not to a slow request.
+CLAIM_LEASE_MS = 10_000
 # How often records that another process is working on are read again.
 WATCH_INTERVAL_SECONDS = 1.0
 
@@ -143,6 +143,9 @@ class Enricher:
         # Requests whose outcome another process is working on (its claim holds), or, with
         # a webhook, may store (a webhook can reach any server): read again periodically.
         self._watched: dict[str, _Job] = {}
+        # Claims of this process whose attempt is out right now: renewed until answered.
+        self._sending: set[str] = set()
+        self._renewed_at = 0.0
         self.metrics = metrics
         # With a webhook the API tells us when a job is done; polls are only the fallback.
         self.webhook_url = webhook_url
@@ -431,6 +434,9 @@ class Enricher:
             # It answered, but with no task id we can poll: it may have started a job.
             self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
             raise
+        finally:
+            with self._changed:
+                self._sending.discard(job.key)
         job.task_id = task_id
         job.submitted_at = submitted_at
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
@@ -449,6 +455,9 @@ class Enricher:
                                       resend=job.resent)
         if standing is not None:
             raise _ClaimTaken(standing.status)
+        with self._changed:
+            self._sending.add(job.key)
+            self._changed.notify_all()
 
     def _wait_for_owner(self, job: _Job) -> None:
         """Another process claimed the request first: take its outcome when it comes."""
@@ -459,13 +468,22 @@ class Enricher:
                 self._changed.notify_all()
 
     def _watch(self) -> None:
-        """Read the records of watched requests again, and act on what changed."""
+        """Renew this process's claims in flight; read the records of watched requests
+        again, and act on what changed."""
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._closed or bool(self._watched))
+                self._changed.wait_for(
+                    lambda: self._closed or bool(self._watched) or bool(self._sending))
                 if self._closed:
                     return
-                watched = dict(self._watched)
+                watched, sending = dict(self._watched), sorted(self._sending)
+            if sending and self._clock() - self._renewed_at >= self.claim_lease_ms / 3000:
+                self._renewed_at = self._clock()
+                try:
+                    self.records.renew(sending, owner=self.owner,
+                                       until=self._wall_ms() + self.claim_lease_ms)
+                except Exception:  # the database is away for a moment: try again soon
+                    log.exception("renewing enrichment claims failed")
             try:
                 stored = self.records.get_many(sorted(watched))
             except Exception:  # the database is away for a moment: look again later

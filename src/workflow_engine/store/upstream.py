@@ -104,6 +104,14 @@ class UpstreamJobs:
             assert found is not None, "a claim that won the insert race is stored"
             return found
 
+    def renew(self, keys: list[str], *, owner: str, until: int) -> None:
+        """Extend ``owner``'s claims on ``keys`` (their attempts are still out)."""
+        table = schema.upstream_jobs
+        with self.store.write() as tx:
+            tx.connection.execute(update(table).where(
+                table.c.key.in_(keys), table.c.status == "sending", table.c.owner == owner,
+            ).values(claimed_until=until))
+
     def not_taken(self, key: str, owner: str) -> None:
         """The submission provably started nothing: withdraw the claim."""
         table = schema.upstream_jobs
