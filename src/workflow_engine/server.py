@@ -232,7 +232,12 @@ def configure(args: argparse.Namespace) -> Settings:
         updates["definitions_dir"] = Path(args.definitions)
     if args.log_level:
         updates["log_level"] = args.log_level.upper()
-    settings = Settings().model_copy(update=updates)
+    try:
+        # The command line's values as init arguments: they win over the environment, and
+        # the combination is validated as a whole.
+        settings = Settings(**updates)
+    except ValueError as exc:
+        sys.exit(f"Cannot start the server: {exc}")
     if settings.definitions_dir is None and Path("definitions").is_dir():
         settings = settings.model_copy(update={"definitions_dir": Path("definitions")})
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PostgresServer", "QueueWorker", "SandboxProcess", "ServerProcess", "free_port",
-    "running_server", "wait_until_up",
+    "running_server", "running_worker", "wait_until_up",
 ]
 
 
@@ -137,6 +137,33 @@ def running_server(
             yield server
         finally:
             server.stop()
+
+
+@contextmanager
+def running_worker(
+    database_url: str, *, name: str, data_dir: Path, env: dict[str, str] | None = None,
+    concurrency: int = 2,
+) -> Iterator[ServerProcess]:
+    """Run ``python -m workflow_engine.worker`` (what ``make worker`` runs) for the block.
+
+    It shares ``data_dir``'s files, outputs and snapshots with the servers given the same
+    directory. The worker has no HTTP port: its ``url`` is empty."""
+    command = [sys.executable, "-m", "workflow_engine.worker", "--db", database_url,
+               "--name", name, "--concurrency", str(concurrency)]
+    with tempfile.NamedTemporaryFile(prefix=f"workflow-{name}-", suffix=".log") as log:
+        directories = {
+            "FILES_DIR": str(data_dir / "files"), "OUTPUTS_DIR": str(data_dir / "outputs"),
+            "SNAPSHOTS_DIR": str(data_dir / "snapshots"),
+        }
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **directories, **(env or {})},
+        )
+        worker = ServerProcess("", process, log)
+        try:
+            yield worker
+        finally:
+            worker.stop()
 
 
 class SandboxProcess:

@@ -51,10 +51,10 @@ def configure(args: argparse.Namespace) -> Settings:
         updates["block_workers"] = args.concurrency
     if args.log_level:
         updates["log_level"] = args.log_level.upper()
-    settings = Settings().model_copy(update=updates)
-    # model_copy does not validate: check the combination as the server would.
     try:
-        Settings.model_validate(settings.model_dump())
+        # The command line's values as init arguments: they win over the environment, and
+        # the combination is validated as a whole.
+        settings = Settings(**updates)
     except ValueError as exc:
         sys.exit(f"Cannot start a worker: {exc}")
     logs.configure(settings.log_level)
