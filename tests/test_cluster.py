@@ -5,7 +5,12 @@ its command starts it; requests go over loopback HTTP."""
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -17,11 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import approval
+from tests.conftest import ROOT, approval
 from workflow_engine.testing import (
     PostgresServer,
     SandboxProcess,
     ServerProcess,
+    free_port,
     running_server,
     running_worker,
 )
@@ -186,3 +192,52 @@ def test_an_enrichment_survives_its_worker_killed_and_every_row_is_paid_once(
     assert stats["requests"].get("429", 0) == 0, stats  # type: ignore[attr-defined]
     final = [httpx.get(f"{url}/api/instances/big").json()["table"] for url in (first, second)]
     assert final[0] == final[1]
+
+
+@pytest.fixture
+def cluster_root() -> Iterator[Path]:
+    """A directory PostgreSQL's own user can reach too (pytest's are private to root)."""
+    root = Path(tempfile.mkdtemp(prefix="workflow-cluster-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_make_cluster_starts_servers_and_workers_that_run_a_shipped_pipeline(
+    cluster_root: Path
+) -> None:
+    """``scripts/cluster.py`` (``make cluster``) from the local binaries: the shipped
+    enrichment pipeline, started on one server, is run by a worker and read on the other;
+    Ctrl-C stops everything and keeps the database."""
+    tmp_path = cluster_root
+    port = free_port()
+    command = [sys.executable, str(ROOT / "scripts" / "cluster.py"), "--servers", "2",
+               "--workers", "1", "--port", str(port), "--postgres-port", str(free_port()),
+               "--root", str(tmp_path)]
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("SIXTYFOUR_")}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**env, "SIXTYFOUR_RATE_PER_MINUTE": "3000"},
+                               start_new_session=True)
+    assert process.stdout is not None
+    said: list[str] = []
+    try:
+        for line in process.stdout:  # it says when it is ready; it ends if it fails
+            said.append(line)
+            if line.startswith("cluster ready"):
+                break
+        assert said, "it said nothing"
+        assert said[-1].startswith("cluster ready"), "".join(said)
+        first, second = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+        httpx.post(f"{first}/api/instances", json={"definition_id": "leads-enriched",
+                                                   "id": "shipped"}).raise_for_status()
+        httpx.post(f"{first}/api/instances/shipped/actions/run").raise_for_status()
+        done = httpx.get(f"{second}/api/instances/shipped", params={"wait": 60},
+                         timeout=70).json()
+        assert (done["status"], done["current_state"]) == ("completed", "saved"), done
+        assert (tmp_path / "outputs" / "leads-enriched.csv").exists()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(said) + rest
+    assert (tmp_path / "postgres" / "data" / "PG_VERSION").exists()

@@ -246,33 +246,40 @@ def _postgres_bin() -> Path:
 
 
 class PostgresServer:
-    """A throwaway PostgreSQL server on a free loopback port, for tests and benchmarks.
+    """A PostgreSQL server on a loopback port, from the locally installed binaries.
 
-    Its data lives in a temporary directory and is tuned for speed, not durability
-    (``fsync=off``): a test database is rebuilt at every start. PostgreSQL refuses to run
-    as root, so as root it runs as the ``postgres`` user that Debian's package creates.
+    By default it is a throwaway one for tests and benchmarks: its data lives in a
+    temporary directory, removed at :meth:`stop`, and is tuned for speed, not durability
+    (``fsync=off``). Given a ``root`` it keeps its data there across starts, with
+    PostgreSQL's durable defaults (``make cluster``). PostgreSQL refuses to run as root, so
+    as root it runs as the ``postgres`` user that Debian's package creates.
     """
 
-    def __init__(self, *, timeout: float = 60) -> None:
+    def __init__(self, *, timeout: float = 60, root: Path | None = None,
+                 port: int | None = None) -> None:
         self.bin = _postgres_bin()
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="workflow-postgres-"))
+        self.port = port or free_port()
+        self.keep = root is not None
+        self.root = root.resolve() if root is not None else Path(
+            tempfile.mkdtemp(prefix="workflow-postgres-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         self.data = self.root / "data"
         self._names = itertools.count(1)
         self._as: list[str] = []
         if os.geteuid() == 0:
             os.chmod(self.root, 0o777)
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                   "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+        if not (self.data / "PG_VERSION").exists():
+            self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                       "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+        fast = [] if self.keep else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                     "-c", "full_page_writes=off"]
         self.log = self.root / "server.log"
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [*self._as, str(self.bin / "postgres"), "-D", str(self.data),
                  "-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1",
-                 "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=400",
-                 "-c", "shared_buffers=64MB"],
+                 *fast, "-c", "max_connections=400", "-c", "shared_buffers=64MB"],
                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -296,14 +303,17 @@ class PostgresServer:
         """The SQLAlchemy URL of a database on this server."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database; its URL."""
+    def create_database(self, name: str | None = None, *, exist_ok: bool = False) -> str:
+        """A new empty database (or, with ``exist_ok``, the one of that name); its URL."""
         import psycopg
 
         name = name or f"test_{next(self._names)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if exists is None or not exist_ok:
+                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         return self.url(name)
 
     def sql(self, statement: str, database: str = "postgres") -> str:
@@ -317,7 +327,7 @@ class PostgresServer:
         return done.stdout
 
     def stop(self) -> None:
-        """Stop the server and remove its data."""
+        """Stop the server; remove its data unless it was given a ``root`` to keep."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)  # PostgreSQL's fast shutdown
             try:
@@ -325,7 +335,8 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class QueueWorker:
