@@ -119,7 +119,6 @@ class StagedFile:
     def __init__(self, target: StoredFile, scratch: Path) -> None:
         self.target = target
         self._scratch = scratch
-        self.published = False
 
     @property
     def name(self) -> str:
@@ -146,7 +145,6 @@ class StagedFile:
     def publish(self) -> None:
         """Put the scratch copy in the target's place, all at once."""
         self.target.area._publish(self._scratch, self.target.name)
-        self.published = True
 
 
 class StoredFile:
