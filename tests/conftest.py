@@ -24,6 +24,8 @@ from workflow_engine.service import WorkflowService
 from workflow_engine.settings import Settings
 from workflow_engine.testing import PostgresServer, QueueWorker
 
+pytest_plugins = ["tests.object_store"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
 WORKER = "tests.queue_worker"

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .blocks import Catalog
-from .files import FileArea
 from .metrics import Metrics
 from .runner import Runner
 from .service import WorkflowService, now_ms
 from .settings import Settings
 from .sixtyfour import Enrichment
 from .snapshots import Snapshots
+from .storage import open_areas
 from .store import Store, make_engine
 from .tasks import TaskQueue
 
@@ -53,12 +53,8 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
     ))
     try:
         store.create_schema()
-        samples = FileArea(settings.samples_dir, "samples") if settings.samples_dir else None
-        inputs = FileArea(settings.files_dir, "files", fallback=samples)
-        outputs = FileArea(settings.outputs_dir, "outputs")
-        for directory in (settings.files_dir, settings.outputs_dir, settings.snapshots_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        catalog = Catalog(inputs, limits=settings.limits)
+        areas = open_areas(settings)
+        catalog = Catalog(areas.files, limits=settings.limits)
         service = WorkflowService(store, clock=clock, catalog=catalog)
         if settings.definitions_dir is not None:
             service.load_directory(settings.definitions_dir)
@@ -79,7 +75,7 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
     queued = settings.task_engine == "procrastinate"
     worker = worker or settings.worker_name or (None if queued else socket.gethostname())
     runner = Runner(
-        service, catalog, Snapshots(settings.snapshots_dir), outputs,
+        service, catalog, Snapshots(areas.snapshots), areas.outputs,
         workers=settings.block_workers, enrichment=enrichment,
         queue=TaskQueue(settings.database_url) if queued else None,
         lease_seconds=settings.block_lease_seconds,

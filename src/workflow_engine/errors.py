@@ -19,7 +19,7 @@ The tree, split by who has to react::
     ├── NotFound (404)
     │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
     │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable
-    │   └── FileNotFound (files.py)
+    │   └── FileNotFound                 no such file in a storage area
     ├── Conflict (409)                  the request is fine, the current state forbids it
     │   ├── DefinitionExists, InstanceExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
@@ -58,6 +58,7 @@ __all__ = [
     "DefinitionNotFound",
     "DefinitionVersionNotFound",
     "EventNotFound",
+    "FileNotFound",
     "GuardNotSatisfied",
     "IdempotencyKeyReused",
     "InstanceBusy",
@@ -356,6 +357,13 @@ class NoTable(NotFound):
 
     code = "no_table"
     title = "No table"
+
+
+class FileNotFound(NotFound):
+    """No file has this name in the storage area (nor in its fallback)."""
+
+    code = "file_not_found"
+    title = "File not found"
 
 
 class EventNotFound(NotFound):

@@ -34,9 +34,9 @@ from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .blocks.base import NoInputTable
 from .core import BlockSpec
 from .errors import RunHeldElsewhere, RunInterrupted
-from .files import FileArea
 from .service import PendingRun, WorkflowService, progress_view
 from .snapshots import Snapshots
+from .storage import FileArea
 from .store import Transaction
 from .store.block_runs import BlockRuns, Claim, Heartbeat
 

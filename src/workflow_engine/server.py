@@ -257,6 +257,12 @@ def configure(args: argparse.Namespace) -> Settings:
     log.info("database: %s", make_url(settings.database_url).render_as_string(
         hide_password=True))
     log.info("definitions: %s", settings.definitions_dir or "(none)")
+    log.info("storage: %s", settings.storage_url or (
+        f"local directories {settings.files_dir}, {settings.outputs_dir}, "
+        f"{settings.snapshots_dir}"))
+    if settings.task_engine == "procrastinate" and settings.storage_url is None:
+        log.warning("TASK_ENGINE=procrastinate with local storage: workers on other "
+                    "machines cannot read this machine's files; set STORAGE_URL")
     if not settings.sixtyfour_api_key:
         log.warning("SIXTYFOUR_API_KEY is not set: enrichment blocks use the built-in "
                     "Sixtyfour SANDBOX, which returns SIMULATED data")

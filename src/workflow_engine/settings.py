@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,14 @@ class Settings(BaseSettings):
         "previews find them after the uploads; nothing is written there.")
     outputs_dir: Path = Field(Path("var/outputs"), description="Files written by save_csv.")
     snapshots_dir: Path = Field(Path("var/snapshots"), description="Instances' tables.")
+    storage_url: str | None = Field(
+        None, description="Where uploads, outputs and snapshots live when several machines "
+        "must read them: an S3-compatible object store, s3://bucket/prefix (files/, "
+        "outputs/ and snapshots/ under the prefix). Unset, they are the local directories "
+        "FILES_DIR, OUTPUTS_DIR and SNAPSHOTS_DIR. Samples are always read from SAMPLES_DIR.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, repr=False, description="JSON object of the object store's "
+        "options (s3fs): endpoint_url, key, secret, client_kwargs...")
     block_workers: int = Field(
         2, ge=1, le=64, description="Blocks running at once in each process that runs them "
         "(the server with threads; each worker with procrastinate).")
@@ -101,6 +110,21 @@ class Settings(BaseSettings):
     def _empty_means_none(cls, value: object) -> object:
         """``SAMPLES_DIR=`` (empty) means no samples, not the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("storage_url", mode="before")
+    @classmethod
+    def _object_store_url(cls, value: object) -> object:
+        """``STORAGE_URL=`` (empty) means the local directories; otherwise an s3:// URL
+        with a bucket."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str):
+            parts = urlsplit(value)
+            if parts.scheme not in ("s3", "s3a") or not parts.netloc:
+                raise ValueError("STORAGE_URL must be s3://bucket or s3://bucket/prefix (an "
+                                 "S3-compatible object store); leave it unset for the local "
+                                 "directories.")
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> Settings:

@@ -7,36 +7,37 @@ retry of the same start) writes the same file again, so a table is never duplica
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from .blocks.tables import read_snapshot, write_snapshot
-from .errors import NoTable
+from .errors import FileNotFound, NoTable
+from .storage import FileArea, StoredFile
 
 __all__ = ["Snapshots"]
 
 
 class Snapshots:
-    """Parquet snapshots under ``root/<instance id>/<seq>.parquet``."""
+    """Parquet snapshots as ``<instance id>/<seq>.parquet`` in the snapshots area."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, area: FileArea) -> None:
+        self.area = area
 
-    def path(self, instance_id: str, seq: int) -> Path:
+    def file(self, instance_id: str, seq: int) -> StoredFile:
         """Where a snapshot lives (instance ids are plain identifiers by validation)."""
-        return self.root / instance_id / f"{seq:010d}.parquet"
+        return self.area.directory(instance_id).file(f"{seq:010d}.parquet")
 
     def save(self, instance_id: str, seq: int, table: pd.DataFrame) -> None:
         """Store the output of the run started at ``seq``."""
-        write_snapshot(table, self.path(instance_id, seq))
+        with self.file(instance_id, seq).writing() as out:
+            write_snapshot(table, out)
 
     def load(self, instance_id: str, seq: int) -> pd.DataFrame:
         """The table stored for ``seq``."""
-        path = self.path(instance_id, seq)
-        if not path.is_file():
+        try:
+            with self.file(instance_id, seq).open() as stream:
+                return read_snapshot(stream)
+        except FileNotFound:
             raise NoTable(
                 f"The table of instance '{instance_id}' after run {seq} is missing from the "
-                "data directory.", seq=seq,
-            )
-        return read_snapshot(path)
+                "snapshots storage.", seq=seq,
+            ) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pandas as pd
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from werkzeug.test import encode_multipart
 
 from tests.api.conftest import post_definition, run
 from tests.conftest import ROOT, BuildApp, make_settings
+from tests.object_store import ObjectStore
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.settings import Settings
 
@@ -353,3 +355,56 @@ class TestRead:
         download = client.get("/api/outputs/copy.csv")
         assert len(download.data.decode().strip().splitlines()) == 16
         download.close()
+
+
+class TestObjectStorage:
+    """With STORAGE_URL, uploads, outputs and snapshots live in the object store (moto's
+    S3 server here), so any process of a cluster reads them; nothing lands on local disk."""
+
+    COPY: ClassVar[dict[str, Any]] = {
+        "id": "copy", "name": "Copy",
+        "states": [{"id": "ready", "name": "R", "is_initial": True},
+                   {"id": "read", "name": "Read",
+                    "block": {"type": "read_csv", "params": {"file": "leads.csv"}}},
+                   {"id": "saved", "name": "S", "is_final": True,
+                    "block": {"type": "save_csv", "params": {"file_name": "copy.csv"}}}],
+        "actions": [{"id": "run", "name": "Run", "from_states": ["ready"], "to_state": "read"},
+                    {"id": "save", "name": "Save", "from_states": ["read"],
+                     "to_state": "saved", "trigger": "auto"}],
+    }
+
+    def test_a_pipeline_reads_and_writes_the_object_store(
+        self, settings: Settings, build_app: BuildApp, object_store: ObjectStore,
+        bucket: str, tmp_path: Path,
+    ) -> None:
+        clustered = settings.model_copy(update={
+            "storage_url": f"s3://{bucket}/engine", "storage_options": object_store.options,
+            "files_dir": tmp_path / "unused-files", "outputs_dir": tmp_path / "unused-outputs",
+            "snapshots_dir": tmp_path / "unused-snapshots",
+        })
+        client = build_app(clustered).test_client()
+        leads = (ROOT / "data" / "leads.csv").read_bytes()
+        assert upload(client, leads, filename="leads.csv").status_code == 201
+        post_definition(client, self.COPY)
+        done = run(client, "copy", id="c1")
+        assert done["status"] == "completed", done
+        assert [f["name"] for f in client.get("/api/outputs").json["items"]] == ["copy.csv"]
+        download = client.get("/api/outputs/copy.csv")
+        assert download.status_code == 200
+        assert download.content_type.startswith("text/csv")
+        saved = pd.read_csv(io.BytesIO(download.data), dtype=str, keep_default_na=False)
+        read = pd.read_csv(io.BytesIO(leads), dtype=str, keep_default_na=False)
+        assert saved.to_dict(orient="records") == read.to_dict(orient="records")
+        download.close()
+        # The table after read_csv is read back from its snapshot in the object store.
+        table = client.get("/api/instances/c1/data?limit=100")
+        assert table.status_code == 200, table.json
+        assert [row["name"] for row in table.json["rows"]] == saved["name"].tolist()
+        fs = object_store.filesystem()
+        stored = sorted(str(name).removeprefix(f"{bucket}/engine/")
+                        for name in fs.find(f"{bucket}/engine"))
+        assert stored[:2] == ["files/leads.csv", "outputs/copy.csv"]
+        assert [name.split("/")[:2] for name in stored[2:]] == [["snapshots", "c1"]]
+        assert fs.cat_file(f"{bucket}/engine/outputs/copy.csv") == download.data
+        for unused in ("unused-files", "unused-outputs", "unused-snapshots"):
+            assert not (tmp_path / unused).exists()

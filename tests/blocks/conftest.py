@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workflow_engine.blocks import BlockContext
-from workflow_engine.files import FileArea
+from workflow_engine.storage import LocalArea
 
 
 @pytest.fixture
@@ -15,4 +15,5 @@ def context(tmp_path: Path) -> BlockContext:
     """A block context whose files and outputs are empty temporary directories."""
     (tmp_path / "files").mkdir()
     (tmp_path / "outputs").mkdir()
-    return BlockContext(files=FileArea(tmp_path / "files"), outputs=FileArea(tmp_path / "outputs"))
+    return BlockContext(files=LocalArea(tmp_path / "files"),
+                        outputs=LocalArea(tmp_path / "outputs"))

@@ -17,6 +17,12 @@ from workflow_engine.blocks.csv_checks import (
     first_undecodable_byte,
 )
 from workflow_engine.limits import MIN_HEADER_BYTES, Limits
+from workflow_engine.storage import LocalArea, StoredFile
+
+
+def stored(path: Path) -> StoredFile:
+    """The file at ``path``, as the checks read files: through storage."""
+    return LocalArea(path.parent).file(path.name)
 
 
 class TestExcerpt:
@@ -60,7 +66,7 @@ class TestFirstUndecodableByte:
     ) -> None:
         path = tmp_path / "f.csv"
         path.write_bytes(content)
-        assert first_undecodable_byte(path, encoding) == offset
+        assert first_undecodable_byte(stored(path), encoding) == offset
 
     def test_across_chunk_boundaries(self, tmp_path: Path) -> None:
         """A character split between two reads is not a bad byte; the offset counts
@@ -68,7 +74,7 @@ class TestFirstUndecodableByte:
         path = tmp_path / "f.csv"
         prefix = b"a" * ((1 << 20) - 1) + "é".encode()
         path.write_bytes(prefix + b"\xff")
-        assert first_undecodable_byte(path, "utf-8") == len(prefix)
+        assert first_undecodable_byte(stored(path), "utf-8") == len(prefix)
 
 
 class TestCheckWidth:
@@ -88,17 +94,17 @@ class TestCheckWidth:
     def test_counts_fields(self, tmp_path: Path, header: bytes, count: int) -> None:
         path = tmp_path / "f.csv"
         path.write_bytes(header + b"1,2,3,4\n" if header.endswith(b"\n") else header)
-        check_width(path, "f.csv", delimiter=",", encoding="utf-8",
+        check_width(stored(path), "f.csv", delimiter=",", encoding="utf-8",
                     limits=Limits(max_csv_columns=count))
         with pytest.raises(CsvInvalid, match=f"has {count} columns"):
-            check_width(path, "f.csv", delimiter=",", encoding="utf-8",
+            check_width(stored(path), "f.csv", delimiter=",", encoding="utf-8",
                         limits=Limits(max_csv_columns=count - 1))
 
     def test_uses_the_delimiter(self, tmp_path: Path) -> None:
         path = tmp_path / "f.csv"
         path.write_bytes(b"a;b,c;d\n")
         with pytest.raises(CsvInvalid, match="has 3 columns"):
-            check_width(path, "f.csv", delimiter=";", encoding="utf-8",
+            check_width(stored(path), "f.csv", delimiter=";", encoding="utf-8",
                         limits=Limits(max_csv_columns=2))
 
     def test_reads_no_further_than_the_header_bound(self, tmp_path: Path) -> None:
@@ -106,7 +112,7 @@ class TestCheckWidth:
         path = tmp_path / "f.csv"
         path.write_bytes(b'a,"' + b"x" * MIN_HEADER_BYTES + b'"\n1,2\n')
         with pytest.raises(CsvInvalid, match="header line is longer than") as caught:
-            check_width(path, "f.csv", delimiter=",", encoding="utf-8",
+            check_width(stored(path), "f.csv", delimiter=",", encoding="utf-8",
                         limits=Limits(max_csv_columns=2))
         assert caught.value.context["max_header_bytes"] == MIN_HEADER_BYTES
 
@@ -114,4 +120,4 @@ class TestCheckWidth:
         path = tmp_path / "f.csv"
         path.write_bytes(b"caf\xe9,b\n1,2\n")
         with pytest.raises(UnicodeDecodeError):
-            check_width(path, "f.csv", delimiter=",", encoding="utf-8", limits=Limits())
+            check_width(stored(path), "f.csv", delimiter=",", encoding="utf-8", limits=Limits())

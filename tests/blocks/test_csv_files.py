@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -11,14 +12,18 @@ import pytest
 from workflow_engine.blocks import BlockContext, CsvInvalid
 from workflow_engine.blocks.csv_files import ReadCsv, SaveCsv
 from workflow_engine.blocks.tables import read_csv_table, read_snapshot, write_snapshot
-from workflow_engine.errors import InvalidPath
-from workflow_engine.files import FileNotFound
+from workflow_engine.errors import FileNotFound, InvalidPath
+from workflow_engine.storage import StoredFile
 
 
-def write(context: BlockContext, name: str, content: bytes | str) -> Path:
-    path = context.files.root / name
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return path
+def write(context: BlockContext, name: str, content: bytes | str) -> StoredFile:
+    stored = context.files.file(name)
+    stored.write(content.encode() if isinstance(content, str) else content)
+    return stored
+
+
+def output_text(context: BlockContext, name: str) -> str:
+    return context.outputs.file(name).read_bytes().decode()
 
 
 def read(context: BlockContext, name: str, **params: str) -> pd.DataFrame:
@@ -132,13 +137,13 @@ class TestReadCsv:
     ) -> None:
         secret = tmp_path / "secret.csv"
         secret.write_text("a\n1\n")
-        (context.files.root / "link.csv").symlink_to(secret)
+        (tmp_path / "files" / "link.csv").symlink_to(secret)
         with pytest.raises(InvalidPath, match="leads outside"):
             read(context, "link.csv")
 
     def test_max_rows_reads_only_the_beginning(self, context: BlockContext) -> None:
-        path = write(context, "big.csv", "a\n" + "1\n" * 1000)
-        assert len(read_csv_table(path, max_rows=5)) == 5
+        stored = write(context, "big.csv", "a\n" + "1\n" * 1000)
+        assert len(read_csv_table(stored, max_rows=5)) == 5
 
 
 class TestSaveCsv:
@@ -146,7 +151,7 @@ class TestSaveCsv:
         table = pd.DataFrame({"name": ["Ann", None], "n": ["1", "2"]})
         out = SaveCsv(SaveCsv.Params(file_name="out.csv"))(table, context)
         assert out is table
-        back = pd.read_csv(context.outputs.root / "out.csv", dtype=str)
+        back = pd.read_csv(io.StringIO(output_text(context, "out.csv")), dtype=str)
         assert back["n"].tolist() == ["1", "2"]
         assert pd.isna(back["name"][1])
 
@@ -155,7 +160,7 @@ class TestSaveCsv:
         table = pd.DataFrame({"v": ["=1+1", "+cmd", "-2-3", "@SUM(A1)", "safe", None,
                                     "-5", "+3.25"]})
         SaveCsv(SaveCsv.Params(file_name="x.csv"))(table, context)
-        text = (context.outputs.root / "x.csv").read_text()
+        text = output_text(context, "x.csv")
         for cell in ("'=1+1", "'+cmd", "'-2-3", "'@SUM(A1)"):
             assert cell in text
         for cell in ("'safe", "'-5", "'+3.25"):
@@ -164,14 +169,14 @@ class TestSaveCsv:
     def test_formulas_kept_when_asked(self, context: BlockContext) -> None:
         table = pd.DataFrame({"v": ["=1+1"]})
         SaveCsv(SaveCsv.Params(file_name="x.csv", neutralise_formulas=False))(table, context)
-        assert "'=" not in (context.outputs.root / "x.csv").read_text()
+        assert "'=" not in output_text(context, "x.csv")
 
     def test_refuses_to_overwrite_when_told_not_to(self, context: BlockContext) -> None:
-        (context.outputs.root / "x.csv").write_text("old")
+        context.outputs.file("x.csv").write(b"old")
         with pytest.raises(Exception, match="already exists"):
             SaveCsv(SaveCsv.Params(file_name="x.csv", overwrite=False))(
                 pd.DataFrame({"a": ["1"]}), context)
-        assert (context.outputs.root / "x.csv").read_text() == "old"
+        assert output_text(context, "x.csv") == "old"
 
     def test_upper_case_extension(self) -> None:
         assert SaveCsv.Params(file_name="OUT.CSV").file_name == "OUT.CSV"
@@ -189,14 +194,16 @@ class TestJsonColumns:
         "mixed": [None, "just text", {"nested": {"n": 1.5}}],
     })
 
-    def test_a_snapshot_keeps_lists_and_objects(self, tmp_path: Path) -> None:
-        write_snapshot(self.TABLE, tmp_path / "s.parquet")
-        back = read_snapshot(tmp_path / "s.parquet")
+    def test_a_snapshot_keeps_lists_and_objects(self) -> None:
+        stream = io.BytesIO()
+        write_snapshot(self.TABLE, stream)
+        stream.seek(0)
+        back = read_snapshot(stream)
         assert back.to_dict(orient="records") == self.TABLE.to_dict(orient="records")
 
     def test_a_csv_gets_them_as_json_text(self, context: BlockContext) -> None:
         SaveCsv(SaveCsv.Params(file_name="j.csv"))(self.TABLE, context)
-        back = pd.read_csv(context.outputs.root / "j.csv", dtype=str)
+        back = pd.read_csv(io.StringIO(output_text(context, "j.csv")), dtype=str)
         assert json.loads(back["refs"][0]) == {"https://a.example": "a source"}
         assert json.loads(back["refs"][2]) == [1, "=x", {"k": None}]
         assert back["mixed"][1] == "just text"

@@ -10,13 +10,13 @@ import pytest
 from workflow_engine.blocks import Catalog
 from workflow_engine.core import validate_definition
 from workflow_engine.errors import DefinitionInvalid
-from workflow_engine.files import FileArea
+from workflow_engine.storage import LocalArea
 
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Catalog:
     (tmp_path / "leads.csv").write_text("name,company,email\nAnn,A,\n")
-    return Catalog(FileArea(tmp_path))
+    return Catalog(LocalArea(tmp_path))
 
 
 def pipeline(*blocks: dict[str, Any], on_error: str | None = None) -> dict[str, Any]:

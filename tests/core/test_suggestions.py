@@ -12,7 +12,7 @@ from tests.conftest import approval
 from workflow_engine.blocks import Catalog
 from workflow_engine.core import validate_definition
 from workflow_engine.errors import DefinitionInvalid
-from workflow_engine.files import FileArea
+from workflow_engine.storage import LocalArea
 
 STATES = [{"id": "ready", "name": "Ready", "is_initial": True},
           {"id": "done", "name": "Done", "is_final": True}]
@@ -22,7 +22,7 @@ ACTIONS = [{"id": "go", "name": "Go", "from_states": ["ready"], "to_state": "don
 def messages(document: Any, tmp_path: Path) -> dict[str, str]:
     """Path -> message of every unknown-field error in ``document``."""
     with pytest.raises(DefinitionInvalid) as caught:
-        validate_definition(document, catalog=Catalog(FileArea(tmp_path)))
+        validate_definition(document, catalog=Catalog(LocalArea(tmp_path)))
     return {p.path: p.message for p in caught.value.errors if p.code == "unknown_field"}
 
 

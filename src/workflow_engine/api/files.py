@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
+from pathlib import PurePath
 
 import pandas as pd
 from flask import Blueprint, Response, current_app, request, send_file
@@ -13,8 +11,8 @@ from pydantic import Field
 from ..blocks.csv_checks import Delimiter, TextEncoding
 from ..blocks.tables import read_csv_table
 from ..errors import Conflict, ValidationFailed
-from ..files import FileArea
 from ..settings import Settings
+from ..storage import FileArea, StoredFile
 from . import runner
 from .requests import QueryModel, query
 from .responses import json_response
@@ -60,11 +58,18 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def _listing(area: FileArea) -> Response:
-    items = []
-    for name in area.names():
-        stat = area.existing(name).stat()
-        items.append(FileOut(name=name, size=stat.st_size, modified_at=int(stat.st_mtime * 1000)))
-    return json_response(FileList(items=items))
+    return json_response(FileList(items=[
+        FileOut(name=info.name, size=info.size, modified_at=info.modified_at)
+        for info in area.listing()
+    ]))
+
+
+def _download(stored: StoredFile) -> Response:
+    info = stored.info()
+    response = send_file(stored.open(), mimetype="text/csv", as_attachment=True,
+                         download_name=stored.name, last_modified=info.modified_at / 1000)
+    response.content_length = info.size
+    return response
 
 
 @blueprint.get("/files")
@@ -84,27 +89,24 @@ def upload_file() -> Response:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationFailed("Send the CSV as a multipart/form-data field named 'file'.")
-    name = request.form.get("name") or Path(upload.filename).name
+    name = request.form.get("name") or PurePath(upload.filename).name
     catalog = runner().catalog
     area = catalog.files
-    target = area.path(name)
+    target = area.file(name)
     if not name.lower().endswith(".csv"):
         raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
                                name=name)
     # A sample of that name counts: the upload would take its place for read_csv.
     if area.find(name) is not None and not options.overwrite:
         raise FileExists(f"{name!r} exists; add ?overwrite=true to replace it.", name=name)
-    area.root.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=area.root, prefix=".upload-", suffix=".tmp")
-    os.close(handle)
-    try:
-        upload.save(temporary)
-        frame = read_csv_table(Path(temporary), name=name, delimiter=options.delimiter,
+    # Checked as staged, so a file that is refused never replaces the one there.
+    with target.staged() as staged:
+        staged.write(upload.stream)
+        size = staged.size()
+        frame = read_csv_table(staged, name=name, delimiter=options.delimiter,
                                encoding=options.encoding, limits=catalog.limits)
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    body = CsvSummary(name=name, size=target.stat().st_size,
+        staged.publish()
+    body = CsvSummary(name=name, size=size,
                       columns=[str(c) for c in frame.columns], row_count=len(frame),
                       preview=_records(frame.head(PREVIEW_ROWS)))
     response = json_response(body, 201)
@@ -115,8 +117,7 @@ def upload_file() -> Response:
 @blueprint.get("/files/<name>")
 def download_file(name: str) -> Response:
     """Download an input file."""
-    return send_file(runner().catalog.files.existing(name), mimetype="text/csv",
-                     as_attachment=True, download_name=name)
+    return _download(runner().catalog.files.existing(name))
 
 
 @blueprint.get("/files/<name>/preview")
@@ -124,11 +125,11 @@ def preview_file(name: str) -> Response:
     """The first rows of an input file, parsed as read_csv would."""
     options = query(PreviewQuery)
     catalog = runner().catalog
-    path = catalog.files.existing(name)
-    frame = read_csv_table(path, name=name, max_rows=options.rows, limits=catalog.limits,
+    stored = catalog.files.existing(name)
+    frame = read_csv_table(stored, name=name, max_rows=options.rows, limits=catalog.limits,
                            delimiter=options.delimiter, encoding=options.encoding)
     return json_response(CsvSummary(
-        name=name, size=path.stat().st_size, columns=[str(c) for c in frame.columns],
+        name=name, size=stored.size(), columns=[str(c) for c in frame.columns],
         row_count=None, preview=_records(frame),
     ))
 
@@ -142,5 +143,4 @@ def list_outputs() -> Response:
 @blueprint.get("/outputs/<name>")
 def download_output(name: str) -> Response:
     """Download a file written by save_csv."""
-    return send_file(runner().outputs.existing(name), mimetype="text/csv",
-                     as_attachment=True, download_name=name)
+    return _download(runner().outputs.existing(name))

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import __version__
 from ..core import DefinitionSpec
-from ..files import FILE_NAME_PATTERN
+from ..storage import FILE_NAME_PATTERN
 from .access import required_scope
 from .data import DataQuery
 from .definitions import SaveQuery, VersionQuery

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from ..core.definitions import BlockSpec
 from ..core.validation import shape_problems
 from ..errors import Problem
-from ..files import FileArea
 from ..limits import DEFAULT_LIMITS, Limits
+from ..storage import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
 from .csv_files import ReadCsv, SaveCsv

@@ -18,8 +18,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import WorkflowError
-from ..files import FileArea
 from ..limits import DEFAULT_LIMITS, Limits
+from ..storage import FileArea
 
 __all__ = [
     "Block",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import pandas as pd
 from pydantic import Field, StringConstraints, model_validator
 
-from ..files import FileArea
+from ..storage import FileArea
 from .base import Block, BlockContext, BlockParams, require_columns
 from .tables import json_columns, json_text
 

@@ -15,12 +15,12 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
 
 from ..limits import Limits
+from ..storage import Readable
 from .base import BlockError
 
 __all__ = [
@@ -97,7 +97,7 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return "'" + "".join(pieces) + "'"
 
 
-def check_width(path: Path, name: str, *, delimiter: str, encoding: str,
+def check_width(source: Readable, name: str, *, delimiter: str, encoding: str,
                 limits: Limits) -> None:
     """Refuse a file whose header has more than ``limits.max_csv_columns`` fields, or whose
     header line is longer than ``limits.max_csv_header_bytes``, reading no more than that.
@@ -106,7 +106,7 @@ def check_width(path: Path, name: str, *, delimiter: str, encoding: str,
     the first non-empty record. Decoding errors propagate for :func:`csv_invalid` to say.
     """
     bound = limits.max_csv_header_bytes
-    with path.open("rb") as stream:
+    with source.open() as stream:
         head = stream.read(bound + 1)
     whole = len(head) <= bound
     text = codecs.getincrementaldecoder(encoding)().decode(head[:bound], final=whole)
@@ -144,15 +144,15 @@ def check_width(path: Path, name: str, *, delimiter: str, encoding: str,
         )
 
 
-def first_undecodable_byte(path: Path, encoding: str) -> int | None:
-    """The offset of the first byte of ``path`` that ``encoding`` cannot decode, if any.
+def first_undecodable_byte(source: Readable, encoding: str) -> int | None:
+    """The offset of the first byte of ``source`` that ``encoding`` cannot decode, if any.
 
     Only called once a read has failed, so the cost of a pass over the file is paid on
     the error path alone.
     """
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
-    with path.open("rb") as stream:
+    with source.open() as stream:
         while True:
             chunk = stream.read(SCAN_BYTES)
             pending = len(decoder.getstate()[0])
@@ -165,8 +165,9 @@ def first_undecodable_byte(path: Path, encoding: str) -> int | None:
             offset += len(chunk)
 
 
-def csv_invalid(name: str, error: BaseException, *, path: Path, encoding: str) -> CsvInvalid:
-    """The :class:`CsvInvalid` that says what ``error``, raised reading ``path``, means."""
+def csv_invalid(name: str, error: BaseException, *, source: Readable,
+                encoding: str) -> CsvInvalid:
+    """The :class:`CsvInvalid` that says what ``error``, raised reading ``source``, means."""
     if isinstance(error, CsvInvalid):
         return error
     if isinstance(error, LookupError):
@@ -175,7 +176,7 @@ def csv_invalid(name: str, error: BaseException, *, path: Path, encoding: str) -
     wrong_width = _WRONG_WIDTH.search(message)
     # pyarrow's words for undecodable input, unless they are in a row it quotes.
     if isinstance(error, UnicodeError) or (not wrong_width and "invalid UTF8" in message):
-        return _undecodable(name, path, encoding, error)
+        return _undecodable(name, source, encoding, error)
     if "Empty CSV file" in message:
         return CsvInvalid(f"{name} is empty: a CSV needs a header row and data rows.")
     if "straddling object" in message:
@@ -193,17 +194,18 @@ def csv_invalid(name: str, error: BaseException, *, path: Path, encoding: str) -
     return CsvInvalid(f"{name} is not a well-formed CSV: {excerpt(first_line)}.")
 
 
-def _undecodable(name: str, path: Path, encoding: str, error: BaseException) -> CsvInvalid:
+def _undecodable(name: str, source: Readable, encoding: str,
+                 error: BaseException) -> CsvInvalid:
     hint = "give the file's encoding (e.g. latin-1)."
     try:
-        offset = first_undecodable_byte(path, encoding)
+        offset = first_undecodable_byte(source, encoding)
     except (OSError, UnicodeError) as exc:
         # A decoder that fails without naming a byte (UTF-16 without a byte order mark).
         error, offset = exc, None
     if offset is None:
         reason = f" ({excerpt(str(error))})" if isinstance(error, UnicodeError) else ""
         return CsvInvalid(f"{name} is not valid {encoding}{reason}; {hint}", encoding=encoding)
-    with path.open("rb") as stream:
+    with source.open() as stream:
         stream.seek(offset)
         byte = stream.read(1)
     shown = f" (0x{byte[0]:02x})" if byte else ""

@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import Field, StringConstraints
 
 from ..errors import WorkflowError
-from ..files import FILE_NAME_PATTERN, FileArea
+from ..storage import FILE_NAME_PATTERN, FileArea
 from .base import Block, BlockContext, BlockError, BlockParams
 from .csv_checks import Delimiter, TextEncoding
 from .tables import read_csv_table, write_csv_table
@@ -38,19 +38,18 @@ class ReadCsv(Block[ReadCsvParams]):
     produces = "the file's rows; every column as text"
 
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
-        path = context.files.existing(self.params.file)
         return read_csv_table(
-            path, name=self.params.file, delimiter=self.params.delimiter,
-            encoding=self.params.encoding, context=context, limits=self.limits,
+            context.files.existing(self.params.file), name=self.params.file,
+            delimiter=self.params.delimiter, encoding=self.params.encoding, context=context,
+            limits=self.limits,
         )
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
         """The file's header, if the file is there and readable now."""
         try:
-            path = files.existing(self.params.file)
             return list(read_csv_table(
-                path, delimiter=self.params.delimiter, encoding=self.params.encoding,
-                max_rows=1, limits=self.limits,
+                files.existing(self.params.file), delimiter=self.params.delimiter,
+                encoding=self.params.encoding, max_rows=1, limits=self.limits,
             ).columns)
         except (WorkflowError, OSError):
             # Not there or not readable yet: the columns are unknown, not wrong.
@@ -81,14 +80,15 @@ class SaveCsv(Block[SaveCsvParams]):
 
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         assert table is not None
-        path = context.outputs.path(self.params.file_name)
-        if path.exists() and not self.params.overwrite:
+        target = context.outputs.file(self.params.file_name)
+        if not self.params.overwrite and target.exists():
             raise BlockError(
                 f"{self.params.file_name} already exists in outputs and overwrite is false.",
                 file_name=self.params.file_name,
             )
         context.check_cancelled()
-        write_csv_table(table, path, neutralise=self.params.neutralise_formulas)
+        with target.writing() as out:
+            write_csv_table(table, out, neutralise=self.params.neutralise_formulas)
         context.progress(len(table), len(table))
         return table
 

@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import Field, StringConstraints
 
 from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
-from ..files import FileArea
+from ..storage import FileArea
 from .base import Block, BlockContext, BlockError, BlockParams
 
 __all__ = ["EnrichCompany", "EnrichLead", "FindEmail"]

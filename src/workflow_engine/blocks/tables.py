@@ -16,12 +16,8 @@ so writing one flattens them to JSON text.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -30,6 +26,7 @@ import pyarrow.parquet as pq
 
 from ..core.conditions import NUMBER_PATTERN
 from ..limits import DEFAULT_LIMITS, Limits
+from ..storage import Readable
 from .base import BlockContext
 from .csv_checks import BLOCK_BYTES, CsvInvalid, check_width, csv_invalid, excerpt
 
@@ -65,9 +62,9 @@ def _options(
     }
 
 
-def _header(path: Path, name: str, delimiter: str, encoding: str) -> list[str]:
-    reader = pacsv.open_csv(path, **_options(delimiter, encoding))
-    names = list(reader.schema.names)
+def _header(source: Readable, name: str, delimiter: str, encoding: str) -> list[str]:
+    with source.open() as stream:
+        names = list(pacsv.open_csv(stream, **_options(delimiter, encoding)).schema.names)
     duplicates = sorted(column for column, count in Counter(names).items() if count > 1)
     if duplicates:
         shown = ", ".join(excerpt(d) for d in duplicates[:SHOWN_COLUMNS])
@@ -83,7 +80,7 @@ def _header(path: Path, name: str, delimiter: str, encoding: str) -> list[str]:
 
 
 def read_csv_table(
-    path: Path,
+    source: Readable,
     *,
     name: str | None = None,
     delimiter: str = ",",
@@ -92,21 +89,22 @@ def read_csv_table(
     max_rows: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
-    """Read a CSV file as a table of text columns; :class:`CsvInvalid` says what is wrong.
+    """Read a CSV file (stored, or an upload being checked) as a table of text columns;
+    :class:`CsvInvalid` says what is wrong.
 
     ``max_rows`` stops after that many rows (for previews). A file wider than ``limits``
     is refused from its first bytes, before it is parsed. Whatever goes wrong decoding
     or parsing the file is said by :func:`csv_invalid`.
     """
-    label = name or path.name
-    if path.stat().st_size == 0:
+    label = name or source.name
+    if source.size() == 0:
         raise CsvInvalid(f"{label} is empty: a CSV needs a header row and data rows.")
     try:
-        check_width(path, label, delimiter=delimiter, encoding=encoding, limits=limits)
-        table = _read(path, label, delimiter, encoding, context, max_rows)
+        check_width(source, label, delimiter=delimiter, encoding=encoding, limits=limits)
+        table = _read(source, label, delimiter, encoding, context, max_rows)
     except (CsvInvalid, pa.ArrowInvalid, UnicodeError, LookupError, ValueError,
             TypeError) as exc:
-        raise csv_invalid(label, exc, path=path, encoding=encoding) from exc
+        raise csv_invalid(label, exc, source=source, encoding=encoding) from exc
     if context is not None:
         context.progress(table.num_rows, table.num_rows)
     frame: pd.DataFrame = table.to_pandas()
@@ -152,23 +150,24 @@ def flatten_json(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read(
-    path: Path, label: str, delimiter: str, encoding: str, context: BlockContext | None,
+    source: Readable, label: str, delimiter: str, encoding: str, context: BlockContext | None,
     max_rows: int | None,
 ) -> pa.Table:
-    columns = _header(path, label, delimiter, encoding)
+    columns = _header(source, label, delimiter, encoding)
     types = dict.fromkeys(columns, pa.string())
     batches = []
     rows = 0
-    reader = pacsv.open_csv(path, **_options(delimiter, encoding, types))
-    for batch in reader:
-        if context is not None:
-            context.check_cancelled()
-        batches.append(batch)
-        rows += batch.num_rows
-        if context is not None:
-            context.progress(rows, None)
-        if max_rows is not None and rows >= max_rows:
-            break
+    with source.open() as stream:
+        reader = pacsv.open_csv(stream, **_options(delimiter, encoding, types))
+        for batch in reader:
+            if context is not None:
+                context.check_cancelled()
+            batches.append(batch)
+            rows += batch.num_rows
+            if context is not None:
+                context.progress(rows, None)
+            if max_rows is not None and rows >= max_rows:
+                break
     table = pa.Table.from_batches(batches, schema=reader.schema)
     if max_rows is not None:
         table = table.slice(0, max_rows)
@@ -197,14 +196,13 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def write_csv_table(table: pd.DataFrame, path: Path, *, neutralise: bool = True) -> None:
-    """Write ``table`` as CSV atomically: readers see the old file or the whole new one."""
+def write_csv_table(table: pd.DataFrame, out: BinaryIO, *, neutralise: bool = True) -> None:
+    """Write ``table`` as CSV to ``out`` (a stored file's atomic writer)."""
     table = flatten_json(table)
     if neutralise:
         table = neutralise_formulas(table)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
-    _atomic(path, lambda target: pacsv.write_csv(
-        arrow, target, pacsv.WriteOptions(quoting_style="needed")))
+    pacsv.write_csv(arrow, out, pacsv.WriteOptions(quoting_style="needed"))
 
 
 def _encode(value: Any) -> str | None:
@@ -215,8 +213,8 @@ def _encode(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_snapshot(table: pd.DataFrame, path: Path) -> None:
-    """Store a table as a Parquet snapshot, atomically; JSON columns as marked JSON text."""
+def write_snapshot(table: pd.DataFrame, out: BinaryIO) -> None:
+    """Write a table as a Parquet snapshot to ``out``; JSON columns as marked JSON text."""
     columns = json_columns(table)
     if columns:
         table = table.copy()
@@ -230,12 +228,12 @@ def write_snapshot(table: pd.DataFrame, path: Path) -> None:
             index = schema.get_field_index(column)
             schema = schema.set(index, schema.field(index).with_metadata(JSON_FIELD))
         arrow = arrow.cast(schema)
-    _atomic(path, lambda target: pq.write_table(arrow, target, compression="lz4"))
+    pq.write_table(arrow, out, compression="lz4")
 
 
-def read_snapshot(path: Path) -> pd.DataFrame:
-    """A table stored by :func:`write_snapshot`, its JSON columns decoded."""
-    arrow = pq.read_table(path)
+def read_snapshot(stream: BinaryIO) -> pd.DataFrame:
+    """A table written by :func:`write_snapshot`, its JSON columns decoded."""
+    arrow = pq.read_table(stream)
     frame: pd.DataFrame = arrow.to_pandas()
     for field in arrow.schema:
         if (field.metadata or {}).items() >= JSON_FIELD.items():
@@ -244,15 +242,3 @@ def read_snapshot(path: Path) -> pd.DataFrame:
                  for text in arrow.column(field.name).to_pylist()],
                 index=frame.index, dtype=object)
     return frame
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
