@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint typecheck pytest system-packages api-script bench clean
+.PHONY: run worker cluster test lint typecheck pytest system-packages api-script bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
 	$(BIN)/python run_server.py --host $(HOST) --port $(PORT)
+
+# A block worker of a cluster: needs DATABASE_URL (PostgreSQL) and TASK_ENGINE=procrastinate
+# in the environment, as the servers it works for have them.
+worker: $(VENV)/.runtime
+	TASK_ENGINE=procrastinate $(BIN)/python -m workflow_engine.worker
+
+# A cluster on this machine from Debian's binaries: PostgreSQL, the sandbox, 2 servers on
+# ports 5000-5001 and 2 workers (OBJECT_STORE=1: files in an S3-compatible store).
+cluster: $(VENV)/.dev system-packages
+	$(BIN)/python scripts/cluster.py --port $(PORT) $(if $(OBJECT_STORE),--object-store)
 
 test: lint typecheck pytest
 

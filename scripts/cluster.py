@@ -4,7 +4,10 @@ PostgreSQL (Debian's ``postgresql`` package; its data kept in ``var/cluster/post
 the Sixtyfour sandbox when ``SIXTYFOUR_API_KEY`` is not set (one for the whole cluster,
 so every process shares its answers and the key's budget), N server processes on
 consecutive ports and M block workers, all on one database with
-``TASK_ENGINE=procrastinate``. It prints where each one is, then waits; Ctrl-C (or
+``TASK_ENGINE=procrastinate``. Files live in ``var/cluster`` (every process is on this
+machine), or with ``--object-store`` in an S3-compatible store: moto's server (a dev
+dependency; it keeps objects in memory, so they go when the cluster stops), the layout of
+machines that share no disk. It prints where each one is, then waits; Ctrl-C (or
 SIGTERM) stops them all, workers first. The same layout for people with Docker:
 ``docker-compose.yml``.
 """
@@ -12,16 +15,20 @@ SIGTERM) stops them all, workers first. The same layout for people with Docker:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from workflow_engine.testing import (
     PostgresServer,
     SandboxProcess,
+    free_port,
     running_server,
     running_worker,
 )
@@ -37,7 +44,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres-port", type=int, default=5433)
     parser.add_argument("--root", type=Path, default=ROOT / "var" / "cluster",
                         help="where the database, files, outputs and snapshots live")
+    parser.add_argument("--object-store", action="store_true",
+                        help="keep uploads, outputs and snapshots in an S3-compatible store")
     return parser.parse_args(argv)
+
+
+def start_object_store(stack: ExitStack) -> dict[str, str]:
+    """moto's S3 server on a free port, with a bucket; the settings that reach it."""
+    import fsspec
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    stack.callback(process.wait, 10)
+    stack.callback(process.terminate)
+    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "cluster",
+               "secret": "cluster", "client_kwargs": {"region_name": "eu-west-1"}}
+    store = fsspec.filesystem("s3", skip_instance_cache=True, **options)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            store.mkdir("workflow", region_name="eu-west-1")
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.1)
+    print(f"objects   s3://workflow/cluster at {options['endpoint_url']}")
+    return {"STORAGE_URL": "s3://workflow/cluster", "STORAGE_OPTIONS": json.dumps(options)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
             env |= {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url}
             print(f"sandbox   {sandbox.url} (SIXTYFOUR_API_KEY is not set: SIMULATED data)")
         print(f"database  {database_url}")
+        if args.object_store:
+            env |= start_object_store(stack)
         # Started in this order and stopped in the reverse one: workers go first, so no
         # block is left to a worker whose database has gone.
         for n in range(args.servers):

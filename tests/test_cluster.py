@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
 from tests.conftest import ROOT, approval
 from workflow_engine.testing import (
@@ -136,8 +137,25 @@ def write_leads(path: Path, rows: int) -> None:
         writer.writerows([f"Person {n}", f"Company {n % 7}"] for n in range(rows))
 
 
-def stored_task_ids(cluster: Cluster) -> int:
-    return int(cluster.sql("SELECT count(*) FROM upstream_jobs WHERE status = 'submitted'"))
+def wait_for_task_ids(database_url: str, count: int) -> None:
+    """Return once the store has ``count`` task ids (its commits are the signal; read
+    until then, within a bound for a broken run)."""
+    engine = create_engine(database_url)
+    deadline = threading.Event()
+    timer = threading.Timer(60, deadline.set)
+    timer.start()
+    try:
+        while True:
+            with engine.connect() as connection:
+                stored = connection.exec_driver_sql(
+                    "SELECT count(*) FROM upstream_jobs WHERE status = 'submitted'"
+                ).scalar_one()
+            if stored >= count:
+                return
+            assert not deadline.wait(0.05), f"{stored} of {count} task ids stored in 60 s"
+    finally:
+        timer.cancel()
+        engine.dispose()
 
 
 def test_an_enrichment_survives_its_worker_killed_and_every_row_is_paid_once(
@@ -155,15 +173,7 @@ def test_an_enrichment_survives_its_worker_killed_and_every_row_is_paid_once(
                json={"definition_id": "cluster-enrich", "id": "big"}).raise_for_status()
     httpx.post(f"{first}/api/instances/big/actions/run").raise_for_status()
 
-    # The store's record of every task id is the signal; waited for, with a bound.
-    deadline = threading.Event()
-    timer = threading.Timer(60, deadline.set)
-    timer.start()
-    try:
-        while stored_task_ids(cluster) < ROWS:
-            assert not deadline.wait(0.05), "the rows were not all submitted in 60 s"
-    finally:
-        timer.cancel()
+    wait_for_task_ids(cluster.database_url, ROWS)
     running = cluster.sql(
         "SELECT worker FROM block_runs WHERE instance_id = 'big' AND status = 'running'")
     assert running in cluster.workers, running
@@ -206,14 +216,15 @@ def cluster_root() -> Iterator[Path]:
 def test_make_cluster_starts_servers_and_workers_that_run_a_shipped_pipeline(
     cluster_root: Path
 ) -> None:
-    """``scripts/cluster.py`` (``make cluster``) from the local binaries: the shipped
-    enrichment pipeline, started on one server, is run by a worker and read on the other;
-    Ctrl-C stops everything and keeps the database."""
+    """``scripts/cluster.py`` (``make cluster``) from the local binaries, its files in the
+    object store: the shipped enrichment pipeline, started on one server, is run by a
+    worker, and its output read on the other; Ctrl-C stops everything and keeps the
+    database."""
     tmp_path = cluster_root
     port = free_port()
     command = [sys.executable, str(ROOT / "scripts" / "cluster.py"), "--servers", "2",
                "--workers", "1", "--port", str(port), "--postgres-port", str(free_port()),
-               "--root", str(tmp_path)]
+               "--root", str(tmp_path), "--object-store"]
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("SIXTYFOUR_")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -235,9 +246,42 @@ def test_make_cluster_starts_servers_and_workers_that_run_a_shipped_pipeline(
         done = httpx.get(f"{second}/api/instances/shipped", params={"wait": 60},
                          timeout=70).json()
         assert (done["status"], done["current_state"]) == ("completed", "saved"), done
-        assert (tmp_path / "outputs" / "leads-enriched.csv").exists()
+        output = httpx.get(f"{second}/api/outputs/leads-enriched.csv")
+        assert output.status_code == 200
+        assert len(output.text.splitlines()) == 16  # the header and the 15 leads
+        assert not (tmp_path / "outputs").exists()  # in the object store, not on disk
     finally:
         os.killpg(process.pid, signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, "".join(said) + rest
     assert (tmp_path / "postgres" / "data" / "PG_VERSION").exists()
+
+
+def test_a_server_starting_beside_a_busy_one_leaves_its_running_block_alone(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Threads in each server, one database: a second server's start (or restart) finds
+    the first's block run held under a live lease, and does not run it too."""
+    sandbox = SandboxProcess(rate=6000, latency=0.5)
+    sandbox.configure(hold_results=True)
+    write_leads(tmp_path / "files" / "many.csv", 20)
+    env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url,
+           "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
+    try:
+        with running_server(database_url, data_dir=tmp_path, env=env) as busy:
+            httpx.post(f"{busy.url}/api/definitions", json=pipeline()).raise_for_status()
+            httpx.post(f"{busy.url}/api/instances", json={
+                "definition_id": "cluster-enrich", "id": "busy"}).raise_for_status()
+            httpx.post(f"{busy.url}/api/instances/busy/actions/run").raise_for_status()
+            wait_for_task_ids(database_url, 20)  # all submitted: the block is running
+            with running_server(database_url, data_dir=tmp_path, env=env) as beside:
+                assert "resuming" not in beside.output()
+                sandbox.configure(hold_results=False)
+                done = httpx.get(f"{beside.url}/api/instances/busy", params={"wait": 60},
+                                 timeout=70).json()
+            assert (done["status"], done["current_state"]) == ("completed", "saved"), done
+            assert "resuming" not in busy.output()
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], stats["duplicates"]) == (20, {})
+    finally:
+        sandbox.stop()

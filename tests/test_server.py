@@ -165,15 +165,16 @@ def test_a_block_killed_mid_run_resumes_on_restart_without_loss_or_duplicates(
                     {"id": "save", "name": "Save", "from_states": ["reading"],
                      "to_state": "saved", "trigger": "auto"}],
     }
-    db = database_url
-    with running_server(db, data_dir=tmp_path) as server:
+    db, port = database_url, free_port()
+    with running_server(db, data_dir=tmp_path, port=port) as server:
         httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
         start(server.url, "big", id="resumed")
         fired = httpx.post(f"{server.url}/api/instances/resumed/actions/run")
         assert fired.status_code == 202
         server.stop(signal.SIGKILL)
 
-    with running_server(db, data_dir=tmp_path) as server:
+    # The same port is the same server: it takes its run back at once.
+    with running_server(db, data_dir=tmp_path, port=port) as server:
         deadline = time.monotonic() + 180  # a deadline for a loaded machine, not a pause
         while time.monotonic() < deadline:
             body = httpx.get(f"{server.url}/api/instances/resumed").json()
@@ -237,7 +238,7 @@ def stored_task_ids(database_url: str) -> int:
 
 
 def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProcess,
-                        document: dict[str, Any], *, held: int, answered: int,
+                        document: dict[str, Any], *, port: int, held: int, answered: int,
                         stored: int | None = None) -> dict[str, Any]:
     """Start the pipeline, wait for the sandbox's signal that ``held`` submissions are
     held and the server stored every task id it was answered (each was polled), SIGKILL
@@ -245,7 +246,7 @@ def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProce
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
     env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
-    with running_server(database_url, data_dir=tmp_path, env=env) as server:
+    with running_server(database_url, data_dir=tmp_path, env=env, port=port) as server:
         httpx.post(f"{server.url}/api/definitions", json=document).raise_for_status()
         start(server.url, "enrich", id="e")
         httpx.post(f"{server.url}/api/instances/e/actions/run").raise_for_status()
@@ -265,11 +266,12 @@ def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProce
 
 
 def finish_after_restart(
-    tmp_path: Path, database_url: str, sandbox: SandboxProcess
+    tmp_path: Path, database_url: str, sandbox: SandboxProcess, *, port: int
 ) -> list[dict[str, Any]]:
-    """Restart on the same database; the resumed run's rows once it settled."""
+    """Restart on the same database and port (so the same server, which takes its runs
+    back at once); the resumed run's rows once it settled."""
     env = {**ENV, "SIXTYFOUR_BASE_URL": sandbox.url}
-    with running_server(database_url, data_dir=tmp_path, env=env) as server:
+    with running_server(database_url, data_dir=tmp_path, env=env, port=port) as server:
         body = httpx.get(f"{server.url}/api/instances/e", params={"wait": 60},
                          timeout=70).json()
         assert "resuming 1 block run(s)" in server.output()
@@ -289,10 +291,12 @@ def test_enrichment_killed_after_every_task_id_was_stored_polls_them_not_resubmi
     # No job may finish before the kill (else the block could be done by then), so the
     # signal is the server's own record of every task id, not the sandbox's polls.
     sandbox.configure(hold_results=True)
-    kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), held=0, answered=LEADS,
+    port = free_port()
+    kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), port=port, held=0,
+                        answered=LEADS,
                         stored=LEADS)
     sandbox.configure(hold_results=False)
-    rows = finish_after_restart(tmp_path, database_url, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox, port=port)
     assert all(row["enrich_error"] is None and row["education"] for row in rows)
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
@@ -306,10 +310,11 @@ def test_enrichment_killed_while_a_submission_awaits_its_answer_reports_it_unkno
     row is upstream_outcome_unknown (it may be paid for, so it is not sent again), every
     other row completes, and every row was submitted exactly once."""
     sandbox.configure(hold_submission=LEADS)
-    found = kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), held=1,
-                                answered=LEADS - 1)
+    port = free_port()
+    found = kill_mid_enrichment(tmp_path, database_url, sandbox, enrichment(), port=port,
+                                held=1, answered=LEADS - 1)
     (held,) = found["held"]
-    rows = finish_after_restart(tmp_path, database_url, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox, port=port)
     unknown = [row for row in rows if row["name"] == held["body"]["lead_info"]["name"]]
     others = [row for row in rows if row not in unknown]
     assert len(unknown) == 1
@@ -328,11 +333,12 @@ def test_enrichment_killed_while_a_submission_awaits_its_answer_resubmits_if_tol
     """The same kill with on_unknown_outcome: resubmit: that row is submitted a second
     time and completes; every other row was submitted once."""
     sandbox.configure(hold_submission=LEADS)
+    port = free_port()
     found = kill_mid_enrichment(tmp_path, database_url, sandbox,
                                 enrichment(on_unknown_outcome="resubmit"),
-                                held=1, answered=LEADS - 1)
+                                port=port, held=1, answered=LEADS - 1)
     (held,) = found["held"]
-    rows = finish_after_restart(tmp_path, database_url, sandbox)
+    rows = finish_after_restart(tmp_path, database_url, sandbox, port=port)
     assert all(row["enrich_error"] is None and row["education"] for row in rows)
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]

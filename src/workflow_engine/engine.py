@@ -5,7 +5,6 @@ blocks."""
 from __future__ import annotations
 
 import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -72,12 +71,12 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         webhook_url=f"{settings.public_url.rstrip('/')}/api/webhooks/sixtyfour/{webhook_secret}"
         if settings.public_url else None,
     )
-    queued = settings.task_engine == "procrastinate"
-    worker = worker or settings.worker_name or (None if queued else socket.gethostname())
+    worker = worker or settings.worker_name
     runner = Runner(
         service, catalog, Snapshots(areas.snapshots), areas.outputs,
         workers=settings.block_workers, enrichment=enrichment,
-        queue=TaskQueue(settings.database_url) if queued else None,
+        queue=TaskQueue(settings.database_url)
+        if settings.task_engine == "procrastinate" else None,
         lease_seconds=settings.block_lease_seconds,
         heartbeat_seconds=settings.block_heartbeat_seconds, worker=worker,
     )

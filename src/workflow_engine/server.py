@@ -10,10 +10,12 @@ stalled by as many silent sockets as they have threads. Connections past the lim
 in the kernel's backlog; a connection that sends nothing for ``HTTP_IDLE_TIMEOUT`` seconds
 is closed.
 
-One process serves: the engine keeps process-wide state that must not be split across
-processes (the shared rate budget and the block runner), and the database serialises
-writers either way. Restarting it when it dies is the job of the process manager
-(systemd, a container's restart policy).
+Any number of server processes may serve one database (on PostgreSQL, or SQLite on one
+machine): everything they share (the rate budget, block runs and their progress,
+enrichment claims) is kept in the database. Each process runs its blocks in its own
+threads, or, with ``TASK_ENGINE=procrastinate``, leaves them to workers. Restarting a
+process when it dies is the job of the process manager (systemd, a container's restart
+policy).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import re
 import resource
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -216,6 +219,16 @@ def _raise_descriptor_limit(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse to start (before taking over any block run) on a port another serves."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            sys.exit(f"Cannot serve on {host}:{port}: {exc.strerror}")
+
+
 def _stop(_signum: int, _frame: FrameType | None) -> None:
     # waitress's loop catches SystemExit: it stops accepting and lets the request
     # threads finish (up to 5 s) before returning.
@@ -276,6 +289,13 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until stopped."""
     args = parse_args(argv)
     settings = configure(args)
+    _check_port_free(args.host, args.port)
+    if settings.worker_name is None and settings.task_engine == "threads":
+        # The port names this server: a process restarted on it after a crash is the
+        # same server and takes its block runs back at once, while two live processes
+        # never share a name (they cannot share the port).
+        settings = settings.model_copy(
+            update={"worker_name": f"{socket.gethostname()}:{args.port}"})
     # Looked up now, not at import: bench/noop_app.py serves its own app through this.
     from .app import create_app
 

@@ -63,10 +63,10 @@ class Settings(BaseSettings):
         "of workers (python -m workflow_engine.worker), on any machine.")
     worker_name: str | None = Field(
         None, max_length=200, description="This process's name in the block runs it "
-        "holds. Threads default to the host's name, so a server restarted after a crash "
-        "takes its runs back at once (give each of several servers on one host its own); "
-        "queue workers default to host:pid:tag and take over a dead worker's runs when "
-        "their lease lapses.")
+        "holds. run_server.py names itself host:port, so a server restarted on its port "
+        "after a crash takes its runs back at once (two live processes cannot hold one "
+        "port); other processes default to host:pid:tag, and take over a dead one's runs "
+        "when their lease lapses.")
     block_lease_seconds: float = Field(
         30.0, gt=0, description="How long a block run stays its worker's without a "
         "heartbeat; after that another worker may take it over.")
