@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask
-from flask_cors import CORS
 
 from .api import (
     EXTENSION,
     RUNNER,
     access,
     blocks,
+    cors,
     data,
     definitions,
     files,
@@ -52,8 +52,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     app.extensions[RUNNER] = runner
     app.config["WORKFLOW_SETTINGS"] = settings
 
-    CORS(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
-         allow_headers=ALLOWED_HEADERS)
+    cors.install(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
+                 allow_headers=ALLOWED_HEADERS)
     for module in (health, definitions, instances, data, blocks, files, webhooks, openapi):
         app.register_blueprint(module.blueprint)
     # Order matters: the request id and timer come first, so refused requests are logged too.

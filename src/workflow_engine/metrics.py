@@ -62,11 +62,20 @@ class Metrics:
         self.rows_enriched = Counter(
             "workflow_rows_enriched", "Rows enriched, by block.", ["block"], registry=registry)
         registry.register(_InstancesByStatus(instances_by_status))
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # Looking a child up by its labels takes a lock and a tuple of strings; routes,
+            # methods and statuses are few, so each pair is looked up once.
+            children = (self.requests.labels(route, method, str(status)),
+                        self.latency.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_events(self, definition_id: str, events: Iterable[Event]) -> None:
         """Count what committed history events say happened."""

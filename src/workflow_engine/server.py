@@ -47,7 +47,7 @@ from .api import RUNNER
 from .auth import TokenRegistry
 from .settings import Settings
 
-__all__ = ["configure", "main", "parse_args"]
+__all__ = ["build_server", "configure", "main", "parse_args"]
 
 log = logging.getLogger("workflow_engine")
 
@@ -210,6 +210,16 @@ def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adju
     )
 
 
+def build_server(app: Any, settings: Settings, *, host: str, port: int,
+                 threads: int) -> TcpWSGIServer:
+    """A waitress server for ``app`` with the settings' limits, listening on ``host:port``
+    (``run()`` serves until stopped). ``main`` serves through it, and so can a benchmark
+    that wants the real front in its own process."""
+    server: TcpWSGIServer = _front(settings)(app, adj=_adjustments(settings, host, port,
+                                                                    threads))
+    return server
+
+
 def _raise_descriptor_limit(connections: int) -> None:
     """Allow enough open files for every connection plus the database and the logs."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -304,8 +314,8 @@ def main(argv: list[str] | None = None) -> None:
     # request threads; at the default 5 ms turns, 32 clients' p99 was twice gunicorn's.
     sys.setswitchinterval(SWITCH_INTERVAL)
     _raise_descriptor_limit(settings.http_max_connections)
-    server = _front(settings)(app, adj=_adjustments(settings, args.host, args.port,
-                                                    args.threads))
+    server = build_server(app, settings, host=args.host, port=args.port,
+                          threads=args.threads)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("serving on http://%s:%d with waitress, %d threads, up to %d connections "

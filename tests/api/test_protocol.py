@@ -93,6 +93,51 @@ class TestCors:
         allowed = response.headers["Access-Control-Allow-Headers"].lower()
         assert {"if-match", "idempotency-key", "x-actor"} <= set(allowed.split(", "))
 
+    def test_preflight_is_answered_with_the_allowed_method(self, client: FlaskClient) -> None:
+        response = client.options("/api/instances/x/actions/y", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+    def test_answers_to_a_request_with_origin_carry_the_cors_headers(
+        self, client: FlaskClient, instance: dict[str, object]
+    ) -> None:
+        response = client.post(f"/api/instances/{instance['id']}/actions/submit",
+                               headers={"Origin": "https://app.example"})
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        exposed = response.headers["Access-Control-Expose-Headers"].lower().split(", ")
+        assert {"etag", "location", "idempotent-replayed"} <= set(exposed)
+
+    def test_errors_to_a_request_with_origin_carry_the_cors_headers(
+        self, client: FlaskClient
+    ) -> None:
+        response = client.post("/api/instances/missing/actions/submit",
+                               headers={"Origin": "https://app.example"})
+        assert (response.status_code, response.content_type) == (404, PROBLEM)
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+    @pytest.mark.parametrize("url", ["/health", "/api/instances/missing"])
+    def test_answers_without_origin_carry_no_cors_headers_but_vary_on_it(
+        self, client: FlaskClient, url: str
+    ) -> None:
+        response = client.get(url)
+        assert not [name for name, _ in response.headers
+                    if name.lower().startswith("access-control-")]
+        # A shared cache must not answer a request with Origin from this answer.
+        assert "Origin" in response.headers["Vary"]
+
+    def test_a_listed_origin_is_echoed_and_varies(
+        self, tmp_path: object, database_url: str, build_app: BuildApp
+    ) -> None:
+        settings = make_settings(tmp_path, database_url=database_url,
+                                 cors_origins="https://app.example, https://admin.example")
+        client = build_app(settings).test_client()
+        response = client.get("/health", headers={"Origin": "https://admin.example"})
+        assert response.headers["Access-Control-Allow-Origin"] == "https://admin.example"
+        assert "Origin" in response.headers["Vary"]
+
 
 class TestOpenApi:
     def test_document_is_valid_openapi_3_1(self, client: FlaskClient) -> None:

@@ -30,13 +30,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from ..core import Event, EventType, Instance, InstanceStatus, TableInfo
 from ..errors import ServiceUnavailable
 from . import migrations, schema
 
 __all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
+
+
+_BEGIN = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> Engine:
@@ -70,7 +73,17 @@ def make_engine(url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        statement = _BEGIN[mode]
+        # Straight to the driver: BEGIN returns no rows and needs none of the statement
+        # machinery, which costs more than the statement itself. Its errors (a lock not
+        # granted within busy_timeout) are wrapped as SQLAlchemy would, so that callers
+        # see the same OperationalError (503) as from any other statement.
+        driver = connection.connection.driver_connection
+        assert driver is not None, "a connection in use has its driver connection"
+        try:
+            driver.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 
@@ -215,14 +228,25 @@ class Store:
         with _reachable(), self.engine.connect() as connection, connection.begin():
             yield Transaction(connection)
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._engine = engine
+        # Writers take SQLite's write lock at BEGIN; the option set once on an engine that
+        # shares the pool rather than on each connection, which costs an event dispatch.
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+
     @contextmanager
     def write(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self._write_lock, _reachable(), self.engine.connect() as connection:
-            connection.execution_options(sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                tx = Transaction(connection)
-                yield tx
+        with (self._write_lock, _reachable(), self._writer.connect() as connection,
+              connection.begin()):
+            tx = Transaction(connection)
+            yield tx
         for callback in tx.callbacks:
             callback()
 
@@ -386,7 +410,7 @@ class Transaction:
 
     def append_events(self, items: list[Event]) -> None:
         """Append events to an instance's history."""
-        self.connection.execute(_INSERT_EVENT, [
+        rows = [
             {
                 "instance_id": item.instance_id, "seq": item.seq, "type": item.type.value,
                 "action_id": item.action_id, "from_state": item.from_state,
@@ -394,7 +418,11 @@ class Transaction:
                 "data": item.data,
             }
             for item in items
-        ])
+        ]
+        if rows:
+            # One row (a fire's usual lot) as a single execute: a list goes the executemany
+            # way, which sets up more than it saves for one row.
+            self.connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
 
     def last_event(self, instance_id: str, kind: EventType, *, at_or_before: int | None = None
                    ) -> Event | None:
