@@ -210,6 +210,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Writers take SQLite's write lock at BEGIN; the option set once on an engine that
+        # shares the pool rather than on each connection, which costs an event dispatch.
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
         # SQLite has one writer at a time and makes the others poll for its lock with
         # sleeps of up to 100 ms; queueing this process's writers on a lock of our own
         # wakes each as soon as the previous one commits.
@@ -227,18 +230,6 @@ class Store:
         """A read-only transaction."""
         with _reachable(), self.engine.connect() as connection, connection.begin():
             yield Transaction(connection)
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine."""
-        return self._engine
-
-    @engine.setter
-    def engine(self, engine: Engine) -> None:
-        self._engine = engine
-        # Writers take SQLite's write lock at BEGIN; the option set once on an engine that
-        # shares the pool rather than on each connection, which costs an event dispatch.
-        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
