@@ -53,9 +53,12 @@ pytest: $(VENV)/.dev system-packages
 api-script: $(VENV)/.runtime
 	./test_api.sh http://$(HOST):$(PORT)
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev system-packages
+	./scripts/system-packages wrk
 	$(BIN)/python bench/fires.py
+	$(BIN)/python bench/cluster_fires.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/cluster_enrichment.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
