@@ -27,7 +27,10 @@ def install(app: Flask, *, origins: list[str] | str, expose_headers: list[str],
 
     def add_cors_headers(response: Response) -> Response:
         if not request.environ.get("HTTP_ORIGIN"):
-            response.vary.add("Origin")
+            if "Vary" in response.headers:
+                response.vary.add("Origin")
+            else:  # the usual case, without parsing and rebuilding a header set
+                response.headers["Vary"] = "Origin"
             return response
         return set_cors_headers(response, options)
 

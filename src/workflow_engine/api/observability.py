@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import time
-import uuid
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,31 +18,43 @@ __all__ = ["METRICS", "blueprint", "install"]
 
 METRICS = "workflow_engine.metrics"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_PROCESS_TAG = secrets.token_hex(11)
+_REQUEST_NUMBERS = itertools.count(1)
 
 blueprint = Blueprint("observability", __name__)
 
 
+def _new_request_id() -> str:
+    """Unique in this process by its counter, across processes by its random prefix:
+    as good as a UUID for joining logs, at a fraction of its cost."""
+    return f"{_PROCESS_TAG}{next(_REQUEST_NUMBERS):010x}"
+
+
 def _begin() -> None:
     g.started = time.perf_counter()
-    offered = request.headers.get("X-Request-ID", "")
+    offered = request.environ.get("HTTP_X_REQUEST_ID", "")
     # Keep a caller's id so its logs and ours join up; make one when it sent none (or junk).
-    g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+    g.request_id = offered if _REQUEST_ID.match(offered) else _new_request_id()
 
 
 def _finish(response: Response) -> Response:
-    seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    here = request._get_current_object()  # type: ignore[attr-defined]
+    state = g._get_current_object()
+    seconds = time.perf_counter() - getattr(state, "started", time.perf_counter())
+    request_id = getattr(state, "request_id", None) or _new_request_id()
     response.headers["X-Request-ID"] = request_id
-    route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+    rule = here.url_rule
+    route = rule.rule if rule is not None else "(unmatched)"
+    method, status = here.method, response.status_code
     metrics: Metrics = current_app.extensions[METRICS]
-    metrics.observe_request(route, request.method, response.status_code, seconds)
+    metrics.observe_request(route, method, status, seconds)
     token = current_token()
     request_log().info(
-        "request", request_id=request_id, method=request.method, route=route,
+        "request", request_id=request_id, method=method, route=route,
         # A webhook's path holds its secret: log the route instead.
-        path=route if route.startswith("/api/webhooks/") else request.path,
-        status=response.status_code, ms=round(seconds * 1000, 2),
-        token=token.name if token else None, remote=request.remote_addr,
+        path=route if route.startswith("/api/webhooks/") else here.path,
+        status=status, ms=round(seconds * 1000, 2),
+        token=token.name if token else None, remote=here.remote_addr,
     )
     return response
 

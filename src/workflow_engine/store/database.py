@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from ..core import Event, EventType, Instance, InstanceStatus, TableInfo
 from ..errors import ServiceUnavailable
 from . import migrations, schema
+from .prepared import PreparedStatement
 
 __all__ = ["Store", "StoredDefinition", "Transaction", "make_engine"]
 
@@ -113,7 +114,7 @@ class StoredDefinition:
     created_at: int
 
 
-def _instance(row: RowMapping) -> Instance:
+def _instance(row: Mapping[Any, Any]) -> Instance:
     table = None
     if row["table_seq"] is not None:
         table = TableInfo(row["table_seq"], row["table_rows"], tuple(row["table_columns"]))
@@ -154,7 +155,7 @@ def _snapshot(instance: Instance) -> dict[str, Any]:
 
 
 def _instance_from_snapshot(snapshot: dict[str, Any]) -> Instance:
-    return _instance(snapshot)  # type: ignore[arg-type]
+    return _instance(snapshot)
 
 
 def _event(row: RowMapping) -> Event:
@@ -182,15 +183,22 @@ def _definition(row: RowMapping) -> StoredDefinition:
     )
 
 
-# The statements of the hot path (fire an action), built once: building a statement with
-# its values costs more than running it on SQLite.
-_SELECT_INSTANCE = select(schema.instances).where(schema.instances.c.id == bindparam("b_id"))
-_SELECT_INSTANCE_FOR_UPDATE = _SELECT_INSTANCE.with_for_update()
-_UPDATE_INSTANCE = update(schema.instances).where(
-    schema.instances.c.id == bindparam("b_id"),
-    schema.instances.c.version == bindparam("b_version"),
+# The statements of the hot path (fire an action), compiled once and run on the driver.
+_INSTANCE_JSON = ("context", "table_columns", "error")
+_select_instance = select(schema.instances).where(schema.instances.c.id == bindparam("b_id"))
+_SELECT_INSTANCE = PreparedStatement(_select_instance, json_columns=_INSTANCE_JSON)
+_SELECT_INSTANCE_FOR_UPDATE = PreparedStatement(
+    _select_instance.with_for_update(), json_columns=_INSTANCE_JSON)
+_UPDATE_INSTANCE = PreparedStatement(
+    update(schema.instances).where(
+        schema.instances.c.id == bindparam("b_id"),
+        schema.instances.c.version == bindparam("b_version"),
+    ),
+    columns=("current_state", "status", "version", "updated_at", "table_seq", "table_rows",
+             "table_columns", "error"),
+    json_columns=("table_columns", "error"),
 )
-_INSERT_EVENT = insert(schema.events)
+_INSERT_EVENT = PreparedStatement(insert(schema.events), json_columns=("data",))
 
 
 @contextmanager
@@ -219,6 +227,10 @@ class Store:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        # With one writer at a time, SQLite's writers share one connection, held open:
+        # checking a connection out of the pool and back in costs more than a fire's
+        # statements.
+        self._held: Connection | None = None
 
     def create_schema(self) -> None:
         """Create or upgrade the schema to the latest migration, under a lock shared by
@@ -234,12 +246,25 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with (self._write_lock, _reachable(), self._writer.connect() as connection,
-              connection.begin()):
+        with self._write_lock, _reachable(), self._writer_connection() as connection, \
+                connection.begin():
             tx = Transaction(connection)
             yield tx
         for callback in tx.callbacks:
             callback()
+
+    def _writer_connection(self) -> AbstractContextManager[Connection]:
+        """SQLite: the held writer connection (under the write lock), opened again if it
+        was lost; other databases: a connection from the pool, for this transaction."""
+        if self.engine.dialect.name != "sqlite":
+            return self._writer.connect()
+        held = self._held
+        if held is None or held.closed or held.invalidated or held.in_transaction():
+            # Never used, lost, or left mid-transaction by a failure: start afresh.
+            if held is not None and not held.closed:
+                held.close()
+            held = self._held = self._writer.connect()
+        return nullcontext(held)
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -248,6 +273,10 @@ class Store:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        with self._write_lock:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
         self.engine.dispose()
 
 
@@ -328,7 +357,7 @@ class Transaction:
         transaction ends (``FOR UPDATE``: a concurrent locker waits, then reads what this
         one committed; SQLite's write transactions are serial already)."""
         query = _SELECT_INSTANCE_FOR_UPDATE if lock else _SELECT_INSTANCE
-        row = self.connection.execute(query, {"b_id": instance_id}).mappings().first()
+        row = query.first(self.connection, {"b_id": instance_id})
         return _instance(row) if row else None
 
     def start_request_hash(self, instance_id: str) -> str | None:
@@ -360,13 +389,13 @@ class Transaction:
 
     def update_instance(self, instance: Instance, *, expected_version: int) -> bool:
         """Write a changed snapshot if the stored one still has ``expected_version``."""
-        result = self.connection.execute(_UPDATE_INSTANCE, {
+        changed = _UPDATE_INSTANCE.execute(self.connection, {
             "b_id": instance.id, "b_version": expected_version,
             "current_state": instance.current_state, "status": instance.status.value,
             "version": instance.version, "updated_at": instance.updated_at,
             **_table_columns(instance),
         })
-        return result.rowcount == 1
+        return changed == 1
 
     def list_instances(
         self,
@@ -401,19 +430,13 @@ class Transaction:
 
     def append_events(self, items: list[Event]) -> None:
         """Append events to an instance's history."""
-        rows = [
-            {
+        for item in items:
+            _INSERT_EVENT.execute(self.connection, {
                 "instance_id": item.instance_id, "seq": item.seq, "type": item.type.value,
                 "action_id": item.action_id, "from_state": item.from_state,
                 "to_state": item.to_state, "at": item.at, "actor": item.actor,
                 "data": item.data,
-            }
-            for item in items
-        ]
-        if rows:
-            # One row (a fire's usual lot) as a single execute: a list goes the executemany
-            # way, which sets up more than it saves for one row.
-            self.connection.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
+            })
 
     def last_event(self, instance_id: str, kind: EventType, *, at_or_before: int | None = None
                    ) -> Event | None:
