@@ -50,7 +50,7 @@ class SharedRateBudget:
     ) -> None:
         self.budgets = budgets
         self.key = key
-        self.interval_ms = max(1, round(60_000 / limit.per_minute))
+        self.interval_ms = max(1, round(1000 / limit.per_second))
         self._wall_ms = wall_ms
         self._sleep = sleep
 

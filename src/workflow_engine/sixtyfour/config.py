@@ -31,14 +31,19 @@ ENDPOINTS = {
 
 @dataclass(frozen=True)
 class RateLimit:
-    """The key's budget: every request counts, submissions and polls alike."""
+    """The key's budget: every request counts, submissions and polls alike.
+
+    Requests are paced a little under the limit (``headroom``): a request that leaves
+    late (a busy thread, a slow reservation) then still finds the API's window under its
+    limit, instead of costing a 429 and a pause of everyone's requests."""
 
     per_minute: int = 500
+    headroom: float = 0.02
 
     @property
     def per_second(self) -> float:
-        """Requests per second."""
-        return self.per_minute / 60
+        """Requests per second, as paced: the limit less the headroom."""
+        return self.per_minute * (1 - self.headroom) / 60
 
 
 @dataclass(frozen=True)
