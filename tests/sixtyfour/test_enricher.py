@@ -12,7 +12,7 @@ from tests.sixtyfour.conftest import Sandbox, make_enricher
 from workflow_engine.errors import UpstreamAuthError
 from workflow_engine.sixtyfour import Enricher, Outcome
 from workflow_engine.sixtyfour.jobs import request_key
-from workflow_engine.store import Store
+from workflow_engine.store import Store, schema
 from workflow_engine.store.upstream import UpstreamJobs
 
 
@@ -386,3 +386,27 @@ class TestClaimsAcrossProcesses:
             receiving.close()
         assert outcomes[0].result == result
         assert sandbox.stats()["requests"].get("polls", 0) == 0
+
+    def test_reporting_an_outcome_unknown_leaves_a_live_claim_of_another_alone(
+        self, store: Store
+    ) -> None:
+        """A process that read a lapsed claim may find it claimed again (a resend) by the
+        time it reports it: the fresh claim stays, so nobody sends it a third time."""
+        records = UpstreamJobs(store)
+        records.claim("k", "enrich_lead", owner="dead", now=0, lease_ms=1000)
+        assert records.claim("k", "enrich_lead", owner="resender", now=5000,
+                             lease_ms=10_000, resend=True) is None
+        assert not records.unknown("k", owner="reader", error="lost", now=5000)
+        record = records.get_many(["k"])["k"]
+        assert (record.status, record.owner) == ("sending", "resender")
+        assert records.unknown("k", owner="reader", error="lost", now=20_000)  # lapsed
+        assert records.get_many(["k"])["k"].status == "unknown"
+
+    def test_a_claim_from_before_leases_can_be_resent(self, store: Store) -> None:
+        records = UpstreamJobs(store)
+        records.claim("k", "enrich_lead", owner="old", now=0, lease_ms=1000)
+        with store.write() as tx:
+            tx.connection.execute(schema.upstream_jobs.update().values(claimed_until=None))
+        assert records.claim("k", "enrich_lead", owner="new", now=1, lease_ms=1000) is not None
+        assert records.claim("k", "enrich_lead", owner="new", now=1, lease_ms=1000,
+                             resend=True) is None

@@ -247,7 +247,7 @@ class Enricher:
             log.warning("%d %s request(s) were sent but never answered (outcome unknown); "
                         "not sending them again", len(lost), kind)
         for key, why in lost.items():
-            self.records.unknown(key, error=why, now=self._wall_ms())
+            self.records.unknown(key, owner=self.owner, error=why, now=self._wall_ms())
         # Outside the scheduler's lock: writing rows must not stall every worker.
         for index, outcome in told:
             self._deliver(batch, index, outcome)
@@ -432,11 +432,13 @@ class Enricher:
                 not_taken=lambda: self.records.not_taken(job.key, self.owner))
         except UpstreamMalformed as exc:
             # It answered, but with no task id we can poll: it may have started a job.
-            self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
+            self.records.unknown(job.key, owner=self.owner, error=exc.detail,
+                                 now=self._wall_ms())
             raise
         finally:
             with self._changed:
                 self._sending.discard(job.key)
+                self._changed.notify_all()
         job.task_id = task_id
         job.submitted_at = submitted_at
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
@@ -474,29 +476,35 @@ class Enricher:
             with self._changed:
                 self._changed.wait_for(
                     lambda: self._closed or bool(self._watched) or bool(self._sending))
-                if self._closed:
+                # A stop lets submissions already out be answered (close's grace): their
+                # claims are renewed until then, or others would call them lost.
+                if self._closed and not self._sending:
                     return
                 watched, sending = dict(self._watched), sorted(self._sending)
             if sending and self._clock() - self._renewed_at >= self.claim_lease_ms / 3000:
-                self._renewed_at = self._clock()
                 try:
                     self.records.renew(sending, owner=self.owner,
                                        until=self._wall_ms() + self.claim_lease_ms)
-                except Exception:  # the database is away for a moment: try again soon
+                    self._renewed_at = self._clock()
+                except Exception:  # the database is away for a moment: at the next turn
                     log.exception("renewing enrichment claims failed")
-            try:
-                stored = self.records.get_many(sorted(watched))
-            except Exception:  # the database is away for a moment: look again later
-                log.exception("reading watched enrichment records failed")
-                stored = {}
-            for key, job in watched.items():
-                record = stored.get(key)
-                try:
-                    self._watched_changed(job, record)
-                except Exception:  # a bug must not stop the watch
-                    log.exception("handling watched enrichment record %s failed", key)
+            if watched and not self._closed:
+                self._look_again(watched)
             with self._changed:
-                self._changed.wait_for(lambda: self._closed, WATCH_INTERVAL_SECONDS)
+                self._changed.wait_for(lambda: self._closed and not self._sending,
+                                       WATCH_INTERVAL_SECONDS)
+
+    def _look_again(self, watched: dict[str, _Job]) -> None:
+        try:
+            stored = self.records.get_many(sorted(watched))
+        except Exception:  # the database is away for a moment: look again at the next turn
+            log.exception("reading watched enrichment records failed")
+            return
+        for key, job in watched.items():
+            try:
+                self._watched_changed(job, stored.get(key))
+            except Exception:  # a bug must not stop the watch
+                log.exception("handling watched enrichment record %s failed", key)
 
     def _watched_changed(self, job: _Job, record: UpstreamJob | None) -> None:
         """Act on the record of a request another process is (or was) working on."""
@@ -514,6 +522,12 @@ class Enricher:
         now = self._wall_ms()
         if record is not None and record.claimed_by_other(self.owner, now):
             return  # still in flight elsewhere
+        unknown = record is not None and record.status in ("sending", "unknown")
+        why = (record.error if record is not None and record.status == "unknown"
+               and record.error else _LOST_AT_RESTART)
+        if unknown and not self.records.unknown(job.key, owner=self.owner, error=why,
+                                                now=now):
+            return  # claimed again meanwhile (a resend): watched on, read at the next turn
         with self._changed:
             if self._active.get(job.key) is not job:
                 self._watched.pop(job.key, None)
@@ -528,26 +542,20 @@ class Enricher:
                 self._schedule_poll(job, self._clock())
                 self._changed.notify_all()
                 return
-            unknown = record is not None and record.status in ("sending", "unknown")
             if not unknown:
                 # The owner's attempt provably started nothing: it is ours to send.
                 self._submit_queue.append(job)
                 self._changed.notify_all()
                 return
-            assert record is not None
             resend = [(b, i) for b, i in job.waiters if b.on_unknown == "resubmit"]
             tell = [(b, i) for b, i in job.waiters if b.on_unknown != "resubmit"]
-            if resend:
+            if resend and not job.resent:
                 job.resent, job.waiters = True, resend
                 self._submit_queue.append(job)
                 self._changed.notify_all()
             else:
+                tell, job.waiters = job.waiters, []
                 self._active.pop(job.key)
-                job.waiters = []
-        why = (record.error if record.status == "unknown" and record.error
-               else _LOST_AT_RESTART)
-        if record.status == "sending":
-            self.records.unknown(job.key, error=why, now=now)
         for batch, index in tell:
             self._deliver(batch, index, Outcome(error={
                 "code": UpstreamOutcomeUnknown.code, "message": why}))
@@ -568,7 +576,8 @@ class Enricher:
                 self._changed.notify_all()
         error = {"code": exc.code, "message": exc.detail}
         if not requeued:
-            self.records.unknown(job.key, error=exc.detail, now=self._wall_ms())
+            self.records.unknown(job.key, owner=self.owner, error=exc.detail,
+                                 now=self._wall_ms())
             self._finish(job, error=error)
             return
         log.warning("sending a %s request again whose answer was lost "
@@ -585,11 +594,14 @@ class Enricher:
         result = payload.get("result")
         with self._changed:
             job = self._by_task.get(task_id) if isinstance(task_id, str) else None
-            if job is None or self._active.get(job.key) is not job:
-                if task_id in self._recently_finished:
-                    return None
-                # Perhaps another process waits on it: store the outcome for it to find.
-                return self._store_for_others(task_id, status, result, payload)
+            waiting_here = job is not None and self._active.get(job.key) is job
+            finished_here = task_id in self._recently_finished
+        if not waiting_here:
+            if finished_here:
+                return None
+            # Perhaps another process waits on it: store the outcome for it to find.
+            return self._store_for_others(task_id, status, result, payload)
+        assert job is not None
         if status in ("completed", "failed", "cancelled"):
             self._learn(job, first_poll=False)
         if status == "completed" and isinstance(result, dict):
@@ -701,6 +713,7 @@ class Enricher:
         with self._changed:
             if self._active.get(job.key) is job:
                 self._active.pop(job.key)
+                self._watched.pop(job.key, None)
                 self._by_task.pop(job.task_id or "", None)
                 self._land(job)
             if self._probe.get(job.kind) == job.key:

@@ -85,7 +85,7 @@ class UpstreamJobs:
                 and_(table.c.status == "sending", table.c.owner == owner)]
         if resend:
             free += [table.c.status == "unknown",
-                     and_(table.c.status == "sending", table.c.claimed_until <= now)]
+                     and_(table.c.status == "sending", _mine_or_lapsed(owner, now))]
         try:
             with self.store.write() as tx:
                 claimed = tx.connection.execute(update(table).where(
@@ -120,13 +120,18 @@ class UpstreamJobs:
                 table.c.key == key, table.c.status == "sending", table.c.owner == owner,
             ).values(status="not_taken", claimed_until=None))
 
-    def unknown(self, key: str, *, error: str, now: int) -> None:
-        """A submission left and its answer never came; that has been reported."""
+    def unknown(self, key: str, *, owner: str, error: str, now: int) -> bool:
+        """A submission left and its answer never came; that has been reported. Only
+        ``owner``'s claim or one whose lease lapsed is marked: a live claim of another
+        process (a resend, or a slow owner's renewal) stays as it is. Whether it was."""
         table = schema.upstream_jobs
         with self.store.write() as tx:
-            tx.connection.execute(update(table).where(
-                table.c.key == key, table.c.status.in_(("sending", "unknown"))).values(
-                status="unknown", error=error, finished_at=now))
+            return bool(tx.connection.execute(update(table).where(
+                table.c.key == key,
+                or_(table.c.status == "unknown",
+                    and_(table.c.status == "sending", _mine_or_lapsed(owner, now))),
+            ).values(status="unknown", error=error, finished_at=now,
+                     claimed_until=None)).rowcount)
 
     def submitted(self, key: str, kind: str, task_id: str, now: int) -> None:
         """A submission answered ``task_id``: remember it before anything else happens."""
@@ -158,6 +163,14 @@ class UpstreamJobs:
                 table.c.task_id == task_id, table.c.status == "submitted").values(
                 status="completed" if error is None else "failed", result=result,
                 error=error, finished_at=now)).rowcount)
+
+
+def _mine_or_lapsed(owner: str, now: int) -> Any:
+    """A claim of ``owner``'s, or one nobody holds any longer (its lease lapsed, or it was
+    written before claims had leases)."""
+    table = schema.upstream_jobs
+    return or_(table.c.owner == owner, table.c.claimed_until.is_(None),
+               table.c.claimed_until <= now)
 
 
 def _job(row: Any) -> UpstreamJob:
