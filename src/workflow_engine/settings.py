@@ -88,7 +88,8 @@ class Settings(BaseSettings):
         "submissions carry a webhook_url and results arrive at /api/webhooks/sixtyfour.")
     webhook_secret: str | None = Field(
         None, repr=False, description="The secret path segment of the webhook URL "
-        "(random at each start if unset).")
+        "(random at each start if unset; with PUBLIC_URL, give every server the same one, "
+        "since a webhook may reach any of them).")
     api_tokens: str | None = Field(
         None, description="JSON list of tokens ({name, scopes, sha256, may_set_actor})."
     )

@@ -29,8 +29,9 @@ def sixtyfour(secret: str) -> Response:
     """A finished job: ``{task_id, status, task_type, result | error}``.
 
     What can be verified is: the secret path segment (only the enrichment API was given
-    it), and that the task is one this server submitted and is still waiting on. Anything
-    else is refused and changes nothing; polling remains the fallback either way.
+    it), and that the task is one a process on this database submitted and still waits on
+    (this server, or another that takes the stored outcome). Anything else is refused and
+    changes nothing; polling remains the fallback either way.
     """
     expected = current_app.config["WEBHOOK_SECRET"]
     if not hmac.compare_digest(secret.encode(), expected.encode()):
@@ -40,6 +41,6 @@ def sixtyfour(secret: str) -> Response:
     taken = (enrichment.get().deliver_webhook(payload)
              if isinstance(payload, dict) and enrichment is not None else False)
     if taken is False:
-        raise UnknownWebhook("This server is not waiting on that task.")
+        raise UnknownWebhook("No process on this database is waiting on that task.")
     # None: the task finished already (a poll got there first); nothing more to take.
     return json_response(WebhookAck(accepted=bool(taken)))
