@@ -43,12 +43,14 @@ class PreparedStatement:
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
     def _sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-        found = self._compiled.get(dialect.name)
+        # By driver too: its parameter style is part of the SQL text.
+        flavour = f"{dialect.name}+{dialect.driver}"
+        found = self._compiled.get(flavour)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
             assert isinstance(compiled, SQLCompiler), "a statement compiles to SQL"
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            found = self._compiled[dialect.name] = (compiled.string, order)
+            found = self._compiled[flavour] = (compiled.string, order)
         return found
 
     def _run(self, connection: Connection, values: Mapping[str, Any]) -> Any:
@@ -65,6 +67,9 @@ class PreparedStatement:
         except error as exc:
             cursor.close()
             raise DBAPIError.instance(sql, parameters, exc, error) from exc
+        except BaseException:
+            cursor.close()
+            raise
         return cursor
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> int:
