@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,43 @@ def test_run_server_serves_the_shipped_definitions(tmp_path: Path) -> None:
             listed = httpx.get(f"{server.url}/api/definitions").json()["items"]
             assert {"document-approval", "lead-qualification"} <= {d["id"] for d in listed}
             assert "with waitress" in server.output()
+        finally:
+            server.stop()
+
+
+def test_a_server_on_a_taken_port_stops_before_it_touches_the_database(
+    tmp_path: Path,
+) -> None:
+    """The port is bound before the application takes back block runs: a second server
+    on a served port exits at once with the reason, and the first serves on."""
+    db = tmp_path / "wf.db"
+    with running_server(db, definitions=DEFINITIONS) as first:
+        port = first.url.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "workflow_engine.server", "--port", port, "--db",
+             str(db)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert second.returncode == 1
+        assert f"Cannot serve on 127.0.0.1:{port}" in second.stderr
+        assert "resuming" not in second.stderr + second.stdout
+        assert httpx.get(f"{first.url}/api/health").status_code == 200
+
+
+def test_port_zero_serves_on_a_free_port_and_is_named_by_it(tmp_path: Path) -> None:
+    """``--port 0`` takes a free port, says which, and names the server by it."""
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workflow_engine.server", "--port", "0",
+             "--db", str(tmp_path / "wf.db"), "--log-level", "INFO"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path)
+        server = ServerProcess("http://127.0.0.1:0", process, log)
+        try:
+            deadline = time.monotonic() + 30  # a deadline for a loaded machine
+            while "serving on http" not in server.output() and time.monotonic() < deadline:
+                assert process.poll() is None, server.output()
+                time.sleep(0.05)
+            url = re.search(r"serving on (http://\S+)", server.output())[1]  # type: ignore[index]
+            assert not url.endswith(":0")
+            assert httpx.get(f"{url}/api/health").status_code == 200
         finally:
             server.stop()
 

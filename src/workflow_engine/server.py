@@ -47,7 +47,7 @@ from .api import RUNNER
 from .auth import TokenRegistry
 from .settings import Settings
 
-__all__ = ["build_server", "configure", "main", "parse_args"]
+__all__ = ["build_server", "configure", "listen", "main", "parse_args"]
 
 log = logging.getLogger("workflow_engine")
 
@@ -210,13 +210,42 @@ def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adju
     )
 
 
-def build_server(app: Any, settings: Settings, *, host: str, port: int,
-                 threads: int) -> TcpWSGIServer:
-    """A waitress server for ``app`` with the settings' limits, listening on ``host:port``
-    (``run()`` serves until stopped). ``main`` serves through it, and so can a benchmark
-    that wants the real front in its own process."""
-    server: TcpWSGIServer = _front(settings)(app, adj=_adjustments(settings, host, port,
-                                                                    threads))
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or the reason it cannot be.
+
+    ``main`` binds before the application takes back any block run: a second process
+    started on the same port at the same instant fails here and touches nothing. Port 0
+    takes a free port, which then names the server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # SO_REUSEADDR lets a restarted server bind past the old one's TIME_WAIT
+        # connections; on Linux it never lets two live sockets listen on one port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def build_server(app: Any, settings: Settings, *, threads: int,
+                 sock: socket.socket | None = None, host: str = "127.0.0.1",
+                 port: int = 0) -> TcpWSGIServer:
+    """A waitress server for ``app`` with the settings' limits, on the listening ``sock``
+    or else a socket it binds to ``host:port`` (``run()`` serves until stopped). ``main``
+    serves through it, and so can a benchmark that wants the real front in its own
+    process."""
+    if sock is None:
+        sock = listen(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server: TcpWSGIServer = _front(settings)(
+        app, adj=_adjustments(settings, bound_host, bound_port, threads), _sock=sock,
+        bind_socket=False, sockinfo=(sock.family, sock.type, sock.proto,
+                                     sock.getsockname()))
     return server
 
 
@@ -227,16 +256,6 @@ def _raise_descriptor_limit(connections: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < wanted:
         ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse to start (before taking over any block run) on a port another serves."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            sys.exit(f"Cannot serve on {host}:{port}: {exc.strerror}")
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -299,37 +318,42 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and serve until stopped."""
     args = parse_args(argv)
     settings = configure(args)
-    _check_port_free(args.host, args.port)
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        sys.exit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}")
+    port = sock.getsockname()[1]
     if settings.worker_name is None and settings.task_engine == "threads":
         # The port names this server: a process restarted on it after a crash is the
         # same server and takes its block runs back at once, while two live processes
-        # never share a name (they cannot share the port).
+        # never share a name (they cannot share the port, which is bound by now).
         settings = settings.model_copy(
-            update={"worker_name": f"{socket.gethostname()}:{args.port}"})
+            update={"worker_name": f"{socket.gethostname()}:{port}"})
     # Looked up now, not at import: bench/noop_app.py serves its own app through this.
     from .app import create_app
 
-    app = create_app(settings)
-    # Every answer is sent by waitress's one I/O thread, which must take the GIL from busy
-    # request threads; at the default 5 ms turns, 32 clients' p99 was twice gunicorn's.
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    _raise_descriptor_limit(settings.http_max_connections)
-    server = build_server(app, settings, host=args.host, port=args.port,
-                          threads=args.threads)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    log.info("serving on http://%s:%d with waitress, %d threads, up to %d connections "
-             "(docs at /docs)", args.host, args.port, args.threads,
-             settings.http_max_connections)
+    app = None
     try:
+        app = create_app(settings)
+        # Every answer is sent by waitress's one I/O thread, which must take the GIL from
+        # busy request threads; at the default 5 ms turns, 32 clients' p99 was twice
+        # gunicorn's.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        _raise_descriptor_limit(settings.http_max_connections)
+        server = build_server(app, settings, sock=sock, threads=args.threads)
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        log.info("serving on http://%s:%d with waitress, %d threads, up to %d connections "
+                 "(docs at /docs)", args.host, port, args.threads,
+                 settings.http_max_connections)
         server.run()
     finally:
+        sock.close()
         # Running blocks stop where they are and resume at the next start.
-        runner = app.extensions.get(RUNNER)
+        runner = app.extensions.get(RUNNER) if app is not None else None
         if runner is not None:
             runner.close(wait=False)
         log.info("stopped")
-
 
 if __name__ == "__main__":
     main()
