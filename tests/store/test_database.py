@@ -72,3 +72,20 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         assert tx.idempotency_key("i", "k") is None
         assert len(tx.history("i")) == 1
     store.dispose()
+
+
+def test_a_write_after_dispose_leaves_no_connection_open(tmp_path: Path) -> None:
+    """A late write (a block finishing as the server stops) still lands, but the store
+    holds no connection past it: a disposed store leaks nothing."""
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'wf.db'}"))
+    store.create_schema()
+    service = WorkflowService(store)
+    service.create_definition(approval())
+    service.start_instance("approval", instance_id="i")
+    store.dispose()
+    service.fire("i", "submit")
+    assert store.engine.pool.checkedout() == 0
+    store.engine.dispose()
+    assert service.get_instance("i")[0].current_state == "review"
+    assert store.engine.pool.checkedout() == 0
+    store.dispose()

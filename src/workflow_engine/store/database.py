@@ -231,6 +231,7 @@ class Store:
         # checking a connection out of the pool and back in costs more than a fire's
         # statements.
         self._held: Connection | None = None
+        self._disposed = False
 
     def create_schema(self) -> None:
         """Create or upgrade the schema to the latest migration, under a lock shared by
@@ -255,8 +256,9 @@ class Store:
 
     def _writer_connection(self) -> AbstractContextManager[Connection]:
         """SQLite: the held writer connection (under the write lock), opened again if it
-        was lost; other databases: a connection from the pool, for this transaction."""
-        if self.engine.dialect.name != "sqlite":
+        was lost; other databases, or once disposed: a connection from the pool, for this
+        transaction (a late write after ``dispose`` leaves no connection open)."""
+        if self.engine.dialect.name != "sqlite" or self._disposed:
             return self._writer.connect()
         held = self._held
         if held is None or held.closed or held.invalidated or held.in_transaction():
@@ -272,8 +274,10 @@ class Store:
             connection.exec_driver_sql("SELECT 1")
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection. The store still works afterwards, as an engine
+        does, but holds no connection open between writes."""
         with self._write_lock:
+            self._disposed = True
             if self._held is not None:
                 self._held.close()
                 self._held = None
