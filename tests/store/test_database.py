@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import approval
-from workflow_engine.errors import ActionNotAvailable
+from workflow_engine.errors import ActionNotAvailable, ServiceUnavailable
 from workflow_engine.service import WorkflowService
 from workflow_engine.store import Store, make_engine
+from workflow_engine.testing import PostgresServer
 
 
 def pragma(store: Store, name: str) -> object:
@@ -88,4 +91,32 @@ def test_a_write_after_dispose_leaves_no_connection_open(tmp_path: Path) -> None
     store.engine.dispose()
     assert service.get_instance("i")[0].current_state == "review"
     assert store.engine.pool.checkedout() == 0
+    store.dispose()
+
+
+def test_a_connection_lost_mid_fire_is_invalidated_not_reused(postgres: PostgresServer) -> None:
+    """The server ends a connection while a fire runs its prepared statements: the fire
+    fails as unavailable with the statement's own error (not a later one from rolling
+    back on a dead connection), the lost connection is invalidated (never handed out
+    again, with or without pre-ping), and the next fire succeeds."""
+    url = postgres.create_database()
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"),
+                           pool_size=1, max_overflow=0)
+    store = Store(engine)
+    store.create_schema()
+    service = WorkflowService(store)
+    service.create_definition(approval())
+    service.start_instance("approval", instance_id="i")
+    with store.engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    admin.dispose()
+    with pytest.raises(ServiceUnavailable) as lost:
+        service.fire("i", "submit")
+    assert isinstance(lost.value.__cause__, DBAPIError)
+    assert "FROM instances" in (lost.value.__cause__.statement or "")
+    assert lost.value.__cause__.connection_invalidated
+    assert service.fire("i", "submit").instance.current_state == "review"
     store.dispose()

@@ -14,7 +14,8 @@ values are encoded as the JSON type encodes them (``None`` as JSON ``null``) and
 where the driver returns text (SQLite; psycopg decodes JSON itself). Driver errors are
 wrapped as SQLAlchemy wraps them, so callers see the same exceptions as from any other
 statement (an ``OperationalError`` for a lock not granted, an ``IntegrityError`` for a
-duplicate key).
+duplicate key), and a lost connection is invalidated as SQLAlchemy invalidates it, so the
+pool never hands it out again.
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ class PreparedStatement:
         try:
             cursor.execute(sql, parameters)
         except error as exc:
+            lost = connection.dialect.is_disconnect(exc, driver, cursor)
             cursor.close()
-            raise DBAPIError.instance(sql, parameters, exc, error) from exc
+            if lost and not connection.invalidated:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(sql, parameters, exc, error,
+                                      connection_invalidated=lost) from exc
         except BaseException:
             cursor.close()
             raise
