@@ -381,6 +381,12 @@ class TestClaimsAcrossProcesses:
             assert receiving.deliver_webhook(
                 {"task_id": task_id, "status": "completed", "result": result}) is True
             thread.join()
+            # Called again (the API retries a webhook it thinks was lost): finished
+            # already, so nothing is taken, but the task is known; a made-up one is not.
+            assert receiving.deliver_webhook(
+                {"task_id": task_id, "status": "completed", "result": result}) is None
+            assert receiving.deliver_webhook(
+                {"task_id": "made-up", "status": "completed", "result": result}) is False
         finally:
             waiting.close()
             receiving.close()

@@ -90,3 +90,21 @@ def test_a_task_finished_already_is_acknowledged_without_taking_it(
     again = httpx.post(f"{served.url}/api/webhooks/sixtyfour/s3cret", json={
         "task_id": finished, "status": "completed", "result": {"structured_data": {}}})
     assert (again.status_code, again.json()) == (200, {"accepted": False})
+
+
+def test_a_task_another_process_finished_is_acknowledged_too(
+    served: Served, sandbox: Sandbox, database_url: str, build_app: BuildApp, tmp_path: Path,
+) -> None:
+    """A server that never waited on the task (another process's, finished already) still
+    knows it from the database: 200 accepted false, so the API stops calling."""
+    http = httpx.Client(base_url=served.url, timeout=60)
+    http.post("/api/definitions", json=pipeline(EDUCATION)).raise_for_status()
+    http.post("/api/instances", json={"definition_id": "p", "id": "w3"}).raise_for_status()
+    http.post("/api/instances/w3/actions/run?wait=30").raise_for_status()
+    finished = next(iter(served.app.extensions[RUNNER].enrichment.get()._recently_finished))
+    other = build_app(make_settings(
+        tmp_path / "other", database_url=database_url, sixtyfour_api_key="sandbox-key",
+        sixtyfour_base_url=sandbox.url, webhook_secret="s3cret"))
+    again = other.test_client().post("/api/webhooks/sixtyfour/s3cret", json={
+        "task_id": finished, "status": "completed", "result": {"structured_data": {}}})
+    assert (again.status_code, again.json) == (200, {"accepted": False})

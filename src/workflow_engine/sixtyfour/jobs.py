@@ -587,8 +587,9 @@ class Enricher:
 
     def deliver_webhook(self, payload: dict[str, Any]) -> bool | None:
         """A finished job, as the API's webhook reports it: True if taken; None for a task
-        that finished already (a poll got there first: nothing to do, but no reason for
-        the API to call again); False for a task this server is not waiting on."""
+        that finished already (a poll got there first, here or in another process:
+        nothing to do, but no reason for the API to call again); False for a task no
+        process on this database submitted or waits on."""
         task_id = payload.get("task_id")
         status = str(payload.get("status", "")).lower()
         result = payload.get("result")
@@ -618,7 +619,7 @@ class Enricher:
         return True
 
     def _store_for_others(self, task_id: Any, status: str, result: Any,
-                          payload: dict[str, Any]) -> bool:
+                          payload: dict[str, Any]) -> bool | None:
         if not isinstance(task_id, str) or status not in ("completed", "failed", "cancelled"):
             return False
         if status == "completed":

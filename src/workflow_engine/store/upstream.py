@@ -154,15 +154,20 @@ class UpstreamJobs:
                 error=error, finished_at=now, claimed_until=None))
 
     def finished_task(self, task_id: str, *, result: dict[str, Any] | None,
-                      error: str | None, now: int) -> bool:
+                      error: str | None, now: int) -> bool | None:
         """A submitted job's end, reported for its task id (by a webhook that reached a
-        process other than the one waiting on it): whether a waiting record took it."""
+        process other than the one waiting on it): True if a waiting record took it, None
+        if the task's record has its outcome already, False if no record has that task."""
         table = schema.upstream_jobs
         with self.store.write() as tx:
-            return bool(tx.connection.execute(update(table).where(
-                table.c.task_id == task_id, table.c.status == "submitted").values(
-                status="completed" if error is None else "failed", result=result,
-                error=error, finished_at=now)).rowcount)
+            if tx.connection.execute(update(table).where(
+                    table.c.task_id == task_id, table.c.status == "submitted").values(
+                    status="completed" if error is None else "failed", result=result,
+                    error=error, finished_at=now)).rowcount:
+                return True
+            known = tx.connection.execute(
+                select(table.c.key).where(table.c.task_id == task_id).limit(1)).first()
+            return None if known is not None else False
 
 
 def _mine_or_lapsed(owner: str, now: int) -> Any:
