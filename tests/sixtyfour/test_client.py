@@ -17,6 +17,7 @@ from workflow_engine.errors import (
     UpstreamUnavailable,
 )
 from workflow_engine.sixtyfour import RateBudget, RateLimit, Retries, SixtyfourClient, make_http
+from workflow_engine.sixtyfour.budget import Kind
 
 
 def client_for(handler: Callable[[httpx.Request], httpx.Response], *, attempts: int = 4
@@ -104,6 +105,38 @@ class TestSubmit:
             not_taken=lambda: calls.append(("not_taken", len(seen)))) == "t-9"
         assert calls == [("sending", 0), ("not_taken", 1), ("sending", 1), ("not_taken", 2),
                          ("sending", 2), ("not_taken", 3), ("sending", 3)]
+
+    def test_asks_whether_it_may_send_before_each_attempt_waits_for_the_budget(
+        self,
+    ) -> None:
+        """A request another process holds is given up before it takes a rate slot."""
+        calls: list[str] = []
+
+        class NotingBudget(RateBudget):
+            def acquire(self, kind: Kind = "submit") -> float:
+                calls.append("budget")
+                return super().acquire(kind)
+
+        http = make_http("key", "https://api.test", transport=httpx.MockTransport(answers(
+            httpx.Response(503), httpx.Response(200, json={"task_id": "t-1"}))))
+        client = SixtyfourClient(http, NotingBudget(RateLimit(60_000)),
+                                 retries=Retries(attempts=4, base_seconds=0.01),
+                                 sleep=lambda _: None, jitter=lambda: 1.0)
+        assert client.submit("enrich_lead", BODY, may_send=lambda: calls.append("may_send"),
+                             sending=lambda: calls.append("sending")) == "t-1"
+        assert calls == ["may_send", "budget", "sending"] * 2
+
+        class HeldElsewhere(Exception):
+            pass
+
+        def held() -> None:
+            raise HeldElsewhere
+
+        calls.clear()
+        with pytest.raises(HeldElsewhere):
+            client.submit("enrich_lead", BODY, may_send=held,
+                          sending=lambda: calls.append("sending"))
+        assert calls == []
 
     @pytest.mark.parametrize(("answer", "error"), [
         (httpx.Response(422, json={"detail": []}), UpstreamRejected),

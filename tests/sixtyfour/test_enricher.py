@@ -358,6 +358,7 @@ class TestClaimsAcrossProcesses:
             enricher.close()
         assert outcomes[0].error is not None
         assert outcomes[0].error["code"] == "upstream_outcome_unknown"
+        assert "the process that sent it stopped" in outcomes[0].error["message"]
         assert time.time_ns() // 1_000_000 >= now + 1500  # it waited for the lease
         assert UpstreamJobs(store).get_many([key])[key].status == "unknown"
         assert sandbox.stats()["billable_submissions"] == 0

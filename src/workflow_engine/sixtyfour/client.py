@@ -92,16 +92,19 @@ class SixtyfourClient:
         kind: str,
         body: dict[str, Any],
         *,
+        may_send: Callable[[], None] | None = None,
         sending: Callable[[], None] | None = None,
         not_taken: Callable[[], None] | None = None,
     ) -> str:
         """Start a job; its task id. Raises an ``Upstream*`` error when it cannot, and
         :class:`UpstreamOutcomeUnknown` when the request left but its answer was lost.
 
-        ``sending()`` is called right before each attempt leaves (after the budget let it
-        go), ``not_taken()`` after each attempt that provably started nothing (refused
-        with an HTTP status, or a connection that never opened)."""
-        response = self._send("submit", "POST", ENDPOINTS[kind], body,
+        ``may_send()`` is called before each attempt waits for the budget (it raises to
+        give the attempt up without spending a slot), ``sending()`` right before each
+        attempt leaves (after the budget let it go), ``not_taken()`` after each attempt
+        that provably started nothing (refused with an HTTP status, or a connection that
+        never opened)."""
+        response = self._send("submit", "POST", ENDPOINTS[kind], body, may_send=may_send,
                               sending=sending, not_taken=not_taken)
         data = self._json(response)
         task_id = data.get("task_id") if isinstance(data, dict) else None
@@ -133,6 +136,7 @@ class SixtyfourClient:
         path: str,
         body: Any,
         *,
+        may_send: Callable[[], None] | None = None,
         sending: Callable[[], None] | None = None,
         not_taken: Callable[[], None] | None = None,
     ) -> httpx.Response:
@@ -140,6 +144,8 @@ class SixtyfourClient:
         problem = "no attempt made"
         attempt = throttled = 0
         while attempt < self.retries.attempts:
+            if may_send is not None:
+                may_send()
             waited = self.budget.acquire(kind)
             if self.metrics is not None:
                 self.metrics.rate_budget_wait.observe(waited)

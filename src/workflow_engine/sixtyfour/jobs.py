@@ -73,9 +73,10 @@ def request_key(kind: str, body: dict[str, Any], namespace: str = "") -> str:
 
 
 _LOST_AT_RESTART = (
-    "A submission of this request was sent, but the server stopped before its answer was "
-    "stored: it may have started a paid job, so it is not sent again (on_unknown_outcome: "
-    "resubmit sends it again, accepting that it may be paid for twice).")
+    "A submission of this request was sent, but the process that sent it stopped before "
+    "its answer was stored: it may have started a paid job, so it is not sent again "
+    "(on_unknown_outcome: resubmit sends it again, accepting that it may be paid for "
+    "twice).")
 
 
 class _ClaimTaken(Exception):
@@ -427,7 +428,9 @@ class Enricher:
             task_id = self.client.submit(
                 job.kind, body,
                 # The claim is committed before each attempt leaves, withdrawn when the
-                # API provably started nothing.
+                # API provably started nothing; a request another process holds is given
+                # up before it waits for (and spends) a rate slot.
+                may_send=lambda: self._check_claimable(job),
                 sending=lambda: self._claim(job),
                 not_taken=lambda: self.records.not_taken(job.key, self.owner))
         except UpstreamMalformed as exc:
@@ -448,6 +451,13 @@ class Enricher:
             if self.webhook_url is not None:
                 self._watched[job.key] = job
             self._changed.notify_all()
+
+    def _check_claimable(self, job: _Job) -> None:
+        """:class:`_ClaimTaken` if another process holds or has answered the request."""
+        standing = self.records.standing(job.key, owner=self.owner, now=self._wall_ms(),
+                                         resend=job.resent)
+        if standing is not None:
+            raise _ClaimTaken(standing.status)
 
     def _claim(self, job: _Job) -> None:
         """Claim the request before an attempt leaves; :class:`_ClaimTaken` if another

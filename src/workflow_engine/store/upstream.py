@@ -81,15 +81,10 @@ class UpstreamJobs:
         values = dict(status="sending", owner=owner, claimed_until=now + lease_ms,
                       task_id=None, result=None, error=None, submitted_at=now,
                       finished_at=None)
-        free = [table.c.status.in_(("not_taken", "failed")),
-                and_(table.c.status == "sending", table.c.owner == owner)]
-        if resend:
-            free += [table.c.status == "unknown",
-                     and_(table.c.status == "sending", _mine_or_lapsed(owner, now))]
         try:
             with self.store.write() as tx:
                 claimed = tx.connection.execute(update(table).where(
-                    table.c.key == key, or_(*free)).values(**values)).rowcount
+                    table.c.key == key, _free(owner, now, resend)).values(**values)).rowcount
                 if claimed:
                     return None
                 row = tx.connection.execute(
@@ -103,6 +98,20 @@ class UpstreamJobs:
             found = self.get_many([key]).get(key)
             assert found is not None, "a claim that won the insert race is stored"
             return found
+
+    def standing(self, key: str, *, owner: str, now: int,
+                 resend: bool = False) -> UpstreamJob | None:
+        """The record that would stand in the way of ``claim`` now, read without writing:
+        a request another process holds or has answered need not wait for a rate slot
+        only to find that out."""
+        table = schema.upstream_jobs
+        with self.store.read() as tx:
+            row = tx.connection.execute(select(
+                table, _free(owner, now, resend).label("free")).where(
+                table.c.key == key)).mappings().first()
+        # As in claim's UPDATE, a condition that is NULL (an owner not recorded) is not
+        # free.
+        return _job(row) if row is not None and not row["free"] else None
 
     def renew(self, keys: list[str], *, owner: str, until: int) -> None:
         """Extend ``owner``'s claims on ``keys`` (their attempts are still out)."""
@@ -168,6 +177,17 @@ class UpstreamJobs:
             known = tx.connection.execute(
                 select(table.c.key).where(table.c.task_id == task_id).limit(1)).first()
             return None if known is not None else False
+
+
+def _free(owner: str, now: int, resend: bool) -> Any:
+    """Records ``owner`` may claim (see ``UpstreamJobs.claim``)."""
+    table = schema.upstream_jobs
+    free = [table.c.status.in_(("not_taken", "failed")),
+            and_(table.c.status == "sending", table.c.owner == owner)]
+    if resend:
+        free += [table.c.status == "unknown",
+                 and_(table.c.status == "sending", _mine_or_lapsed(owner, now))]
+    return or_(*free)
 
 
 def _mine_or_lapsed(owner: str, now: int) -> Any:
