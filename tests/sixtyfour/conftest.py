@@ -22,6 +22,7 @@ from workflow_engine.sixtyfour import (
     _QuietHandler,
     make_http,
 )
+from workflow_engine.sixtyfour.jobs import CLAIM_LEASE_MS
 from workflow_engine.store import Store, make_engine
 from workflow_engine.store.upstream import UpstreamJobs
 
@@ -73,13 +74,14 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 def make_enricher(sandbox: Sandbox, store: Store, *, key: str = "sandbox-key",
-                  rate: int = 6000, webhook_url: str | None = None) -> Enricher:
+                  rate: int = 6000, webhook_url: str | None = None,
+                  claim_lease_ms: int = CLAIM_LEASE_MS) -> Enricher:
     client = SixtyfourClient(make_http(key, sandbox.url), RateBudget(RateLimit(rate)),
                              retries=Retries(attempts=6, base_seconds=0.05, cap_seconds=0.5))
     polling = Polling(expected_seconds={"enrich_lead": 30.0, "enrich_company": 30.0,
                                         "find_email": 5.0}, min_interval=0.05)
     return Enricher(client, UpstreamJobs(store), polling=polling, workers=8,
-                    webhook_url=webhook_url)
+                    webhook_url=webhook_url, claim_lease_ms=claim_lease_ms)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.sixtyfour.conftest import Sandbox, make_enricher
-from workflow_engine.errors import UpstreamAuthError
+from workflow_engine.errors import UpstreamAuthError, UpstreamUnavailable
 from workflow_engine.sixtyfour import Enricher, Outcome
 from workflow_engine.sixtyfour.jobs import request_key
 from workflow_engine.store import Store, schema
@@ -282,6 +283,47 @@ class TestUnknownOutcome:
         assert sandbox.stats()["billable_submissions"] == 1
 
 
+    def test_a_stop_keeps_renewing_the_claims_of_submissions_still_out(
+        self, sandbox: Sandbox, store: Store
+    ) -> None:
+        """Stopping waits (its grace) for a submission whose answer has not come; its
+        claim is renewed all the while, so no other process takes it for lost, and the
+        answer is stored when it comes."""
+        enricher = make_enricher(sandbox, store, claim_lease_ms=600)
+        sandbox.config.update({"hold_submission": 1})
+        stopped: list[Exception] = []
+
+        def enrich() -> None:
+            try:
+                enricher.enrich("enrich_lead", leads(1), lambda *_: None)
+            except UpstreamUnavailable as exc:  # the batch itself resumes at the next start
+                stopped.append(exc)
+
+        thread = threading.Thread(target=enrich)
+        thread.start()
+        sandbox.settled(held=1)
+        key = self.key(enricher, leads(1)[0])
+        records = UpstreamJobs(store)
+        first = records.get_many([key])[key].claimed_until
+        assert first is not None
+        closing = threading.Thread(target=enricher.close, kwargs={"grace": 30})
+        closing.start()
+        deadline = time.monotonic() + 30  # a deadline for a loaded machine, not a pause
+        renewed = first
+        while renewed <= first + 600 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            renewed = records.get_many([key])[key].claimed_until or 0
+        assert renewed > first + 600  # renewed past the lease it started with
+        assert closing.is_alive()  # still in its grace
+        sandbox.release()
+        closing.join()
+        thread.join()
+        record = records.get_many([key])[key]
+        assert record.status == "submitted"
+        assert record.task_id is not None
+        assert len(stopped) == 1
+
+
 class TestClaimsAcrossProcesses:
     """Two enrichers on one database stand for two processes (each its own owner): a
     request is sent by whichever claims it first, and the other takes that outcome."""
@@ -393,6 +435,46 @@ class TestClaimsAcrossProcesses:
             receiving.close()
         assert outcomes[0].result == result
         assert sandbox.stats()["requests"].get("polls", 0) == 0
+
+    def test_the_watch_outlives_a_database_that_fails_for_a_while(
+        self, sandbox: Sandbox, store: Store, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Reads of the watched records fail (the table is gone for a while); the watch
+        logs them, changes nothing, and takes the other process's result once the
+        database answers again."""
+        waiting = make_enricher(sandbox, store)
+        key = request_key("enrich_lead", leads(1)[0], waiting.namespace)
+        records = UpstreamJobs(store)
+        records.claim(key, "enrich_lead", owner="other", now=time.time_ns() // 1_000_000,
+                      lease_ms=600_000)
+        outcomes: dict[int, Outcome] = {}
+        thread = threading.Thread(target=waiting.enrich, args=(
+            "enrich_lead", leads(1), outcomes.__setitem__))
+        try:
+            with caplog.at_level(logging.ERROR, logger="workflow_engine.sixtyfour.jobs"):
+                thread.start()
+                deadline = time.monotonic() + 30  # bounds a broken run only
+                while key not in waiting._watched and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                with store.write() as tx:
+                    tx.connection.exec_driver_sql(
+                        "ALTER TABLE upstream_jobs RENAME TO upstream_jobs_away")
+                while ("reading watched enrichment records failed" not in caplog.text
+                       and time.monotonic() < deadline):
+                    time.sleep(0.01)
+                assert "reading watched enrichment records failed" in caplog.text
+                with store.write() as tx:
+                    tx.connection.exec_driver_sql(
+                        "ALTER TABLE upstream_jobs_away RENAME TO upstream_jobs")
+            assert not outcomes  # a failed read decided nothing
+            result = {"structured_data": {"education": "From the other process"}}
+            records.submitted(key, "enrich_lead", "t-other", now=0)
+            records.finished(key, result=result, error=None, now=0)
+            thread.join(30)
+        finally:
+            waiting.close()
+        assert outcomes[0].result == result
+        assert sandbox.stats()["billable_submissions"] == 0
 
     def test_reporting_an_outcome_unknown_leaves_a_live_claim_of_another_alone(
         self, store: Store
