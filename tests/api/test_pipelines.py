@@ -385,6 +385,35 @@ def test_csv_downloads_neutralise_formulas(client: FlaskClient, settings: Any) -
     assert "'=" not in raw
 
 
+def test_a_table_is_paged_in_the_order_asked_for(client: FlaskClient, settings: Any) -> None:
+    """``sort`` orders the whole table before paging: numbers as numbers (CSV cells are
+    text), descending with ``-``, missing values last; an unknown column is a 400."""
+    (settings.files_dir / "scores.csv").write_text(
+        "name,score\nAnn,72\nBo,9\nCid,\nDee,50\nEve,100\n")
+    document = ariglad()
+    document["states"][1]["block"]["params"]["file"] = "scores.csv"
+    document["states"][2]["block"]["params"]["conditions"][0] = {
+        "column": "name", "operator": "is_not_empty"}
+    post_definition(client, document)
+    run(client, "ariglad-leads", id="sorted")
+
+    def names(sort: str, **extra: Any) -> list[str]:
+        page = client.get("/api/instances/sorted/data", query_string={"sort": sort, **extra})
+        assert page.status_code == 200, page.json
+        return [row["name"] for row in page.json["rows"]]
+
+    assert names("score") == ["Bo", "Dee", "Ann", "Eve", "Cid"]
+    assert names("-score") == ["Eve", "Ann", "Dee", "Bo", "Cid"]
+    assert names("-score", offset=1, limit=2) == ["Ann", "Dee"]
+    assert names("name") == ["Ann", "Bo", "Cid", "Dee", "Eve"]
+    csv = client.get("/api/instances/sorted/data?format=csv&sort=-score").text
+    assert [line.split(",")[0] for line in csv.splitlines()[1:]] == [
+        "Eve", "Ann", "Dee", "Bo", "Cid"]
+    unknown = client.get("/api/instances/sorted/data?sort=-nope")
+    assert (unknown.status_code, unknown.json["code"]) == (400, "invalid_parameter")
+    assert "no column 'nope'" in unknown.json["detail"]
+
+
 def test_an_idempotent_replay_answers_the_first_result(
     client: FlaskClient, slow: type[Sleep]
 ) -> None:

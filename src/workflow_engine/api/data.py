@@ -9,8 +9,9 @@ import pandas as pd
 from flask import Blueprint, Response, request
 from pydantic import Field
 
-from ..blocks.tables import flatten_json, neutralise_formulas
+from ..blocks.tables import flatten_json, neutralise_formulas, sorted_rows
 from ..core import TableInfo
+from ..errors import InvalidParameter
 from . import runner, service
 from .requests import MAX_INT, QueryModel, query
 from .responses import json_response
@@ -32,11 +33,21 @@ class DataQuery(QueryModel):
     neutralise_formulas: bool = Field(
         True, description="CSV: prefix cells a spreadsheet would run as a formula with '."
     )
+    sort: str | None = Field(
+        None, min_length=1, max_length=300,
+        description="A column to order the rows by before paging; '-column' for descending.",
+    )
 
 
 def _table(instance_id: str, info: TableInfo) -> Response:
     params = query(DataQuery)
     frame = runner().snapshots.load(instance_id, info.seq)
+    if params.sort is not None:
+        column = params.sort.removeprefix("-")
+        if column not in frame.columns:
+            raise InvalidParameter(f"sort: the table has no column {column!r}.",
+                                   parameter="sort", columns=[str(c) for c in frame.columns])
+        frame = sorted_rows(frame, column, descending=params.sort.startswith("-"))
     if params.format == "csv":
         # CSV is for downloading: the whole table unless a page was asked for.
         if "limit" in request.args or params.offset:

@@ -38,6 +38,7 @@ __all__ = [
     "neutralise_formulas",
     "read_csv_table",
     "read_snapshot",
+    "sorted_rows",
     "write_csv_table",
     "write_snapshot",
 ]
@@ -242,3 +243,24 @@ def read_snapshot(stream: BinaryIO) -> pd.DataFrame:
                  for text in arrow.column(field.name).to_pylist()],
                 index=frame.index, dtype=object)
     return frame
+
+
+def sorted_rows(table: pd.DataFrame, column: str, *, descending: bool = False) -> pd.DataFrame:
+    """The table's rows ordered by ``column`` (stable: ties keep their order), missing
+    values last either way. A column whose values all read as numbers (CSV cells are
+    text: ``"9"`` before ``"72"``) is ordered as numbers; one of mixed kinds (numbers
+    beside text, lists) by the values' text."""
+    values = table[column]
+    present = values.notna()
+    try:
+        numbers = pd.to_numeric(values.where(present), errors="coerce")
+    except (TypeError, ValueError):
+        numbers = None
+    if numbers is not None and bool((numbers.notna() == present).all()):
+        order = numbers
+    elif values.dtype != object:
+        order = values
+    else:
+        order = values.map(str, na_action="ignore")
+    ranked = order.sort_values(ascending=not descending, kind="stable", na_position="last")
+    return table.loc[ranked.index]
