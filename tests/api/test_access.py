@@ -53,6 +53,24 @@ class TestAuthentication:
     def test_health_is_open(self, secured: FlaskClient) -> None:
         assert secured.get("/health").status_code == 200
 
+    @pytest.mark.parametrize("url", ["/", "/ui/app.js", "/ui/style.css",
+                                     "/ui/vendor/preact.mjs"])
+    def test_the_ui_page_and_its_files_are_open(self, secured: FlaskClient, url: str) -> None:
+        """The page asks for a token itself; what it reads of the API still needs one."""
+        response = secured.get(url)
+        response.close()
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-cache"
+
+    @pytest.mark.parametrize("url", ["/ui/../app.py", "/ui/%2e%2e/__init__.py",
+                                     "/ui/vendor/../../__init__.py", "/ui/nothing.js"])
+    def test_nothing_but_the_ui_files_is_served_under_ui(
+        self, secured: FlaskClient, url: str,
+    ) -> None:
+        response = secured.get(url)
+        assert response.status_code == 404
+        assert b"import" not in response.data
+
     @pytest.mark.parametrize("headers", [
         {}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"},
         {"Authorization": TOKENS["admin"]}, {"Authorization": "Bearer "},

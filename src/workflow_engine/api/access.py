@@ -5,17 +5,20 @@ from __future__ import annotations
 from flask import Flask, current_app, g, request
 
 from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
+from ..ui import ASSET_PREFIX, PAGE_PATH
 
 __all__ = ["TOKENS", "current_token", "install", "required_scope"]
 
 TOKENS = "workflow_engine.tokens"
-OPEN_PATHS = frozenset({"/health"})
+# The UI's page and files are open: the page asks for a token itself.
+OPEN_PATHS = frozenset({"/health", PAGE_PATH})
 WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
 
 
 def required_scope(method: str, path: str) -> Scope | None:
     """The scope a request needs (None: anyone)."""
-    if path in OPEN_PATHS or method == "OPTIONS" or path.startswith(WEBHOOK_PREFIX):
+    if (path in OPEN_PATHS or method == "OPTIONS" or path.startswith(WEBHOOK_PREFIX)
+            or path.startswith(ASSET_PREFIX)):
         # The webhook's caller is the enrichment API: its secret path is its credential.
         return None
     if method in ("GET", "HEAD"):

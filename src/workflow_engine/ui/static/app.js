@@ -1,0 +1,94 @@
+// The page's shell: navigation, the token prompt, and the view the address names.
+import { h, render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import htm from "htm";
+
+import { onUnauthenticated, setToken, token } from "./api.js";
+import { DefinitionPage, PipelinesPage } from "./pipelines.js";
+import { InstancePage, RunsPage } from "./instance.js";
+
+const html = htm.bind(h);
+
+/** The view of an address after `#`: `/`, `/definitions/<id>`, `/instances/<id>`, `/runs`. */
+export function route(hash) {
+  const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "definitions" && parts[1]) return { view: "definition", id: parts[1] };
+  if (parts[0] === "instances" && parts[1]) return { view: "instance", id: parts[1] };
+  if (parts[0] === "runs") return { view: "runs" };
+  return { view: "pipelines" };
+}
+
+function useRoute() {
+  const [current, setCurrent] = useState(route(location.hash));
+  useEffect(() => {
+    const changed = () => setCurrent(route(location.hash));
+    addEventListener("hashchange", changed);
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return current;
+}
+
+function TokenPrompt({ reason, onDone }) {
+  const [value, setValue] = useState("");
+  const submit = (event) => {
+    event.preventDefault();
+    setToken(value.trim());
+    onDone();
+  };
+  return html`
+    <section class="panel token-prompt" aria-labelledby="token-title">
+      <h2 id="token-title">This server needs an API token</h2>
+      <p>${reason} The token is kept for this tab's session only.</p>
+      <form onSubmit=${submit}>
+        <label for="token-input">API token</label>
+        <input id="token-input" type="password" autocomplete="off" required
+               value=${value} onInput=${(e) => setValue(e.target.value)} />
+        <button type="submit">Use token</button>
+      </form>
+    </section>`;
+}
+
+function App() {
+  const current = useRoute();
+  const [asked, setAsked] = useState(null);
+  const [generation, setGeneration] = useState(0);
+  useEffect(() => onUnauthenticated((error) => setAsked(error.message)), []);
+  useEffect(() => {
+    const view = { pipelines: "Pipelines", definition: current.id, instance: current.id,
+                   runs: "Runs" }[current.view];
+    document.title = `${view} · Workflow engine`;
+  }, [current.view, current.id]);
+
+  const navLink = (href, label, views) => html`
+    <a href=${href} aria-current=${views.includes(current.view) ? "page" : null}>${label}</a>`;
+  let page;
+  if (asked) {
+    page = html`<${TokenPrompt} reason=${asked}
+                  onDone=${() => { setAsked(null); setGeneration(generation + 1); }} />`;
+  } else if (current.view === "definition") {
+    page = html`<${DefinitionPage} key=${`d-${current.id}-${generation}`} id=${current.id} />`;
+  } else if (current.view === "instance") {
+    page = html`<${InstancePage} key=${`i-${current.id}-${generation}`} id=${current.id} />`;
+  } else if (current.view === "runs") {
+    page = html`<${RunsPage} key=${`r-${generation}`} />`;
+  } else {
+    page = html`<${PipelinesPage} key=${`p-${generation}`} />`;
+  }
+  return html`
+    <header class="top">
+      <a class="brand" href="#/">Workflow engine</a>
+      <nav aria-label="Main">
+        ${navLink("#/", "Pipelines", ["pipelines", "definition"])}
+        ${navLink("#/runs", "Runs", ["runs", "instance"])}
+        <a href="/docs">API docs</a>
+      </nav>
+      ${token() && html`<button class="link" type="button"
+          onClick=${() => { setToken(null); setAsked("Enter another token."); }}>
+          Forget token</button>`}
+    </header>
+    <main id="main">${page}</main>`;
+}
+
+const root = document.getElementById("app");
+root.textContent = "";  // the "Loading…" shown before the modules arrive
+render(html`<${App} />`, root);

@@ -1,0 +1,212 @@
+// One instance: its diagram with the current state lit, its actions as buttons, its
+// progress and its history, kept live by the instance's event stream; and the list of runs.
+import { h } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import htm from "htm";
+
+import { all, get, post } from "./api.js";
+import { Diagram } from "./diagram.js";
+import { watch } from "./live.js";
+import { useLoaded } from "./pipelines.js";
+import { TableView } from "./table.js";
+import { Progress, StatusBadge, formatTime } from "./widgets.js";
+
+const html = htm.bind(h);
+
+const EVENT_TITLES = {
+  instance_started: "Started", action_fired: "Action fired",
+  block_started: "Block started", block_succeeded: "Block succeeded",
+  block_failed: "Block failed", block_cancelled: "Block cancelled",
+};
+
+function eventTitle(event, actions) {
+  const base = EVENT_TITLES[event.type] || event.type.replaceAll("_", " ");
+  const action = event.action_id && actions.get(event.action_id);
+  return action ? `${base}: ${action.name}` : base;
+}
+
+function History({ events, definition }) {
+  const actions = new Map(definition.actions.map((a) => [a.id, a]));
+  const states = new Map(definition.states.map((s) => [s.id, s.name]));
+  return html`
+    <section aria-labelledby="history-title">
+      <h2 id="history-title">History</h2>
+      <ol class="timeline" data-testid="history">
+        ${events.map((event) => html`
+          <li key=${event.seq} class=${`event is-${event.type}`}>
+            <span class="seq">#${event.seq}</span>
+            <strong>${eventTitle(event, actions)}</strong>
+            <span>${event.from_state && event.from_state !== event.to_state
+              ? `${states.get(event.from_state) || event.from_state} → ` : ""}${
+              states.get(event.to_state) || event.to_state}</span>
+            ${event.data?.block && html`<span class="meta">${event.data.block}${
+              event.data.rows_out != null ? ` · ${event.data.rows_out} rows` : ""}</span>`}
+            ${event.data?.error && html`<span class="error-text">${
+              event.data.error.message || event.data.error.code}</span>`}
+            ${event.actor && html`<span class="meta">by ${event.actor}</span>`}
+            <time datetime=${event.at}>${formatTime(event.at)}</time>
+          </li>`)}
+      </ol>
+    </section>`;
+}
+
+function Actions({ instance, onFired }) {
+  const [failure, setFailure] = useState(null);
+  const [busy, setBusy] = useState(null);
+  const fire = async (action) => {
+    setBusy(action.id);
+    setFailure(null);
+    try {
+      const fired = await post(
+        `/api/instances/${encodeURIComponent(instance.id)}/actions/${encodeURIComponent(action.id)}`,
+        undefined, { "Idempotency-Key": crypto.randomUUID() });
+      onFired(fired);
+    } catch (error) {
+      setFailure({ action: action.name, message: error.message, code: error.code });
+    } finally {
+      setBusy(null);
+    }
+  };
+  const control = async (what) => {
+    setFailure(null);
+    try {
+      onFired(await post(`/api/instances/${encodeURIComponent(instance.id)}/${what}`));
+    } catch (error) {
+      setFailure({ action: what, message: error.message, code: error.code });
+    }
+  };
+  return html`
+    <section aria-labelledby="actions-title">
+      <h2 id="actions-title">Actions</h2>
+      ${instance.available_actions.length === 0
+        ? html`<p>No action is available in this state.</p>`
+        : html`<div class="buttons">
+            ${instance.available_actions.map((action) => html`
+              <button type="button" key=${action.id} data-action=${action.id}
+                      disabled=${busy !== null} onClick=${() => fire(action)}
+                      title=${action.description || null}>${action.name}</button>`)}
+          </div>`}
+      ${instance.status === "running" && html`
+        <button type="button" class="secondary" onClick=${() => control("cancel")}>
+          Cancel the running block</button>`}
+      ${instance.status === "failed" && html`
+        <button type="button" class="secondary" onClick=${() => control("retry")}>
+          Retry the failed block</button>`}
+      <div role="alert" class="alert-slot">
+        ${failure && html`<p class="error" data-code=${failure.code}>
+          <strong>${failure.action}</strong> was not done: ${failure.message}</p>`}
+      </div>
+    </section>`;
+}
+
+/** The table after each step that made one, to choose from; the latest at first. */
+function Tables({ instance, events, definition }) {
+  const states = new Map(definition.states.map((s) => [s.id, s.name]));
+  const steps = events.filter((e) => e.type === "block_succeeded")
+    .map((e) => ({ seq: e.seq, label: `${e.data?.block || "step"} (${states.get(e.to_state)
+      || e.to_state})` }));
+  const [chosen, setChosen] = useState(null);
+  if (steps.length === 0) return null;
+  const seq = chosen ?? steps[steps.length - 1].seq;
+  const step = steps.find((s) => s.seq === seq) || steps[steps.length - 1];
+  return html`
+    <section aria-labelledby="tables-title">
+      <h2 id="tables-title">Tables</h2>
+      <div class="steps" role="group" aria-label="The table after step">
+        ${steps.map((s) => html`
+          <button type="button" key=${s.seq} aria-pressed=${s.seq === step.seq ? "true" : "false"}
+                  onClick=${() => setChosen(s.seq)}>#${s.seq} ${s.label}</button>`)}
+      </div>
+      <${TableView} instanceId=${instance.id} seq=${step.seq}
+                    caption=${`After #${step.seq} ${step.label}`} />
+    </section>`;
+}
+
+export function InstancePage({ id }) {
+  const [instance, setInstance] = useState(null);
+  const [events, setEvents] = useState([]);
+  const [progress, setProgress] = useState(null);
+  const [failure, setFailure] = useState(null);
+  const [live, setLive] = useState("connecting");
+  const definitionCache = useRef(new Map());
+  const [definition, setDefinition] = useState(null);
+
+  useEffect(() => {
+    let stopped = false;
+    const path = `/api/instances/${encodeURIComponent(id)}`;
+    Promise.all([get(path), all(`${path}/history?limit=200`)]).then(([found, history]) => {
+      if (stopped) return;
+      setInstance(found);
+      setProgress(found.progress);
+      setEvents(history);
+    }).catch((error) => !stopped && setFailure(error));
+    const stop = watch(id, {
+      instance: (found) => { setInstance(found); setProgress(found.progress); },
+      history: (event) => setEvents((known) => (
+        known.some((e) => e.seq === event.seq) ? known : [...known, event]
+          .sort((a, b) => a.seq - b.seq))),
+      progress: (found) => setProgress(found),
+      status: setLive,
+    });
+    return () => { stopped = true; stop(); };
+  }, [id]);
+
+  useEffect(() => {
+    if (!instance) return;
+    const key = `${instance.definition_id}@${instance.definition_version}`;
+    const cached = definitionCache.current.get(key);
+    if (cached) { setDefinition(cached); return; }
+    get(`/api/definitions/${encodeURIComponent(instance.definition_id)}?version=${
+      instance.definition_version}`).then((found) => {
+      definitionCache.current.set(key, found);
+      setDefinition(found);
+    }).catch(setFailure);
+  }, [instance?.definition_id, instance?.definition_version]);
+
+  if (failure) return html`<p class="error" role="alert">${failure.message}</p>`;
+  if (!instance || !definition) return html`<p aria-busy="true">Loading…</p>`;
+  const visited = [...new Set(events.map((e) => e.to_state))];
+  const stateName = definition.states.find((s) => s.id === instance.current_state)?.name;
+  return html`
+    <p class="crumbs"><a href="#/runs">Runs</a>${" › "}<a
+      href=${`#/definitions/${encodeURIComponent(definition.id)}`}>${definition.name}</a>${
+      " › "}${instance.id}</p>
+    <h1>Instance ${instance.id}</h1>
+    <p class="summary">
+      <span>In <strong data-testid="current-state">${stateName || instance.current_state}</strong></span>
+      <${StatusBadge} status=${instance.status} />
+      <span class="meta">version ${instance.version} · live: ${live}</span>
+    </p>
+    <${Diagram} definition=${definition} current=${instance.current_state}
+                visited=${visited} status=${instance.status} />
+    ${instance.status === "running" && html`<${Progress} progress=${progress} />`}
+    ${instance.error && html`<p class="error" role="status">
+      ${instance.error.code}: ${instance.error.message}</p>`}
+    <${Actions} instance=${instance} onFired=${setInstance} />
+    <${Tables} instance=${instance} events=${events} definition=${definition} />
+    <${History} events=${events} definition=${definition} />`;
+}
+
+export function RunsPage() {
+  const { value, error } = useLoaded(() => get("/api/instances?limit=100"), []);
+  if (error) return html`<p class="error" role="alert">${error.message}</p>`;
+  if (!value) return html`<p aria-busy="true">Loading runs…</p>`;
+  return html`
+    <h1>Runs</h1>
+    ${value.items.length === 0 ? html`<p>No instance yet: start one from a
+      <a href="#/">pipeline</a>.</p>` : html`
+      <table class="list">
+        <thead><tr><th scope="col">Instance</th><th scope="col">Definition</th>
+          <th scope="col">State</th><th scope="col">Status</th><th scope="col">Updated</th></tr>
+        </thead>
+        <tbody>
+          ${value.items.map((i) => html`
+            <tr key=${i.id}>
+              <td><a href=${`#/instances/${encodeURIComponent(i.id)}`}>${i.id}</a></td>
+              <td>${i.definition_id}</td><td>${i.current_state}</td>
+              <td><${StatusBadge} status=${i.status} /></td>
+              <td>${formatTime(i.updated_at)}</td>
+            </tr>`)}
+        </tbody>
+      </table>`}`;
+}

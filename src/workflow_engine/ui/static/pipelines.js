@@ -1,0 +1,123 @@
+// The shipped and saved definitions, each with its diagram, and one definition's page.
+import { h } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import htm from "htm";
+
+import { all, get, post } from "./api.js";
+import { Diagram } from "./diagram.js";
+import { StatusBadge, formatTime } from "./widgets.js";
+
+const html = htm.bind(h);
+
+/** `load()`'s value once it resolves, with its error if it fails. */
+export function useLoaded(load, deps) {
+  const [state, setState] = useState({ value: null, error: null, loading: true });
+  useEffect(() => {
+    let live = true;
+    setState((previous) => ({ ...previous, loading: true }));
+    load().then((value) => live && setState({ value, error: null, loading: false }))
+      .catch((error) => live && setState({ value: null, error, loading: false }));
+    return () => { live = false; };
+  }, deps);
+  return state;
+}
+
+function isPipeline(definition) {
+  return definition.states.some((state) => state.block);
+}
+
+export function PipelinesPage() {
+  const { value, error } = useLoaded(async () => {
+    const listed = await all("/api/definitions?limit=100");
+    return Promise.all(listed.map((d) => get(`/api/definitions/${encodeURIComponent(d.id)}`)));
+  }, []);
+  if (error) return html`<p class="error" role="alert">${error.message}</p>`;
+  if (!value) return html`<p aria-busy="true">Loading definitions…</p>`;
+  const pipelines = value.filter(isPipeline);
+  const machines = value.filter((d) => !isPipeline(d));
+  const section = (title, items) => html`
+    <section aria-labelledby=${`h-${title}`}>
+      <h2 id=${`h-${title}`}>${title}</h2>
+      ${items.length === 0 && html`<p>None yet.</p>`}
+      <ul class="cards">
+        ${items.map((d) => html`
+          <li class="card" key=${d.id}>
+            <div>
+              <h3><a href=${`#/definitions/${encodeURIComponent(d.id)}`}>${d.name}</a></h3>
+              <p class="meta">${d.id} · version ${d.version}</p>
+              <p>${d.description}</p>
+            </div>
+            <${Diagram} definition=${d} />
+          </li>`)}
+      </ul>
+    </section>`;
+  return html`
+    <h1>Pipelines</h1>
+    ${section("Data pipelines", pipelines)}
+    ${section("State machines", machines)}`;
+}
+
+function StartForm({ definition }) {
+  const [id, setId] = useState("");
+  const [failure, setFailure] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setFailure(null);
+    try {
+      const body = { definition_id: definition.id };
+      if (id.trim()) body.id = id.trim();
+      const started = await post("/api/instances", body);
+      location.hash = `#/instances/${encodeURIComponent(started.id)}`;
+    } catch (error) {
+      setFailure(error.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`
+    <form class="inline-form" onSubmit=${submit} aria-labelledby="start-title">
+      <h2 id="start-title">Start an instance</h2>
+      <label for="instance-id">Instance id (optional)</label>
+      <input id="instance-id" value=${id} onInput=${(e) => setId(e.target.value)}
+             placeholder="chosen by the server" />
+      <button type="submit" disabled=${busy}>Start</button>
+      ${failure && html`<p class="error" role="alert">${failure}</p>`}
+    </form>`;
+}
+
+export function DefinitionPage({ id }) {
+  const { value, error } = useLoaded(async () => {
+    const definition = await get(`/api/definitions/${encodeURIComponent(id)}`);
+    const instances = await get(
+      `/api/instances?definition_id=${encodeURIComponent(id)}&limit=50`);
+    return { definition, instances: instances.items };
+  }, [id]);
+  if (error) return html`<p class="error" role="alert">${error.message}</p>`;
+  if (!value) return html`<p aria-busy="true">Loading…</p>`;
+  const { definition, instances } = value;
+  return html`
+    <p class="crumbs"><a href="#/">Pipelines</a>${" › "}${definition.name}</p>
+    <h1>${definition.name}</h1>
+    <p class="meta">${definition.id} · version ${definition.version}</p>
+    <p>${definition.description}</p>
+    <${Diagram} definition=${definition} />
+    <${StartForm} definition=${definition} />
+    <section aria-labelledby="instances-title">
+      <h2 id="instances-title">Instances</h2>
+      ${instances.length === 0 ? html`<p>No instance yet.</p>` : html`
+        <table class="list">
+          <thead><tr><th scope="col">Instance</th><th scope="col">State</th>
+            <th scope="col">Status</th><th scope="col">Updated</th></tr></thead>
+          <tbody>
+            ${instances.map((i) => html`
+              <tr key=${i.id}>
+                <td><a href=${`#/instances/${encodeURIComponent(i.id)}`}>${i.id}</a></td>
+                <td>${i.current_state}</td><td><${StatusBadge} status=${i.status} /></td>
+                <td>${formatTime(i.updated_at)}</td>
+              </tr>`)}
+          </tbody>
+        </table>`}
+    </section>`;
+}

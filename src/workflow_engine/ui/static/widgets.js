@@ -1,0 +1,47 @@
+// Small pieces shared by the views.
+import { h } from "preact";
+import htm from "htm";
+
+const html = htm.bind(h);
+
+export function formatTime(iso) {
+  if (!iso) return "";
+  const at = new Date(iso);
+  return at.toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+/** An instance's status as text with a colour (the text carries the meaning). */
+export function StatusBadge({ status }) {
+  return html`<span class=${`badge is-${status}`}>${status}</span>`;
+}
+
+function millis(at) {
+  return typeof at === "number" ? at : Date.parse(at);
+}
+
+/** Seconds left at the rate so far, if it can be told. */
+export function eta(progress, now = Date.now()) {
+  const { rows_done: done, rows_total: total, started_at: started } = progress;
+  if (!total || !done || started == null) return null;
+  const elapsed = (now - millis(started)) / 1000;
+  if (!(elapsed > 0)) return null;
+  return Math.max(0, (total - done) / (done / elapsed));
+}
+
+/** Rows done of total as a progress bar, with an estimate of the time left. */
+export function Progress({ progress }) {
+  if (!progress) return null;
+  const { rows_done: done, rows_total: total } = progress;
+  const label = total == null ? `${done} rows done` : `${done} of ${total} rows`;
+  const left = eta(progress);
+  return html`
+    <div class="progress" data-testid="progress">
+      <label for="run-progress">${progress.block}: <span class="rows">${label}</span></label>
+      <progress id="run-progress" max=${total ?? undefined}
+                value=${total == null ? undefined : done}>${label}</progress>
+      ${left != null && html`<span class="meta">about ${Math.ceil(left)} s left</span>`}
+    </div>`;
+}
