@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
 
 import { onUnauthenticated, setToken, token } from "./api.js";
+import { BuilderPage } from "./builder.js";
 import { DefinitionPage, PipelinesPage } from "./pipelines.js";
 import { InstancePage, RunsPage } from "./instance.js";
 
@@ -15,6 +16,7 @@ export function route(hash) {
   if (parts[0] === "definitions" && parts[1]) return { view: "definition", id: parts[1] };
   if (parts[0] === "instances" && parts[1]) return { view: "instance", id: parts[1] };
   if (parts[0] === "runs") return { view: "runs" };
+  if (parts[0] === "builder") return { view: "builder", id: parts[1] || null };
   return { view: "pipelines" };
 }
 
@@ -55,7 +57,8 @@ function App() {
   useEffect(() => onUnauthenticated((error) => setAsked(error.message)), []);
   useEffect(() => {
     const view = { pipelines: "Pipelines", definition: current.id, instance: current.id,
-                   runs: "Runs" }[current.view];
+                   runs: "Runs", builder: current.id ? `Edit ${current.id}` : "New pipeline",
+    }[current.view];
     document.title = `${view} · Workflow engine`;
   }, [current.view, current.id]);
 
@@ -69,6 +72,8 @@ function App() {
     page = html`<${DefinitionPage} key=${`d-${current.id}-${generation}`} id=${current.id} />`;
   } else if (current.view === "instance") {
     page = html`<${InstancePage} key=${`i-${current.id}-${generation}`} id=${current.id} />`;
+  } else if (current.view === "builder") {
+    page = html`<${BuilderPage} key=${`b-${current.id}-${generation}`} id=${current.id} />`;
   } else if (current.view === "runs") {
     page = html`<${RunsPage} key=${`r-${generation}`} />`;
   } else {
@@ -79,6 +84,7 @@ function App() {
       <a class="brand" href="#/">Workflow engine</a>
       <nav aria-label="Main">
         ${navLink("#/", "Pipelines", ["pipelines", "definition"])}
+        ${navLink("#/builder", "New pipeline", ["builder"])}
         ${navLink("#/runs", "Runs", ["runs", "instance"])}
         <a href="/docs">API docs</a>
       </nav>

@@ -104,7 +104,7 @@ export function Diagram({ definition, current = null, visited = [], status = nul
             const state = states.get(node.id);
             const classes = ["node",
               state.is_initial && "initial", state.is_final && "final",
-              !state.enabled && "disabled", seen.has(node.id) && "visited",
+              state.enabled === false && "disabled", seen.has(node.id) && "visited",
               node.id === current && "current", node.id === current && status && `is-${status}`,
             ].filter(Boolean).join(" ");
             return html`

@@ -103,6 +103,8 @@ export function DefinitionPage({ id }) {
     <p class="meta">${definition.id} · version ${definition.version}</p>
     <p>${definition.description}</p>
     <${Diagram} definition=${definition} />
+    ${isPipeline(definition) && html`<p><a href=${`#/builder/${encodeURIComponent(definition.id)}`}>
+      Edit in the builder</a> (saving makes version ${definition.version + 1})</p>`}
     <${StartForm} definition=${definition} />
     <section aria-labelledby="instances-title">
       <h2 id="instances-title">Instances</h2>
