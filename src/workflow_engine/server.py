@@ -21,7 +21,6 @@ policy).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import re
@@ -34,7 +33,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy.engine import make_url
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
@@ -42,9 +40,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
-from . import logs
+from . import startup
 from .api import RUNNER
-from .auth import TokenRegistry
 from .settings import Settings
 
 __all__ = ["build_server", "configure", "listen", "main", "parse_args"]
@@ -67,15 +64,6 @@ _OBS_FOLD = re.compile(rb"\r\n[ \t]")
 def _database_url(value: str) -> str:
     """``--db`` takes a SQLAlchemy URL or a path to a SQLite file."""
     return value if "://" in value else f"sqlite:///{Path(value).expanduser().resolve()}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -275,42 +263,12 @@ def configure(args: argparse.Namespace) -> Settings:
     if args.log_level:
         updates["log_level"] = args.log_level.upper()
     try:
-        # The command line's values as init arguments: they win over the environment, and
-        # the combination is validated as a whole.
-        settings = Settings(**updates)
-    except ValueError as exc:
-        sys.exit(f"Cannot start the server: {exc}")
-    if settings.definitions_dir is None and Path("definitions").is_dir():
-        settings = settings.model_copy(update={"definitions_dir": Path("definitions")})
-
-    try:
-        tokens = TokenRegistry.load(settings.api_tokens, settings.tokens_file)
-    except (OSError, ValueError) as exc:
-        sys.exit(f"Cannot read API tokens: {exc}")
-    if not tokens.enabled and not _is_loopback(args.host):
-        sys.exit(
-            f"No API tokens are configured, so the API is open: refusing to serve on "
-            f"{args.host}. Bind 127.0.0.1, or configure TOKENS_FILE or API_TOKENS "
-            "(python -m workflow_engine.auth --help)."
-        )
-
-    logs.configure(settings.log_level)
-    # A URL's password never reaches the logs.
-    log.info("database: %s", make_url(settings.database_url).render_as_string(
-        hide_password=True))
-    log.info("definitions: %s", settings.definitions_dir or "(none)")
-    log.info("storage: %s", settings.storage_url or (
-        f"local directories {settings.files_dir}, {settings.outputs_dir}, "
-        f"{settings.snapshots_dir}"))
-    if settings.task_engine == "procrastinate" and settings.storage_url is None:
-        log.warning("TASK_ENGINE=procrastinate with local storage: workers on other "
-                    "machines cannot read this machine's files; set STORAGE_URL")
-    if not settings.sixtyfour_api_key:
-        log.warning("SIXTYFOUR_API_KEY is not set: enrichment blocks use the built-in "
-                    "Sixtyfour SANDBOX, which returns SIMULATED data")
-    if not tokens.enabled:
-        log.warning("no API tokens configured: the API is OPEN to anyone on this machine; "
-                    "serving on loopback only")
+        settings = startup.load_settings(updates)
+        tokens = startup.read_tokens(settings)
+        startup.refuse_open_api(tokens, args.host)
+    except startup.StartRefused as exc:
+        sys.exit(str(exc))
+    startup.announce(settings, tokens)
     return settings
 
 

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
         "holds. run_server.py names itself host:port, so a server restarted on its port "
         "after a crash takes its runs back at once (two live processes cannot hold one "
         "port); other processes default to host:pid:tag, and take over a dead one's runs "
-        "when their lease lapses.")
+        "when their lease lapses. gunicorn's workers share a port, so each is always "
+        "host:pid:tag and WORKER_NAME is refused there.")
     block_lease_seconds: float = Field(
         30.0, gt=0, description="How long a block run stays its worker's without a "
         "heartbeat; after that another worker may take it over.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PostgresServer", "QueueWorker", "SandboxProcess", "ServerProcess", "free_port",
-    "running_server", "running_worker", "wait_until_up",
+    "running_gunicorn", "running_server", "running_worker", "serving_processes",
+    "wait_until_up",
 ]
 
 
@@ -99,6 +101,30 @@ def _beside(db: Path | str) -> Path:
 
 
 @contextmanager
+def _serving(command: list[str], *, port: int, db: Path | str, data_dir: Path | None,
+             env: dict[str, str] | None, ready: Callable[[ServerProcess], None]
+             ) -> Iterator[ServerProcess]:
+    """Run ``command`` (a server on ``port``) with its files beside ``db`` or in
+    ``data_dir``; yield it once ``ready`` returns; stop it after the block."""
+    with tempfile.NamedTemporaryFile(prefix="workflow-server-", suffix=".log") as log:
+        beside = data_dir or _beside(db)
+        directories = {
+            "FILES_DIR": str(beside / "files"), "OUTPUTS_DIR": str(beside / "outputs"),
+            "SNAPSHOTS_DIR": str(beside / "snapshots"),
+        }
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **directories, **(env or {})},
+        )
+        server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
+        try:
+            ready(server)
+            yield server
+        finally:
+            server.stop()
+
+
+@contextmanager
 def running_server(
     db: Path | str,
     *,
@@ -121,22 +147,57 @@ def running_server(
     ]
     if definitions is not None:
         command += ["--definitions", str(definitions)]
-    with tempfile.NamedTemporaryFile(prefix="workflow-server-", suffix=".log") as log:
-        beside = data_dir or _beside(db)
-        directories = {
-            "FILES_DIR": str(beside / "files"), "OUTPUTS_DIR": str(beside / "outputs"),
-            "SNAPSHOTS_DIR": str(beside / "snapshots"),
-        }
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **directories, **(env or {})},
-        )
-        server = ServerProcess(f"http://127.0.0.1:{port}", process, log)
-        try:
-            wait_until_up(server, timeout)
-            yield server
-        finally:
-            server.stop()
+    with _serving(command, port=port, db=db, data_dir=data_dir, env=env,
+                  ready=lambda server: wait_until_up(server, timeout)) as server:
+        yield server
+
+
+# What each process of a WSGI server logs once its application is built (wsgi.py).
+_SERVING = re.compile(r"process (\d+) serving as (\S+?)\"")
+
+
+def serving_processes(server: ServerProcess) -> dict[int, str]:
+    """The processes of a WSGI server that have built their application so far, by pid,
+    with the name each holds block runs by."""
+    return {int(pid): name for pid, name in _SERVING.findall(server.output())}
+
+
+@contextmanager
+def running_gunicorn(
+    db: Path | str,
+    *,
+    workers: int = 2,
+    definitions: Path | None = None,
+    options: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    timeout: float = 30,
+    data_dir: Path | None = None,
+) -> Iterator[ServerProcess]:
+    """Run ``gunicorn -c python:workflow_engine.gunicorn_conf -w WORKERS`` on a free
+    loopback port for the block, as :func:`running_server` runs its server (``options``
+    are more of gunicorn's). It is yielded once every worker has built its application;
+    ``process`` is gunicorn's master."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:workflow_engine.gunicorn_conf",
+               "-w", str(workers), "-b", f"127.0.0.1:{port}", *options]
+    database_url = str(db) if "://" in str(db) else f"sqlite:///{Path(db).resolve()}"
+    settings = {"DATABASE_URL": database_url}
+    if definitions is not None:
+        settings["DEFINITIONS_DIR"] = str(definitions)
+
+    def ready(server: ServerProcess) -> None:
+        deadline = time.monotonic() + timeout
+        wait_until_up(server, timeout)
+        while len(serving_processes(server)) < workers:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers did not start within {timeout}s:\n"
+                                   f"{server.output()}")
+            time.sleep(0.05)
+
+    with _serving(command, port=port, db=db, data_dir=data_dir,
+                  env={**settings, **(env or {})}, ready=ready) as server:
+        yield server
 
 
 @contextmanager

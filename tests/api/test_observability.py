@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -101,3 +103,31 @@ class TestMetrics:
         for name in ("workflow_upstream_requests", "workflow_rate_budget_wait_seconds",
                      "workflow_rows_enriched"):
             assert f"# TYPE {name}" in text
+
+
+FORKED_IDS = """
+import os
+from workflow_engine.api import observability
+
+before = observability._new_request_id()
+read, write = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(write, observability._new_request_id().encode())
+    os._exit(0)
+os.close(write)
+forked = os.read(read, 64).decode()
+os.waitpid(child, 0)
+print(before, forked, observability._new_request_id())
+"""
+
+
+def test_a_process_forked_after_import_makes_request_ids_of_its_own() -> None:
+    """gunicorn forks its workers from a master that may have imported the module: the
+    child's ids share neither the parent's tag nor its next ids."""
+    done = subprocess.run([sys.executable, "-c", FORKED_IDS], capture_output=True, text=True,
+                          check=True)
+    before, forked, after = done.stdout.split()
+    assert forked != after
+    assert forked[:22] not in (before[:22], after[:22])
+    assert before[:22] == after[:22]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import secrets
 import time
@@ -18,8 +19,21 @@ __all__ = ["METRICS", "blueprint", "install"]
 
 METRICS = "workflow_engine.metrics"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_PROCESS_TAG = secrets.token_hex(11)
+_PROCESS_TAG = ""
 _REQUEST_NUMBERS = itertools.count(1)
+
+
+def _new_process() -> None:
+    """Give this process its own request ids. Called at import and again in every child
+    of a fork (gunicorn's workers are forked after its master may have imported us):
+    a child that kept its parent's tag and counter would hand out the parent's ids."""
+    global _PROCESS_TAG, _REQUEST_NUMBERS
+    _PROCESS_TAG = secrets.token_hex(11)
+    _REQUEST_NUMBERS = itertools.count(1)
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
 
 blueprint = Blueprint("observability", __name__)
 
