@@ -20,13 +20,19 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
 
 from ..errors import DefinitionInvalid, Problem
-from .dataflow import BlockCatalog, check_blocks
+from .dataflow import BlockCatalog, StateTables, TableFlow, check_blocks
 from .definitions import ActionSpec, DefinitionSpec, StateSpec
 from .graph import check_graph
 from .spec import ID_PATTERN
 from .suggestions import suggest_field
 
-__all__ = ["ValidatedDefinition", "format_path", "validate_definition"]
+__all__ = [
+    "DefinitionCheck",
+    "ValidatedDefinition",
+    "check_definition",
+    "format_path",
+    "validate_definition",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,30 @@ class ValidatedDefinition:
 
     spec: DefinitionSpec
     warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class DefinitionCheck:
+    """What validation found in a document, valid or not.
+
+    ``spec`` is None when the document does not have the definition's shape. ``flow`` is
+    the table's flow when the block pass ran (the graph had no errors, blocks could be
+    checked and there is an initial state), else None.
+    """
+
+    spec: DefinitionSpec | None
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+    flow: TableFlow | None
+
+    @property
+    def valid(self) -> bool:
+        """Whether the definition would be stored."""
+        return self.spec is not None and not self.errors
+
+    def state_tables(self) -> dict[str, StateTables] | None:
+        """Each state's table on arrival and on leaving, if the block pass ran."""
+        return self.flow.state_tables() if self.flow is not None else None
 
 
 def format_path(loc: Iterable[int | str]) -> str:
@@ -122,13 +152,13 @@ def _salvage(raw: Any, key: str, model: type[Any]) -> tuple[list[tuple[int, Any]
     return usable, complete
 
 
-def validate_definition(
+def check_definition(
     raw: Any, *, strict: bool = False, catalog: BlockCatalog | None = None
-) -> ValidatedDefinition:
-    """Validate a definition document, raising :class:`DefinitionInvalid` with every problem.
+) -> DefinitionCheck:
+    """Everything validation finds in a definition document, valid or not; raises nothing.
 
     ``strict`` reports warnings as errors. ``catalog`` knows the block types; without one,
-    a definition with blocks is refused.
+    a definition with blocks is invalid.
     """
     errors: list[Problem] = []
     spec: DefinitionSpec | None = None
@@ -148,11 +178,13 @@ def validate_definition(
     if spec is None:
         # Warnings judge the whole graph; from a partly read document they would mislead.
         warnings = []
+    flow: TableFlow | None = None
     if not graph_errors:
         if catalog is not None:
-            block_errors, block_warnings = check_blocks(states, actions, catalog)
-            errors.extend(block_errors)
-            warnings.extend(block_warnings)
+            blocks = check_blocks(states, actions, catalog)
+            errors.extend(blocks.errors)
+            warnings.extend(blocks.warnings)
+            flow = blocks.flow
         else:
             errors.extend(
                 Problem(f"states[{index}].block", "blocks_unavailable",
@@ -162,10 +194,21 @@ def validate_definition(
     if strict:
         errors.extend(warnings)
         warnings = []
+    return DefinitionCheck(spec, tuple(errors), tuple(warnings), flow)
 
-    if errors or spec is None:
+
+def validate_definition(
+    raw: Any, *, strict: bool = False, catalog: BlockCatalog | None = None
+) -> ValidatedDefinition:
+    """Validate a definition document, raising :class:`DefinitionInvalid` with every problem.
+
+    ``strict`` and ``catalog`` as for :func:`check_definition`.
+    """
+    checked = check_definition(raw, strict=strict, catalog=catalog)
+    if checked.errors or checked.spec is None:
+        count = len(checked.errors)
         raise DefinitionInvalid(
-            f"The definition has {len(errors)} problem{'s' if len(errors) != 1 else ''}.",
-            errors=errors,
+            f"The definition has {count} problem{'s' if count != 1 else ''}.",
+            errors=checked.errors,
         )
-    return ValidatedDefinition(spec, tuple(warnings))
+    return ValidatedDefinition(checked.spec, checked.warnings)
