@@ -277,6 +277,27 @@ class TestStateTables:
         assert found["fix"].arriving.columns == LEADS
         assert found["fix"].arriving.tables == (LEADS,)
 
+    def test_states_with_the_same_block_and_input_share_its_work(
+        self, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Five reads of one file, each straight after the start: one header read."""
+        calls: list[str] = []
+        original = catalog.columns_after
+
+        def counting(spec: Any, columns: list[str] | None) -> list[str] | None:
+            calls.append(spec.type)
+            return original(spec, columns)
+
+        monkeypatch.setattr(catalog, "columns_after", counting)
+        document = pipeline(READ)
+        for index in range(5):
+            document["states"].append({"id": f"again{index}", "name": "Again", "block": READ})
+            document["actions"].append({"id": f"again{index}", "name": "Again",
+                                        "from_states": ["ready"], "to_state": f"again{index}"})
+        found = tables(catalog, document)
+        assert calls == ["read_csv"]
+        assert {found[f"again{index}"].leaving.columns for index in range(5)} == {LEADS}
+
     def test_a_state_no_path_reaches_has_no_possibilities(self, catalog: Catalog) -> None:
         document = pipeline(READ)
         document["states"].append({"id": "lost", "name": "Lost", "block": filter_on("x")})

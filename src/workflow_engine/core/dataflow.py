@@ -115,6 +115,9 @@ class TableFlow:
     ) -> None:
         self.catalog = catalog
         self.blocks = blocks
+        # A block's output depends on its spec and its input only: states with the same
+        # block (say, reads of one file) share the work, a header read once per pass.
+        self._specs = {state_id: block.model_dump_json() for state_id, block in blocks.items()}
         self._leaving: dict[tuple[str, Knowledge], Knowledge] = {}
         by_id = {state.id: state for _, state in states}
         successors: dict[str, list[tuple[str, bool]]] = {state_id: [] for state_id in by_id}
@@ -153,7 +156,7 @@ class TableFlow:
         block = self.blocks.get(state_id)
         if block is None:
             return arrived
-        key = (state_id, arrived)
+        key = (self._specs[state_id], arrived)
         if key not in self._leaving:
             if arrived == NO_TABLE and self.catalog.needs_table(block):
                 after: Knowledge = NO_TABLE
