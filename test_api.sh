@@ -438,6 +438,16 @@ request POST /api/files -F "file=@${UPLOAD_FILE};filename=x.csv;type=text/csv" -
 expect_problem 400 invalid_path
 pass "upload named ../x.csv (400 invalid_path)"
 
+STEP="check a pipeline before saving it"
+send_json POST /api/definitions/validate "$(pipeline "$PIPELINE_ID" score)"
+expect_status 200
+expect "(d['valid'], d['errors'], d['warnings'])" '[true, [], []]'
+expect "d['states']['reading']['columns_in']" '{"columns": null, "no_table": true, "tables": []}'
+expect "d['states']['filtering']['columns_in']['columns']" '["name", "company", "score"]'
+request GET "/api/definitions/${PIPELINE_ID}"
+expect_problem 404 definition_not_found
+pass "POST /api/definitions/validate (200 valid, the upload's columns at the filter, nothing stored)"
+
 STEP="create a pipeline definition"
 send_json POST /api/definitions "$(pipeline "$PIPELINE_ID" score)"
 expect_status 201
@@ -513,6 +523,16 @@ send_json POST /api/definitions "$(pipeline "${PIPELINE_ID}-bad" revenue)"
 expect_problem 422 definition_invalid
 expect "[(e['path'], e['code']) for e in d['errors']]" '[["states[2].block.params", "unknown_column"]]'
 pass "filter on a column not in the file's header (422, unknown_column)"
+
+STEP="check a filter on a column the file does not have"
+send_json POST /api/definitions/validate "$(pipeline "${PIPELINE_ID}-bad" revenue)"
+expect_status 200
+expect "d['valid']" "false"
+expect "[(e['path'], e['code']) for e in d['errors']]" '[["states[2].block.params", "unknown_column"]]'
+send_json POST /api/definitions/validate "$(enrichment "${PIPELINE_ID}-enrich")"
+expect "d['valid']" "true"
+expect "d['states']['enriching']['columns_out']['columns'][3:5]" '["education", "is_american_education"]'
+pass "check of the same filter (200 valid false, the same error); an enrichment adds its struct fields"
 
 STEP="enrich the uploaded leads"
 send_json POST /api/definitions "$(enrichment "${PIPELINE_ID}-enrich")"

@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from tests.conftest import ROOT, BuildApp, approval, make_settings
 from workflow_engine.api import EXTENSION, RUNNER
-from workflow_engine.auth import digest
+from workflow_engine.api.access import required_scope
+from workflow_engine.auth import Scope, digest
 
 TOKENS = {"reader": "r-" + "a" * 40, "runner": "u-" + "b" * 40, "admin": "d-" + "c" * 40,
           "bot": "t-" + "d" * 40}
@@ -103,6 +104,10 @@ class TestScopes:
             ("runner", "get", "/api/instances", None, 200),
             ("admin", "put", "/api/definitions/approval", approval(name="v2"), 201),
             ("admin", "post", "/api/instances", {"definition_id": "approval"}, 201),
+            ("reader", "post", "/api/definitions/validate", approval(id="other"), 200),
+            ("reader", "post", "/api/definitions/approval/validate", approval(name="v2"), 200),
+            ("reader", "put", "/api/definitions/validate", approval(id="validate"), 403),
+            ("reader", "post", "/api/definitions", approval(id="other"), 403),
         ],
     )
     def test_scope_table(self, secured: FlaskClient, token: str, method: str, url: str,
@@ -112,6 +117,35 @@ class TestScopes:
         if status == 403:
             assert response.json["code"] == "insufficient_scope"
             assert token in response.json["detail"]
+
+    @pytest.mark.parametrize(
+        ("method", "path", "scope"),
+        [
+            ("POST", "/api/definitions/validate", Scope.READ),
+            ("POST", "/api/definitions/approval/validate", Scope.READ),
+            ("POST", "/api/definitions/validate/validate", Scope.READ),
+            ("POST", "/api/definitions", Scope.ADMIN),
+            ("PUT", "/api/definitions/validate", Scope.ADMIN),
+            ("PUT", "/api/definitions/approval/validate", Scope.ADMIN),
+            ("POST", "/api/definitions/validate/more", Scope.ADMIN),
+            ("POST", "/api/definitions//validate", Scope.ADMIN),
+            ("POST", "/api/definitions/a/b/validate", Scope.ADMIN),
+            ("POST", "/api/instances/validate", Scope.RUN),
+        ],
+    )
+    def test_checking_a_definition_needs_only_reading(
+        self, method: str, path: str, scope: Scope
+    ) -> None:
+        """A check stores nothing; anything else under /api/definitions that is not a read
+        needs admin."""
+        assert required_scope(method, path) is scope
+
+    def test_a_readers_check_stores_nothing(self, secured: FlaskClient) -> None:
+        checked = secured.post("/api/definitions/validate", json=approval(id="other"),
+                               headers=bearer("reader"))
+        assert checked.json["valid"]
+        assert secured.get("/api/definitions/other", headers=bearer("reader")).status_code \
+            == 404
 
     def test_refused_requests_change_nothing(self, secured: FlaskClient) -> None:
         before = secured.get("/api/instances", headers=bearer("reader")).json

@@ -156,6 +156,13 @@ class TestOpenApi:
             methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
             assert methods <= set(document["paths"][path]), path
 
+    def test_each_operation_names_the_scope_it_needs(self, client: FlaskClient) -> None:
+        paths = client.get("/openapi.json").json["paths"]
+        assert "`read`" in paths["/api/definitions/validate"]["post"]["description"]
+        assert "`read`" in paths["/api/definitions/{definition_id}/validate"]["post"][
+            "description"]
+        assert "`admin`" in paths["/api/definitions"]["post"]["description"]
+
     def test_request_schema_is_the_validating_model(self, client: FlaskClient) -> None:
         schemas = client.get("/openapi.json").json["components"]["schemas"]
         state = schemas["StateSpec"]

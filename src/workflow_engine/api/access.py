@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, current_app, g, request
 
 from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
@@ -13,6 +15,9 @@ TOKENS = "workflow_engine.tokens"
 # The UI's page and files are open: the page asks for a token itself.
 OPEN_PATHS = frozenset({"/health", PAGE_PATH})
 WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
+# POSTs that change nothing: checking a definition stores nothing and shows nothing that
+# reading cannot (the block catalog, the columns of the files), so reading is enough.
+READ_ONLY_POSTS = re.compile(r"/api/definitions(?:/[^/]+)?/validate")
 
 
 def required_scope(method: str, path: str) -> Scope | None:
@@ -21,7 +26,7 @@ def required_scope(method: str, path: str) -> Scope | None:
             or path.startswith(ASSET_PREFIX)):
         # The webhook's caller is the enrichment API: its secret path is its credential.
         return None
-    if method in ("GET", "HEAD"):
+    if method in ("GET", "HEAD") or (method == "POST" and READ_ONLY_POSTS.fullmatch(path)):
         return Scope.READ
     if path.startswith("/api/definitions"):
         return Scope.ADMIN

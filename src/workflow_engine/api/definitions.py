@@ -1,4 +1,4 @@
-"""Routes for workflow definitions: create, version, read, list, draw."""
+"""Routes for workflow definitions: create, version, check, read, list, draw."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from . import service
 from .pagination import decode_cursor, encode_cursor
 from .requests import MAX_INT, ListQuery, QueryModel, json_body, query
 from .responses import json_response
-from .schemas import DefinitionOut, DefinitionPage, DefinitionSummary, DefinitionVersions
+from .schemas import (
+    DefinitionCheckOut,
+    DefinitionOut,
+    DefinitionPage,
+    DefinitionSummary,
+    DefinitionVersions,
+)
 
 __all__ = ["blueprint"]
 
@@ -18,7 +24,7 @@ blueprint = Blueprint("definitions", __name__, url_prefix="/api/definitions")
 
 
 class SaveQuery(QueryModel):
-    """Query of POST and PUT."""
+    """Query of POST and PUT, and of their checks."""
 
     strict: bool = Field(False, description="Report warnings as errors.")
 
@@ -54,6 +60,23 @@ def put_definition(definition_id: str) -> Response:
     strict = query(SaveQuery).strict
     outcome = service().put_definition(definition_id, json_body(), strict=strict)
     return _saved(DefinitionOut.of(outcome.workflow), outcome.created)
+
+
+@blueprint.post("/validate")
+def check_definition() -> Response:
+    """What POST would find in a definition, storing nothing: 200 whether valid or not."""
+    strict = query(SaveQuery).strict
+    checked = service().check_definition(json_body(), strict=strict)
+    return json_response(DefinitionCheckOut.of(checked))
+
+
+@blueprint.post("/<definition_id>/validate")
+def check_version(definition_id: str) -> Response:
+    """What PUT would find in a definition, storing nothing: 200 whether valid or not."""
+    strict = query(SaveQuery).strict
+    checked = service().check_definition(json_body(), strict=strict,
+                                         definition_id=definition_id)
+    return json_response(DefinitionCheckOut.of(checked))
 
 
 @blueprint.get("")

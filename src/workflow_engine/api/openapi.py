@@ -28,6 +28,7 @@ from .schemas import (
     AvailableActions,
     BlockCatalogOut,
     CsvSummary,
+    DefinitionCheckOut,
     DefinitionOut,
     DefinitionPage,
     DefinitionVersions,
@@ -76,6 +77,16 @@ OPERATIONS: list[Operation] = [
      {400: "malformed_json | invalid_parameter",
       409: "definition_exists | concurrent_modification", 413: "payload_too_large",
       415: "unsupported_media_type", 422: "definition_invalid"}),
+    ("post", "/api/definitions/validate", "Check a definition as POST would, storing "
+     "nothing: its errors, warnings and each state's columns", SaveQuery, DefinitionSpec,
+     {200: (DefinitionCheckOut, "Checked, valid or not (valid says which)")},
+     {400: "malformed_json | invalid_parameter", 413: "payload_too_large",
+      415: "unsupported_media_type"}),
+    ("post", "/api/definitions/{definition_id}/validate", "Check a definition as PUT would "
+     "(the body may leave out the id), storing nothing", SaveQuery, DefinitionSpec,
+     {200: (DefinitionCheckOut, "Checked, valid or not (valid says which)")},
+     {400: "malformed_json | invalid_parameter", 413: "payload_too_large",
+      415: "unsupported_media_type"}),
     ("get", "/api/definitions", "List definitions (latest versions)", ListQuery, None,
      {200: (DefinitionPage, "A page")}, {400: "invalid_parameter"}),
     ("get", "/api/definitions/{definition_id}", "Get a definition", VersionQuery, None,
@@ -268,7 +279,8 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "An API token (python -m workflow_engine.auth). Scopes: read "
-                "(GET), run (start, fire, retry, cancel, upload), admin (definitions).",
+                "(GET, and checking a definition), run (start, fire, retry, cancel, upload), "
+                "admin (saving definitions).",
             }},
         },
     }

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from ..core import (
     ActionSpec,
+    DefinitionCheck,
     DefinitionSpec,
     Event,
     EventType,
@@ -22,12 +23,14 @@ from ..core import (
     Workflow,
     available_actions,
 )
+from ..core.dataflow import TableKnowledge
 from ..core.definitions import Identifier
 from ..errors import Problem
 
 __all__ = [
     "ActionOut",
     "AvailableActions",
+    "DefinitionCheckOut",
     "DefinitionOut",
     "DefinitionPage",
     "DefinitionSummary",
@@ -38,6 +41,8 @@ __all__ = [
     "InstancePage",
     "ProblemDetail",
     "StartInstance",
+    "StateTablesOut",
+    "TableKnowledgeOut",
     "iso_ms",
 ]
 
@@ -140,6 +145,69 @@ class DefinitionOut(Out):
 
 def _problem(problem: Problem | dict[str, str]) -> dict[str, str]:
     return problem if isinstance(problem, dict) else problem.as_dict()
+
+
+class TableKnowledgeOut(Out):
+    """What is known, before running, of the table at one point of a definition, over
+    every path that gets there."""
+
+    columns: list[str] | None = Field(description="The columns certainly there: those "
+                                      "every table in `tables` has. null when that cannot "
+                                      "be known: `tables` is empty or has a null.")
+    no_table: bool = Field(description="Some path gets here with no table yet.")
+    tables: list[list[str] | None] = Field(
+        description="The tables that may be here, one per set of columns the check tells "
+        "apart: each its columns, or null when they cannot be known before running (a file "
+        "that is not there yet, a block after which they are not known). Empty and "
+        "no_table false: no path gets here.")
+
+    @classmethod
+    def of(cls, knowledge: TableKnowledge) -> TableKnowledgeOut:
+        """The response entry for what is known at one point."""
+        columns = knowledge.columns
+        return cls(
+            columns=list(columns) if columns is not None else None,
+            no_table=knowledge.no_table,
+            tables=[list(table) if table is not None else None for table in knowledge.tables],
+        )
+
+
+class StateTablesOut(Out):
+    """A state's table as far as known before running."""
+
+    columns_in: TableKnowledgeOut = Field(description="On arrival in the state.")
+    columns_out: TableKnowledgeOut = Field(
+        description="On leaving it after its block succeeded (on_error states get "
+        "columns_in instead).")
+
+
+class DefinitionCheckOut(Out):
+    """What saving a definition would find, with nothing saved."""
+
+    valid: bool = Field(description="Whether POST (or PUT) would store it.")
+    errors: list[ProblemOut] = Field(description="What POST would answer in its 422's "
+                                     "errors[]; empty when valid.")
+    warnings: list[ProblemOut] = Field(description="What POST would store in warnings "
+                                       "(also listed when there are errors).")
+    states: dict[str, StateTablesOut] | None = Field(
+        description="Each state's table by state id, in the document's order; null when "
+        "the tables were not traced: the states and actions have errors of their own, or "
+        "no state is initial.")
+
+    @classmethod
+    def of(cls, checked: DefinitionCheck) -> DefinitionCheckOut:
+        """The response for a check."""
+        tables = checked.state_tables()
+        return cls(
+            valid=checked.valid,
+            errors=[ProblemOut(**p.as_dict()) for p in checked.errors],
+            warnings=[ProblemOut(**p.as_dict()) for p in checked.warnings],
+            states=None if tables is None else {
+                state_id: StateTablesOut(columns_in=TableKnowledgeOut.of(found.arriving),
+                                         columns_out=TableKnowledgeOut.of(found.leaving))
+                for state_id, found in tables.items()
+            },
+        )
 
 
 class DefinitionSummary(Out):

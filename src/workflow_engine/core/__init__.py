@@ -21,12 +21,13 @@ from .machine import (
     retry,
     start,
 )
-from .validation import ValidatedDefinition, validate_definition
+from .validation import DefinitionCheck, ValidatedDefinition, check_definition, validate_definition
 
 __all__ = [
     "ActionSpec",
     "BlockSpec",
     "Change",
+    "DefinitionCheck",
     "DefinitionSpec",
     "Event",
     "EventType",
@@ -40,6 +41,7 @@ __all__ = [
     "block_cancelled",
     "block_failed",
     "block_succeeded",
+    "check_definition",
     "check_fire",
     "explain_actions",
     "fire",

@@ -7,18 +7,32 @@ failed block's input). A block turns what arrives into what leaves (``read_csv``
 existing file knows its header; ``select_columns`` knows its output; the others pass
 columns through). Where every path agrees that something is wrong, it is an error; where
 only some paths do, a warning.
+
+The same pass says what it knows of the table on arrival in each state and on leaving it
+(:meth:`TableFlow.state_tables`), so a client can show the columns known at each point.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import Problem
 from .definitions import ActionSpec, BlockSpec, StateSpec
 
-__all__ = ["BlockCatalog", "check_blocks"]
+__all__ = [
+    "MAX_POSSIBILITIES",
+    "NO_TABLE",
+    "BlockCatalog",
+    "BlockCheck",
+    "Knowledge",
+    "StateTables",
+    "TableFlow",
+    "TableKnowledge",
+    "check_blocks",
+]
 
 # What is known of the table on arrival in a state: no table yet, a table with unknown
 # columns (None), or a table with these columns.
@@ -43,12 +57,144 @@ class BlockCatalog(Protocol):
         """The output's columns, if they can be known."""
 
 
+@dataclass(frozen=True)
+class TableKnowledge:
+    """What the pass knows of the table at one point, over every path that gets there.
+
+    ``no_table``: some path gets there with no table yet. ``tables``: the tables that may
+    be there, one per set of columns the pass tells apart (in the order it found them),
+    each its columns or None when they cannot be known statically. Neither: no path gets
+    there.
+    """
+
+    no_table: bool
+    tables: tuple[tuple[str, ...] | None, ...]
+
+    @classmethod
+    def of(cls, possibilities: Iterable[Knowledge]) -> TableKnowledge:
+        """Knowledge from the pass's possibilities."""
+        found = list(possibilities)
+        return cls(NO_TABLE in found,
+                   tuple(k for k in found if k is None or isinstance(k, tuple)))
+
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        """The columns certainly there: those every table that may be there has. None
+        unless some table may be there and every one has known columns."""
+        known = [table for table in self.tables if table is not None]
+        if not known or len(known) != len(self.tables):
+            return None
+        first, *others = known
+        sets = [set(other) for other in others]
+        return tuple(column for column in first if all(column in other for other in sets))
+
+
+@dataclass(frozen=True)
+class StateTables:
+    """What the pass knows of a state's table on arrival, and on leaving after its block."""
+
+    arriving: TableKnowledge
+    leaving: TableKnowledge
+
+
+class TableFlow:
+    """Knowledge of the table flowing from the initial state along the graph.
+
+    It flows through every action that can fire (enabled, into an enabled state) and
+    through ``on_error`` (which carries the failed block's input); ``blocks`` are the
+    blocks that passed the catalog's check (any other state passes its table on).
+    """
+
+    def __init__(
+        self,
+        states: Sequence[tuple[int, StateSpec]],
+        actions: Sequence[tuple[int, ActionSpec]],
+        catalog: BlockCatalog,
+        blocks: dict[str, BlockSpec],
+        initial: str,
+    ) -> None:
+        self.catalog = catalog
+        self.blocks = blocks
+        # A block's output depends on its spec and its input only: states with the same
+        # block (say, reads of one file) share the work, a header read once per pass.
+        self._specs = {state_id: block.model_dump_json() for state_id, block in blocks.items()}
+        self._leaving: dict[tuple[str, Knowledge], Knowledge] = {}
+        by_id = {state.id: state for _, state in states}
+        successors: dict[str, list[tuple[str, bool]]] = {state_id: [] for state_id in by_id}
+        for _, action in actions:
+            if action.enabled and by_id[action.to_state].enabled:
+                for source in action.from_states:
+                    successors[source].append((action.to_state, False))
+        for state_id, state in by_id.items():
+            if state.on_error is not None and state_id in blocks and state.on_error in by_id:
+                successors[state_id].append((state.on_error, True))
+
+        # Dicts as ordered sets: the possibilities come out in the order they were found.
+        self.arrivals: dict[str, dict[Knowledge, None]] = {state_id: {} for state_id in by_id}
+        self.arrivals[initial][NO_TABLE] = None
+        queue = deque([initial])
+        while queue:
+            state_id = queue.popleft()
+            for target, on_error in successors[state_id]:
+                for arrived in list(self.arrivals[state_id]):
+                    carried = arrived if on_error else self.leaving(state_id, arrived)
+                    known = self.arrivals[target]
+                    if carried in known:
+                        continue
+                    known[carried] = None
+                    if len(known) > MAX_POSSIBILITIES:
+                        # Too many shapes to track: keep "there may be no table" and give
+                        # up on columns.
+                        may_lack_table = NO_TABLE in known
+                        known.clear()
+                        known.update(dict.fromkeys(
+                            (NO_TABLE, None) if may_lack_table else (None,)))
+                    queue.append(target)
+
+    def leaving(self, state_id: str, arrived: Knowledge) -> Knowledge:
+        """What leaves a state, after its block, when ``arrived`` arrived."""
+        block = self.blocks.get(state_id)
+        if block is None:
+            return arrived
+        key = (self._specs[state_id], arrived)
+        if key not in self._leaving:
+            if arrived == NO_TABLE and self.catalog.needs_table(block):
+                after: Knowledge = NO_TABLE
+            else:
+                columns = list(arrived) if isinstance(arrived, tuple) else None
+                found = self.catalog.columns_after(block, columns)
+                after = tuple(found) if found is not None else None
+            self._leaving[key] = after
+        return self._leaving[key]
+
+    def state_tables(self) -> dict[str, StateTables]:
+        """Every state's table on arrival and on leaving, by id, in the document's order."""
+        return {
+            state_id: StateTables(
+                TableKnowledge.of(arrived),
+                TableKnowledge.of(dict.fromkeys(
+                    self.leaving(state_id, known) for known in arrived)),
+            )
+            for state_id, arrived in self.arrivals.items()
+        }
+
+
+@dataclass(frozen=True)
+class BlockCheck:
+    """What the block pass found: errors, warnings, and the table's flow (None when
+    there is no initial state to start it from)."""
+
+    errors: list[Problem]
+    warnings: list[Problem]
+    flow: TableFlow | None
+
+
 def check_blocks(
     states: Sequence[tuple[int, StateSpec]],
     actions: Sequence[tuple[int, ActionSpec]],
     catalog: BlockCatalog,
-) -> tuple[list[Problem], list[Problem]]:
-    """Check every state's block and the table that reaches it; ``(errors, warnings)``.
+) -> BlockCheck:
+    """Check every state's block and the table that reaches it.
 
     Expects a graph that passed ``check_graph`` (ids unique, references resolved).
     """
@@ -63,55 +209,19 @@ def check_blocks(
             if not found:
                 usable[state.id] = state.block
 
-    def leaving(state_id: str, arrived: Knowledge) -> Knowledge:
-        block = usable.get(state_id)
-        if block is None:
-            return arrived
-        if arrived == NO_TABLE and catalog.needs_table(block):
-            return NO_TABLE
-        columns = list(arrived) if isinstance(arrived, tuple) else None
-        after = catalog.columns_after(block, columns)
-        return tuple(after) if after is not None else None
-
-    successors: dict[str, list[tuple[str, bool]]] = {state_id: [] for state_id in by_id}
-    for _, action in actions:
-        if action.enabled and by_id[action.to_state][1].enabled:
-            for source in action.from_states:
-                successors[source].append((action.to_state, False))
-    for state_id, (_, state) in by_id.items():
-        if state.on_error is not None and state_id in usable and state.on_error in by_id:
-            successors[state_id].append((state.on_error, True))
-
     initial = next((s.id for _, s in states if s.is_initial), None)
     if initial is None:
-        return errors, warnings
-    arrivals: dict[str, set[Knowledge]] = {state_id: set() for state_id in by_id}
-    arrivals[initial].add(NO_TABLE)
-    queue = deque([initial])
-    while queue:
-        state_id = queue.popleft()
-        for target, on_error in successors[state_id]:
-            for arrived in list(arrivals[state_id]):
-                carried = arrived if on_error else leaving(state_id, arrived)
-                known = arrivals[target]
-                if carried in known:
-                    continue
-                known.add(carried)
-                if len(known) > MAX_POSSIBILITIES:
-                    # Too many shapes to track: keep "there may be no table" and give up on columns.
-                    has_none = NO_TABLE in known
-                    known.clear()
-                    known.update({None, NO_TABLE} if has_none else {None})
-                queue.append(target)
+        return BlockCheck(errors, warnings, None)
+    flow = TableFlow(states, actions, catalog, usable, initial)
 
     for state_id, block in usable.items():
         index = by_id[state_id][0]
-        reaching = arrivals[state_id]
+        reaching = flow.arrivals[state_id]
         if not reaching:
             continue
         path = f"states[{index}].block"
         if catalog.needs_table(block) and NO_TABLE in reaching:
-            never = reaching == {NO_TABLE}
+            never = len(reaching) == 1
             problem = Problem(
                 path, "block_needs_table",
                 f"'{block.type}' in state '{state_id}' needs a table, but "
@@ -138,4 +248,4 @@ def check_blocks(
                     f"'{block.type}' in state '{state_id}' uses column '{column}', which "
                     f"some paths do not provide (one has: {listed}).",
                 ))
-    return errors, warnings
+    return BlockCheck(errors, warnings, flow)

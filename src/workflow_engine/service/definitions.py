@@ -1,9 +1,10 @@
-"""Definitions: create, version, read, list, and load a directory of them."""
+"""Definitions: create, version, check without saving, read, list, and load a directory of
+them."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,12 @@ class Definitions(ServiceBase):
         With ``unless_stored``, content identical to any stored version stores nothing
         either (so loading a file again does not undo versions made through the API).
         """
-        if isinstance(document, dict) and "id" not in document:
-            document = {"id": definition_id, **document}
+        document = _with_id(definition_id, document)
         validated = core.validate_definition(document, strict=strict, catalog=self.catalog)
         if validated.spec.id != definition_id:
             raise DefinitionInvalid(
                 "The body's id differs from the id in the path.",
-                errors=[Problem("id", "id_mismatch",
-                                f"Expected '{definition_id}', got '{validated.spec.id}'.")],
+                errors=[_id_mismatch(definition_id, validated.spec.id)],
             )
         with self.store.write() as tx:
             latest = tx.definition(definition_id)
@@ -83,6 +82,24 @@ class Definitions(ServiceBase):
                 return Saved(self._workflow(latest), created=False)
             version = latest.version + 1 if latest else 1
             return Saved(self._insert(tx, validated, version=version), created=True)
+
+    def check_definition(
+        self, document: Any, *, strict: bool = False, definition_id: str | None = None
+    ) -> core.DefinitionCheck:
+        """What saving a document would find, valid or not, storing and reading nothing
+        stored: its errors, its warnings and the table's flow through its states.
+
+        As :meth:`create_definition` judges it, or with ``definition_id`` as
+        :meth:`put_definition` does (the id may be left out; another id is an error).
+        """
+        if definition_id is not None:
+            document = _with_id(definition_id, document)
+        checked = core.check_definition(document, strict=strict, catalog=self.catalog)
+        if definition_id is not None and checked.spec is not None and not checked.errors \
+                and checked.spec.id != definition_id:
+            # As PUT answers: the mismatch alone, once the document is otherwise valid.
+            checked = replace(checked, errors=(_id_mismatch(definition_id, checked.spec.id),))
+        return checked
 
     def _insert(
         self, tx: Transaction, validated: core.ValidatedDefinition, *, version: int
@@ -169,3 +186,13 @@ class Definitions(ServiceBase):
             saved.append(outcome)
         return saved
 
+
+def _with_id(definition_id: str, document: Any) -> Any:
+    """A document for ``definition_id``: its id is the path's unless it gives one."""
+    if isinstance(document, dict) and "id" not in document:
+        return {"id": definition_id, **document}
+    return document
+
+
+def _id_mismatch(definition_id: str, found: str) -> Problem:
+    return Problem("id", "id_mismatch", f"Expected '{definition_id}', got '{found}'.")
