@@ -143,6 +143,7 @@ function StepCard({ step, index, count, selected, problems, onSelect, onMove, on
 
 export function BuilderPage({ id = null }) {
   const [blocks, setBlocks] = useState([]);
+  const [files, setFiles] = useState([]);
   const [meta, setMeta] = useState({ id: "", name: "", description: "" });
   const [steps, setSteps] = useState([]);
   const [selected, setSelected] = useState(null);
@@ -156,6 +157,8 @@ export function BuilderPage({ id = null }) {
 
   useEffect(() => {
     get("/api/blocks").then((found) => setBlocks(found.items)).catch(setFailure);
+    get("/api/files?limit=200").then((found) => setFiles(found.items.map((f) => f.name)))
+      .catch(() => setFiles([]));
     if (id) {
       get(`/api/definitions/${encodeURIComponent(id)}`).then((definition) => {
         const found = stepsOf(definition);
@@ -176,7 +179,9 @@ export function BuilderPage({ id = null }) {
   useEffect(() => {
     if (steps.length === 0 || !meta.id.trim()) { setCheck(null); return undefined; }
     const timer = setTimeout(() => {
-      post("/api/definitions/validate", definition).then(setCheck).catch((error) => {
+      const path = id ? `/api/definitions/${encodeURIComponent(id)}/validate`
+        : "/api/definitions/validate";
+      post(path, definition).then(setCheck).catch((error) => {
         setCheck({ valid: false, errors: error.problem?.errors
           || [{ path: "", message: error.message }], warnings: [], states: {} });
       });
@@ -247,7 +252,7 @@ export function BuilderPage({ id = null }) {
   const currentIndex = current ? steps.indexOf(current) : -1;
   const block = current && blocks.find((b) => b.type === current.type);
   const known = current && check?.states?.[`step_${currentIndex + 1}_${current.type}`];
-  const columns = known && Array.isArray(known.columns_in) ? known.columns_in : [];
+  const columns = known?.columns_in?.columns || [];
   const canSave = steps.length > 0 && meta.id.trim() && check?.valid && !saving;
   const metaField = (key, label, props = {}) => html`
     <div class="field">
@@ -293,7 +298,7 @@ export function BuilderPage({ id = null }) {
         ${notice && html`<div role="alert"><p class="error">${notice.message}</p>
           <ul>${notice.problems.map((p) => html`<li>${p.path}: ${p.message}</li>`)}</ul></div>`}
         ${steps.length > 0 && html`<${Diagram} definition=${{ ...definition,
-          id: definition.id || "draft", version: JSON.stringify(definition).length }} />`}
+          id: definition.id || "draft" }} />`}
         <details class="json-view">
           <summary>The definition as JSON</summary>
           <pre data-testid="definition-json">${JSON.stringify(definition, null, 2)}</pre>
@@ -311,7 +316,9 @@ export function BuilderPage({ id = null }) {
           </div>
           ${columns.length > 0 && html`<p class="help">Columns here: ${columns.join(", ")}</p>`}
           ${block && html`<${SchemaForm} key=${current.key} schema=${block.params_schema}
-                            value=${current.params} columns=${columns}
+                            value=${current.params} suggest=${(name) => (
+                              name === "column" || name === "columns" ? columns
+                                : name === "file" ? files : [])}
                             onChange=${(params) => update(current.key, { params })} />`}`}
       </section>
     </div>`;

@@ -65,18 +65,25 @@ function path(section) {
  * instance has been in; `status` colours the current state (running, failed...).
  */
 export function Diagram({ definition, current = null, visited = [], status = null }) {
-  const [layout, setLayout] = useState(null);
+  const [drawn, setDrawn] = useState(null);
   const [failure, setFailure] = useState(null);
+  // What the layout depends on: a definition being edited changes without a new version.
+  const shape = JSON.stringify([
+    definition.states.map((s) => [s.id, s.name, s.block?.type]),
+    definition.actions.map((a) => [a.id, a.name, a.from_states, a.to_state]),
+  ]);
   useEffect(() => {
     let live = true;
     elk().then((engine) => engine.layout(graphOf(definition)))
-      .then((found) => live && setLayout(found))
+      .then((layout) => live && setDrawn({ shape, layout }))
       .catch((error) => live && setFailure(error.message));
     return () => { live = false; };
-  }, [definition.id, definition.version]);
+  }, [shape]);
 
   if (failure) return html`<p class="error">${failure}</p>`;
-  if (!layout) return html`<div class="diagram diagram-loading" aria-busy="true">Drawing…</div>`;
+  // Until the layout of this shape is ready, the previous one (if any) stays on screen.
+  if (!drawn) return html`<div class="diagram diagram-loading" aria-busy="true">Drawing…</div>`;
+  const { layout } = drawn;
   const states = new Map(definition.states.map((s) => [s.id, s]));
   const seen = new Set(visited);
   const label = `Diagram of ${definition.name}: states ${definition.states.map((s) => s.name).join(", ")}`
@@ -100,7 +107,7 @@ export function Diagram({ definition, current = null, visited = [], status = nul
               ${(edge.labels || []).map((l) => html`
                 <text x=${l.x + 4} y=${l.y + 11}>${l.text}</text>`)}
             </g>`)}
-          ${layout.children.map((node) => {
+          ${layout.children.filter((node) => states.has(node.id)).map((node) => {
             const state = states.get(node.id);
             const classes = ["node",
               state.is_initial && "initial", state.is_final && "final",

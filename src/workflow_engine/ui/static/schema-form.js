@@ -1,8 +1,12 @@
 // A form for a block's parameters, generated from the JSON Schema that GET /api/blocks
 // gives (pydantic's output: properties, $ref into $defs, anyOf, enums, arrays, maps).
-// Fields that name columns ("column", "columns", a map's values under "columns") offer the
-// columns known at that point of the pipeline as suggestions; any name may still be typed,
-// since a column may come from a step whose output is not known before it runs.
+// `suggest(fieldName)` gives suggestions for a text field (the columns known at that point
+// for "column", the files for "file"); any value may still be typed, since a column may
+// come from a step whose output is not known before it runs.
+//
+// Written here rather than taken from a library: the JSON Schema form libraries need a
+// build step or a framework of their own, and none offers per-field suggestions; the
+// schemas our blocks publish use a small subset, which this covers.
 import { h } from "preact";
 import htm from "htm";
 
@@ -51,23 +55,23 @@ function titleOf(name, schema) {
   return schema.title || name.replaceAll("_", " ");
 }
 
-function nameColumns(name) {
-  return name === "column" || name === "columns";
+function optionsFor(suggest, name) {
+  return (suggest && suggest(name)) || [];
 }
 
 function Help({ id, schema }) {
   return schema.description ? html`<small id=${id} class="help">${schema.description}</small>` : null;
 }
 
-function ScalarField({ name, schema, value, onChange, columns, required, label }) {
+function ScalarField({ name, schema, value, onChange, suggest, required, label }) {
   const id = uid(`f-${name}`);
   const help = `${id}-help`;
   const text = label || titleOf(name, schema);
-  const mark = required ? html`<span aria-hidden="true"> *</span>` : null;
+  const labelClass = required ? "required" : null;
   if (schema.enum) {
     return html`
       <div class="field">
-        <label for=${id}>${text}${mark}</label>
+        <label for=${id} class=${labelClass}>${text}</label>
         <select id=${id} aria-describedby=${schema.description ? help : null}
                 onChange=${(e) => onChange(e.target.value === "" ? undefined : e.target.value)}>
           ${!required && html`<option value="" selected=${value === undefined}>
@@ -92,10 +96,11 @@ function ScalarField({ name, schema, value, onChange, columns, required, label }
       </div>`;
   }
   const numeric = schema.type === "integer" || schema.type === "number";
-  const listId = nameColumns(name) && columns?.length ? `${id}-columns` : null;
+  const options = optionsFor(suggest, name);
+  const listId = options.length ? `${id}-options` : null;
   return html`
     <div class="field">
-      <label for=${id}>${text}${mark}</label>
+      <label for=${id} class=${labelClass}>${text}</label>
       <input id=${id} type=${numeric ? "number" : "text"} value=${looseText(value)}
              step=${schema.type === "number" ? "any" : null} list=${listId}
              required=${required} placeholder=${schema.default !== undefined && schema.default !== null
@@ -107,28 +112,29 @@ function ScalarField({ name, schema, value, onChange, columns, required, label }
                else onChange(numeric ? Number(raw) : raw);
              }} />
       ${listId && html`<datalist id=${listId}>
-        ${columns.map((c) => html`<option value=${c} />`)}</datalist>`}
+        ${options.map((c) => html`<option value=${c} />`)}</datalist>`}
       <${Help} id=${help} schema=${schema} />
     </div>`;
 }
 
-function LooseField({ name, schema, value, onChange, columns, label }) {
+function LooseField({ name, schema, value, onChange, suggest, label }) {
   const id = uid(`f-${name}`);
+  const options = optionsFor(suggest, name);
   return html`
     <div class="field">
       <label for=${id}>${label || titleOf(name, schema)}</label>
       <input id=${id} type="text" value=${looseText(value)}
              aria-describedby=${`${id}-help`}
              onInput=${(e) => onChange(parseLoose(e.target.value))}
-             list=${nameColumns(name) && columns?.length ? `${id}-columns` : null} />
-      ${nameColumns(name) && columns?.length ? html`<datalist id=${`${id}-columns`}>
-        ${columns.map((c) => html`<option value=${c} />`)}</datalist>` : null}
+             list=${options.length ? `${id}-options` : null} />
+      ${options.length ? html`<datalist id=${`${id}-options`}>
+        ${options.map((c) => html`<option value=${c} />`)}</datalist>` : null}
       <small id=${`${id}-help`} class="help">${schema.description || ""} A number, true or
         false, a JSON list such as ["a", "b"], or text.</small>
     </div>`;
 }
 
-function ArrayField({ name, schema, value, onChange, columns, root }) {
+function ArrayField({ name, schema, value, onChange, suggest, root }) {
   const items = Array.isArray(value) ? value : [];
   const itemSchema = resolve(schema.items, root);
   const title = titleOf(name, schema);
@@ -141,7 +147,7 @@ function ArrayField({ name, schema, value, onChange, columns, root }) {
       ${items.map((item, index) => html`
         <div class="array-item" key=${index}>
           <${Field} name=${name === "columns" ? "column" : `${name}_${index}`} schema=${itemSchema}
-                    root=${root} value=${item} columns=${columns}
+                    root=${root} value=${item} suggest=${suggest}
                     label=${`${title} ${index + 1}`}
                     onChange=${(next) => set(index, next)} required=${true} />
           <button type="button" class="secondary small"
@@ -153,7 +159,7 @@ function ArrayField({ name, schema, value, onChange, columns, root }) {
     </fieldset>`;
 }
 
-function MapField({ name, schema, value, onChange, columns, root }) {
+function MapField({ name, schema, value, onChange, suggest, root }) {
   const entries = Object.entries(value && typeof value === "object" ? value : {});
   const valueSchema = resolve(
     schema.additionalProperties || Object.values(schema.patternProperties || {})[0] || {}, root);
@@ -174,7 +180,7 @@ function MapField({ name, schema, value, onChange, columns, root }) {
                        i === index ? [e.target.value, pair[1]] : pair)))} />
             </div>
             <${Field} name=${name === "columns" ? "column" : `${name}_value`} schema=${valueSchema}
-                      root=${root} value=${item} columns=${columns}
+                      root=${root} value=${item} suggest=${suggest}
                       label=${`Value of ${key || `name ${index + 1}`}`} required=${true}
                       onChange=${(next) => rebuild(entries.map((pair, i) => (
                         i === index ? [pair[0], next] : pair)))} />
@@ -188,7 +194,7 @@ function MapField({ name, schema, value, onChange, columns, root }) {
     </fieldset>`;
 }
 
-function ChoiceField({ name, schema, value, onChange, columns, root, label }) {
+function ChoiceField({ name, schema, value, onChange, suggest, root, label }) {
   const variants = schema.anyOf.map((v) => resolve(v, root));
   const nullable = variants.some((v) => v.type === "null");
   const choices = variants.filter((v) => v.type !== "null");
@@ -198,10 +204,11 @@ function ChoiceField({ name, schema, value, onChange, columns, root, label }) {
     : Math.max(0, choices.findIndex(matches));
   const id = uid(`c-${name}`);
   const kinds = choices.map((v) => v.title || (v.type === "string" ? "text" : v.type));
+  const legend = label || titleOf(name, schema);
   return html`
     <fieldset class="choice">
-      <legend>${label || titleOf(name, schema)}</legend>
-      <label for=${id}>Kind</label>
+      <legend>${legend}</legend>
+      <label for=${id}>Kind of ${legend.toLowerCase()}</label>
       <select id=${id} onChange=${(e) => {
         const chosen = Number(e.target.value);
         if (chosen < 0) onChange(undefined);
@@ -213,17 +220,17 @@ function ChoiceField({ name, schema, value, onChange, columns, root, label }) {
           <option value=${index} selected=${index === current}>${kind}</option>`)}
       </select>
       ${current >= 0 && html`<${Field} name=${name} schema=${choices[current]} root=${root}
-          value=${value} onChange=${onChange} columns=${columns} label=${kinds[current]}
-          required=${true} />`}
+          value=${value} onChange=${onChange} suggest=${suggest}
+          label=${`${legend} (${kinds[current]})`} required=${true} />`}
     </fieldset>`;
 }
 
-function ObjectField({ schema, value, onChange, columns, root, label, nested }) {
+function ObjectField({ schema, value, onChange, suggest, root, label, nested }) {
   const current = value && typeof value === "object" ? value : {};
   const required = new Set(schema.required || []);
   const fields = Object.entries(schema.properties || {}).map(([key, sub]) => html`
     <${Field} key=${key} name=${key} schema=${resolve(sub, root)} root=${root}
-              value=${current[key]} columns=${columns} required=${required.has(key)}
+              value=${current[key]} suggest=${suggest} required=${required.has(key)}
               onChange=${(next) => {
                 const copy = { ...current };
                 if (next === undefined) delete copy[key];
@@ -251,7 +258,7 @@ export function Field(props) {
 }
 
 /** The whole parameters form of a block. */
-export function SchemaForm({ schema, value, onChange, columns }) {
+export function SchemaForm({ schema, value, onChange, suggest }) {
   return html`<${ObjectField} schema=${schema} root=${schema} value=${value}
-                              onChange=${onChange} columns=${columns} nested=${false} />`;
+                              onChange=${onChange} suggest=${suggest} nested=${false} />`;
 }
