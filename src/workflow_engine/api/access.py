@@ -5,12 +5,18 @@ from __future__ import annotations
 from flask import Flask, current_app, g, request
 
 from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
+from ..errors import InvalidRequest
 
 __all__ = ["TOKENS", "current_token", "install", "required_scope"]
 
 TOKENS = "workflow_engine.tokens"
 OPEN_PATHS = frozenset({"/health"})
 WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
+# Endpoints that also take the token as ``?access_token=`` (RFC 6750, section 2.3): a
+# browser's EventSource cannot send an Authorization header. Nowhere else, since a URL
+# ends up in proxies' logs and browser histories.
+QUERY_TOKEN_ENDPOINTS = frozenset({"instances.watch_events"})
+QUERY_TOKEN = "access_token"
 
 
 def required_scope(method: str, path: str) -> Scope | None:
@@ -33,6 +39,11 @@ def _check() -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
+    if request.endpoint in QUERY_TOKEN_ENDPOINTS and QUERY_TOKEN in request.args:
+        if header:
+            raise InvalidRequest(f"Send the token one way: the Authorization header or "
+                                 f"?{QUERY_TOKEN}=, not both.")
+        scheme, presented = "bearer", request.args[QUERY_TOKEN]
     token = registry.authenticate(presented.strip()) if scheme.lower() == "bearer" else None
     if token is None:
         raise Unauthenticated(
