@@ -51,8 +51,8 @@ blueprint = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 
-# (method, path, summary, query model, body model (or a media type), {status: (model,
-# media type or None for no content, description)}, {status: error codes})
+# (method, path, summary, query model, body model (or a media type), {status: (model, or
+# a media type, or None for no content; description)}, {status: error codes})
 Operation = tuple[
     str, str, str, type[QueryModel] | None, type[BaseModel] | str | None,
     dict[int, tuple[type[BaseModel] | str | None, str]], dict[int, str],
