@@ -123,6 +123,36 @@ PY
     [[ "$actual" == "$2" ]] || fail "expected $1 == $2, got $actual"
 }
 
+# events EXPR: evaluates a Python expression over the body read as Server-Sent Events: `e`
+# is the list of its events, each {"event", "id", "data"} (data parsed as JSON).
+events() {
+    python3 - "$BODY" "$1" <<'PY'
+import json
+import sys
+
+found, current = [], {}
+with open(sys.argv[1], encoding="utf-8") as handle:
+    for line in handle.read().split("\n"):
+        if not line:
+            if "data" in current:
+                found.append({"event": current.get("event", "message"), "id": current.get("id"),
+                              "data": json.loads(current["data"])})
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value
+value = eval(sys.argv[2], {"e": found})
+print(value if isinstance(value, str) else json.dumps(value))
+PY
+}
+
+# expect_events EXPR EXPECTED: like expect, over the body read as an event stream.
+expect_events() {
+    local actual
+    actual="$(events "$1" 2>"$WORK/py.err")" || fail "cannot read $1 from the event stream: $(tail -1 "$WORK/py.err")"
+    [[ "$actual" == "$2" ]] || fail "expected $1 == $2, got $actual"
+}
+
 expect_problem() {  # expect_problem STATUS CODE
     expect_status "$1"
     [[ "$(header Content-Type)" == application/problem+json* ]] \
@@ -377,6 +407,21 @@ expect "[e['seq'] for e in d['items']]" '[3]'
 expect "d['next_cursor']" "null"
 pass "history pagination (limit=2, next_cursor)"
 
+STEP="live events of an active instance"
+# The stream of an instance that is not finished stays open: curl stops it (exit 28), by
+# then it has printed what the server flushed.
+: >"$BODY"
+: >"$HEADERS"
+CODE=0
+curl -sN --max-time 2 -o "$BODY" -D "$HEADERS" "${BASE_URL}/api/instances/${INSTANCE_ID}/events" || CODE=$?
+[[ "$CODE" == 28 ]] || fail "expected curl to stop the open stream (exit 28), got exit $CODE"
+[[ "$(header Content-Type)" == text/event-stream* ]] || fail "expected text/event-stream, got '$(header Content-Type)'"
+expect_events "[(x['event'], x['id']) for x in e]" '[["history", "1"], ["history", "2"], ["history", "3"], ["instance", "3.0"]]'
+expect_events "e[-1]['data']['current_state']" "draft"
+request GET "/api/instances/${INSTANCE_ID}/events" -H 'Last-Event-ID: soon'
+expect_problem 400 invalid_event_id
+pass "events: curl -N --max-time 2 gets history 1-3 and the instance, live (a bad Last-Event-ID: 400)"
+
 STEP="PUT a new definition version"
 send_json PUT "/api/definitions/${DEF_ID}" "${DEFINITION/API test review/API test review v2}"
 expect_status 201
@@ -480,6 +525,18 @@ expect "[(e['action_id'], (e['data'] or {}).get('trigger')) for e in d['items'] 
     '[["run", null], ["filter", "auto"], ["save", "auto"]]'
 READ_SEQ="$(json "[e['seq'] for e in d['items'] if e['type'] == 'block_succeeded' and e['from_state'] == 'reading'][0]")"
 pass "history (3 block_succeeded: 5, 2, 2 rows; auto actions marked)"
+
+STEP="pipeline events"
+# A completed instance's stream sends everything, then `end`, and closes by itself.
+request GET "/api/instances/${PIPELINE_INSTANCE}/events" -N
+expect_status 200
+expect_events "[x['data']['seq'] for x in e if x['event'] == 'history'] == list(range(1, len(e) - 1))" "true"
+expect_events "[x['event'] for x in e[-2:]]" '["instance", "end"]'
+expect_events "e[-1]['data']['status']" "completed"
+LAST_EVENT_ID="$(events "e[-1]['id']")"
+request GET "/api/instances/${PIPELINE_INSTANCE}/events" -H "Last-Event-ID: ${LAST_EVENT_ID}"
+expect_status 204
+pass "events of the completed pipeline: every history event, instance, end; then 204 at its last id"
 
 STEP="current table"
 request GET "/api/instances/${PIPELINE_INSTANCE}/data"

@@ -10,6 +10,7 @@ from . import ui
 from .api import (
     EXTENSION,
     RUNNER,
+    STREAMS,
     access,
     blocks,
     cors,
@@ -25,13 +26,14 @@ from .api import (
 from .api.problems import register_error_handlers
 from .auth import TokenRegistry
 from .engine import build_engine
-from .service import now_ms
+from .service import EventStreams, StreamLimits, now_ms
 from .settings import Settings
 
 __all__ = ["create_app"]
 
 EXPOSED_HEADERS = ["ETag", "Location", "Idempotent-Replayed"]
-ALLOWED_HEADERS = ["Content-Type", "If-Match", "Idempotency-Key", "X-Actor", "Authorization"]
+ALLOWED_HEADERS = ["Content-Type", "If-Match", "Idempotency-Key", "X-Actor", "Authorization",
+                   "Last-Event-ID"]
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = now_ms) -> Flask:
@@ -51,6 +53,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     service, runner, metrics = engine.service, engine.runner, engine.metrics
     app.extensions[EXTENSION] = service
     app.extensions[RUNNER] = runner
+    streams = EventStreams(service, StreamLimits(
+        max_streams=settings.max_event_streams,
+        poll_seconds=settings.event_stream_poll_seconds,
+        heartbeat_seconds=settings.event_stream_heartbeat_seconds,
+        max_seconds=settings.event_stream_max_seconds,
+    ))
+    app.extensions[STREAMS] = streams
+    metrics.event_streams.set_function(lambda: streams.open_count)
     app.config["WORKFLOW_SETTINGS"] = settings
 
     cors.install(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,

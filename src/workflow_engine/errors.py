@@ -12,7 +12,8 @@ The tree, split by who has to react::
     │   ├── MalformedJSON
     │   ├── InvalidParameter
     │   ├── InvalidPath
-    │   └── InvalidHeader
+    │   ├── InvalidHeader
+    │   └── InvalidEventId           a Last-Event-ID (or ?after=) that is no event id
     ├── ValidationFailed (422)          readable, but the content is wrong (errors[])
     │   ├── DefinitionInvalid
     │   └── IdempotencyKeyReused
@@ -37,6 +38,8 @@ The tree, split by who has to react::
     ├── UnsupportedMediaType (415)
     ├── MethodNotAllowed (405)
     └── ServiceUnavailable (503)        the database cannot be reached
+        └── TooManyStreams              this process serves as many event streams as
+                                        it may
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ __all__ = [
     "InstanceExists",
     "InstanceFinal",
     "InstanceNotFound",
+    "InvalidEventId",
     "InvalidHeader",
     "InvalidParameter",
     "InvalidPath",
@@ -83,6 +87,7 @@ __all__ = [
     "RunInterrupted",
     "ServiceUnavailable",
     "TargetStateDisabled",
+    "TooManyStreams",
     "TransitionNotAllowed",
     "UnsupportedMediaType",
     "UpstreamAuthError",
@@ -163,6 +168,14 @@ class InvalidHeader(InvalidRequest):
 
     code = "invalid_header"
     title = "Invalid header"
+
+
+class InvalidEventId(InvalidRequest):
+    """A ``Last-Event-ID`` header (or ``after`` parameter) that is not an event id of an
+    instance's event stream."""
+
+    code = "invalid_event_id"
+    title = "Invalid event id"
 
 
 class ValidationFailed(WorkflowError):
@@ -412,6 +425,15 @@ class ServiceUnavailable(WorkflowError):
     status = 503
     title = "Service unavailable"
     headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+class TooManyStreams(ServiceUnavailable):
+    """Every event stream this process may serve at once is open: each holds a request
+    thread, so past the limit a new one waits for one to end."""
+
+    code = "too_many_streams"
+    title = "Too many event streams"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
 class UpstreamError(WorkflowError):

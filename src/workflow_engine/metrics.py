@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -61,6 +61,12 @@ class Metrics:
             "enrichment rate budget.", buckets=LATENCY_BUCKETS, registry=registry)
         self.rows_enriched = Counter(
             "workflow_rows_enriched", "Rows enriched, by block.", ["block"], registry=registry)
+        self.event_streams = Gauge(
+            "workflow_event_streams", "Event streams open in this process.",
+            registry=registry)
+        self.event_streams_ended = Counter(
+            "workflow_event_streams_ended", "Event streams ended, by reason (completed, "
+            "expired, disconnected).", ["reason"], registry=registry)
         registry.register(_InstancesByStatus(instances_by_status))
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

@@ -195,6 +195,10 @@ def _adjustments(settings: Settings, host: str, port: int, threads: int) -> Adju
         max_request_body_size=largest_body + MULTIPART_SLACK_BYTES,
         # poll(2), not select(2): select cannot watch descriptors numbered past 1024.
         asyncore_use_poll=True,
+        # Keep reading a connection while its request runs, so that a client that hangs
+        # up is seen at once (environ["waitress.client_disconnected"]): an event stream
+        # then frees its thread within a poll, not at its next write.
+        channel_request_lookahead=1,
     )
 
 

@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     http_idle_timeout: int = Field(
         20, ge=1, description="Seconds a connection may send nothing (mid-request or idle "
         "between requests) before it is closed.")
+    max_event_streams: int = Field(
+        4, ge=1, le=10_000, description="Event streams (GET /api/instances/{id}/events) "
+        "open at once in this process; each holds a request thread for as long as it "
+        "lasts, so keep it well under the server's --threads. Past it: 503 "
+        "too_many_streams.")
+    event_stream_poll_seconds: float = Field(
+        0.25, gt=0, le=10, description="How often a stream reads the database for "
+        "changes another process made (changes made by this process wake it at once).")
+    event_stream_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="A stream with nothing to say sends a comment this often, "
+        "so that proxies keep the connection open.")
+    event_stream_max_seconds: float = Field(
+        300.0, gt=0, description="How long one stream lasts at most; then it ends and "
+        "the client reconnects with Last-Event-ID, freeing the thread meanwhile.")
     log_level: str = "INFO"
 
     @field_validator("samples_dir", mode="before")

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 # Schemathesis builds its test cases when the module is collected, from a live schema;
 # the app it talks to (in-process, over WSGI) is made here and torn down after the module.
 _ROOT = Path(tempfile.mkdtemp(prefix="fuzz-"))
-_APP = create_app(make_settings(_ROOT))
+# An instance's event stream lasts until its time is up: a short time keeps each call short.
+_APP = create_app(make_settings(_ROOT, event_stream_max_seconds=0.2))
 _CLIENT = _APP.test_client()
 _CLIENT.post("/api/definitions", json=APPROVAL)
 _CLIENT.post("/api/instances", json={"definition_id": "approval", "id": "i"})

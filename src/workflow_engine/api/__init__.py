@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import current_app
 
 from ..runner import Runner
-from ..service import WorkflowService
+from ..service import EventStreams, WorkflowService
 
-__all__ = ["EXTENSION", "RUNNER", "runner", "service"]
+__all__ = ["EXTENSION", "RUNNER", "STREAMS", "runner", "service", "streams"]
 
 EXTENSION = "workflow_engine"
 RUNNER = "workflow_engine.runner"
+STREAMS = "workflow_engine.streams"
 
 
 def service() -> WorkflowService:
@@ -22,4 +23,10 @@ def service() -> WorkflowService:
 def runner() -> Runner:
     """The block runner of the application handling the current request."""
     found: Runner = current_app.extensions[RUNNER]
+    return found
+
+
+def streams() -> EventStreams:
+    """The event streams of the application handling the current request."""
+    found: EventStreams = current_app.extensions[STREAMS]
     return found

@@ -7,6 +7,7 @@ import re
 from flask import Flask, current_app, g, request
 
 from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
+from ..errors import InvalidRequest
 from ..ui import ASSET_PREFIX, PAGE_PATH
 
 __all__ = ["TOKENS", "current_token", "install", "required_scope"]
@@ -18,6 +19,11 @@ WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
 # POSTs that change nothing: checking a definition stores nothing and shows nothing that
 # reading cannot (the block catalog, the columns of the files), so reading is enough.
 READ_ONLY_POSTS = re.compile(r"/api/definitions(?:/[^/]+)?/validate")
+# Endpoints that also take the token as ``?access_token=`` (RFC 6750, section 2.3): a
+# browser's EventSource cannot send an Authorization header. Nowhere else, since a URL
+# ends up in proxies' logs and browser histories.
+QUERY_TOKEN_ENDPOINTS = frozenset({"instances.watch_events"})
+QUERY_TOKEN = "access_token"
 
 
 def required_scope(method: str, path: str) -> Scope | None:
@@ -41,6 +47,11 @@ def _check() -> None:
         return
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
+    if request.endpoint in QUERY_TOKEN_ENDPOINTS and QUERY_TOKEN in request.args:
+        if header:
+            raise InvalidRequest(f"Send the token one way: the Authorization header or "
+                                 f"?{QUERY_TOKEN}=, not both.")
+        scheme, presented = "bearer", request.args[QUERY_TOKEN]
     token = registry.authenticate(presented.strip()) if scheme.lower() == "bearer" else None
     if token is None:
         raise Unauthenticated(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, Response, request, url_for
 from pydantic import Field
 
 from ..core import Instance, InstanceStatus, Workflow, explain_actions
 from ..core.definitions import Identifier
-from . import service
+from . import service, streams
+from .observability import stream_observer
 from .pagination import decode_cursor, encode_cursor
 from .requests import (
     ListQuery,
@@ -16,6 +17,7 @@ from .requests import (
     idempotency_key,
     if_match,
     json_body,
+    last_event_id,
     query,
     validate_body,
 )
@@ -30,6 +32,7 @@ from .schemas import (
     StartInstance,
     UnavailableAction,
 )
+from .sse import event_stream_response
 
 __all__ = ["blueprint"]
 
@@ -57,6 +60,18 @@ class InstanceQuery(ListQuery):
     definition_id: Identifier | None = None
     state: Identifier | None = None
     status: InstanceStatus | None = None
+
+
+class EventsQuery(QueryModel):
+    """Where an event stream resumes, and a token for clients that cannot send headers."""
+
+    after: str | None = Field(
+        None, description="Resume after this event id, as Last-Event-ID does (which wins "
+        "when both are sent): '<seq>' or '<seq>.<rows>'.")
+    access_token: str | None = Field(
+        None, description="The API token, for clients that cannot send an Authorization "
+        "header (a browser's EventSource). It can end up in proxies' logs: give such "
+        "clients a token with the read scope only.")
 
 
 def _instance_response(
@@ -184,3 +199,18 @@ def get_history(instance_id: str) -> Response:
         next_cursor=encode_cursor("history", items[-1].seq) if more else None,
     )
     return json_response(body)
+
+
+@blueprint.get("/<instance_id>/events")
+def watch_events(instance_id: str) -> Response:
+    """The instance's history events, its snapshot whenever it changes and its block's
+    progress, as Server-Sent Events; resumes after ``Last-Event-ID``. 204 when the client
+    already has everything (the instance is completed)."""
+    after = last_event_id(query(EventsQuery).after)
+    stream = streams().open(instance_id, after, disconnected=request.environ.get(
+        "waitress.client_disconnected", lambda: False))
+    if stream is None:
+        nothing = Response(status=204)
+        del nothing.headers["Content-Type"]
+        return nothing
+    return event_stream_response(stream, stream_observer())

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,7 +16,7 @@ from ..logs import request_log
 from ..metrics import Metrics
 from .access import current_token
 
-__all__ = ["METRICS", "blueprint", "install"]
+__all__ = ["METRICS", "blueprint", "install", "stream_observer"]
 
 METRICS = "workflow_engine.metrics"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -71,6 +72,24 @@ def _finish(response: Response) -> Response:
         token=token.name if token else None, remote=here.remote_addr,
     )
     return response
+
+
+def stream_observer() -> Callable[[str, int], None]:
+    """For a request whose body streams: what to call once the body has ended, with why
+    and how many events it sent. The request's own line is logged (and its latency
+    counted) when its head is sent; this logs a second line, ``stream ended``, with how
+    long the stream lasted, and counts it by reason."""
+    metrics: Metrics = current_app.extensions[METRICS]
+    request_id = getattr(g, "request_id", None) or _new_request_id()
+    path, started = request.path, time.perf_counter()
+
+    def ended(reason: str, events: int) -> None:
+        seconds = time.perf_counter() - started
+        metrics.event_streams_ended.labels(reason).inc()
+        request_log().info("stream ended", request_id=request_id, path=path, reason=reason,
+                           events=events, seconds=round(seconds, 3))
+
+    return ended
 
 
 @blueprint.get("/metrics")

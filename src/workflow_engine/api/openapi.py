@@ -20,7 +20,7 @@ from .access import required_scope
 from .data import DataQuery
 from .definitions import SaveQuery, VersionQuery
 from .files import PreviewQuery, UploadQuery
-from .instances import ExplainQuery, InstanceQuery, WaitQuery
+from .instances import EventsQuery, ExplainQuery, InstanceQuery, WaitQuery
 from .problems import PROBLEM_JSON
 from .requests import ListQuery, QueryModel
 from .schemas import (
@@ -38,7 +38,9 @@ from .schemas import (
     InstanceOut,
     InstancePage,
     ProblemDetail,
+    ProgressEvent,
     StartInstance,
+    StreamEnd,
     TablePage,
     WebhookAck,
     WebhookPayload,
@@ -50,11 +52,11 @@ blueprint = Blueprint("openapi", __name__)
 
 REF = "#/components/schemas/{model}"
 
-# (method, path, summary, query model, body model (or a media type), {status: (model or
-# media type, description)}, {status: error codes})
+# (method, path, summary, query model, body model (or a media type), {status: (model, or
+# a media type, or None for no content; description)}, {status: error codes})
 Operation = tuple[
     str, str, str, type[QueryModel] | None, type[BaseModel] | str | None,
-    dict[int, tuple[type[BaseModel] | str, str]], dict[int, str],
+    dict[int, tuple[type[BaseModel] | str | None, str]], dict[int, str],
 ]
 
 _INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True,
@@ -163,12 +165,39 @@ OPERATIONS: list[Operation] = [
     ("get", "/api/instances/{instance_id}/history", "An instance's history", ListQuery, None,
      {200: (HistoryPage, "A page of events, oldest first")},
      {400: "invalid_parameter", 404: "instance_not_found"}),
+    ("get", "/api/instances/{instance_id}/events",
+     "Live events of an instance (Server-Sent Events)", EventsQuery, None,
+     {200: ("text/event-stream", "The stream: history, instance, progress and end events"),
+      204: (None, "Nothing more will come: the instance is completed and the client's "
+            "Last-Event-ID is its last event")},
+     {400: "invalid_event_id | invalid_parameter | invalid_request",
+      404: "instance_not_found", 503: "too_many_streams | service_unavailable"}),
 ]
+
+# What an operation's description says besides the scope it needs.
+_DESCRIPTIONS = {
+    "/api/instances/{instance_id}/events": (
+        "A `text/event-stream` (Server-Sent Events) of the instance. Events: `history` "
+        "(data: an EventOut, as GET .../history lists it; id: its seq), `instance` (data: "
+        "an InstanceOut, as GET /api/instances/{id} answers it, sent at the start and "
+        "whenever its version moves; id: `<version>.<rows>`), `progress` (data: a "
+        "ProgressEvent, whenever the running block's progress moves; id: "
+        "`<version>.<rows_done>`), `end` (data: a StreamEnd: the instance is completed, "
+        "everything was sent, the stream ends). Comments: `: keep-alive` when nothing "
+        "happened for a while. Reconnecting with `Last-Event-ID` (or `?after=`) resumes "
+        "right after that event: no history event is missed or sent twice. A stream ends "
+        "after EVENT_STREAM_MAX_SECONDS with a `retry:` field, and EventSource reconnects."
+    ),
+}
+# Schemas that the document names without an operation answering them as JSON.
+_EXTRA_MODELS: tuple[type[BaseModel], ...] = (ProgressEvent, StreamEnd)
 
 _HEADERS = {
     "X-Actor": "Who is acting; recorded in history.",
     "Idempotency-Key": "A retry with the same key returns the first result and fires nothing.",
     "If-Match": "The ETag last read; a stale one answers 412.",
+    "Last-Event-ID": "The id of the last event received: the stream resumes right after "
+    "it (an EventSource sends it when it reconnects).",
 }
 
 
@@ -196,6 +225,10 @@ def _parameters(
             names += ["Idempotency-Key", "If-Match"]
         params += [{"name": n, "in": "header", "required": False, "description": _HEADERS[n],
                     "schema": {"type": "string", "maxLength": 200}} for n in names]
+    if path.endswith("/events"):
+        params.append({"name": "Last-Event-ID", "in": "header", "required": False,
+                       "description": _HEADERS["Last-Event-ID"],
+                       "schema": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}})
     return params
 
 
@@ -203,7 +236,7 @@ def _parameters(
 def openapi_document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     models: set[tuple[type[BaseModel], Literal["validation", "serialization"]]] = {
-        (ProblemDetail, "serialization")
+        (ProblemDetail, "serialization"), *((model, "serialization") for model in _EXTRA_MODELS)
     }
     for _, _, _, _, body, responses, _ in OPERATIONS:
         if isinstance(body, type):
@@ -239,19 +272,20 @@ def openapi_document() -> dict[str, Any]:
             entry: dict[str, Any] = {"description": description}
             if isinstance(model, type):
                 entry["content"] = {"application/json": {"schema": keys[(model, "serialization")]}}
-            else:
+            elif model is not None:
                 entry["content"] = {model: {"schema": {"type": "string"}}}
             if model is InstanceOut:
                 entry["headers"] = {"ETag": {"schema": {"type": "string"}}}
             operation["responses"][str(status)] = entry
         if path.startswith("/api/"):
-            errors = {**errors, 503: "service_unavailable"}
+            errors = {503: "service_unavailable", **errors}
         if path == "/health" or path.startswith("/api/webhooks/"):
             operation["security"] = []
         else:
             scope = required_scope(method.upper(), path)
-            operation["description"] = (
-                f"Needs a token with scope `{scope}` when tokens are configured.")
+            operation["description"] = " ".join(filter(None, (
+                _DESCRIPTIONS.get(path),
+                f"Needs a token with scope `{scope}` when tokens are configured.")))
             errors = {**errors, 401: "unauthenticated", 403: "insufficient_scope"
                       + (" | actor_not_allowed" if method == "post" and path.startswith(
                           "/api/instances") else "")}

@@ -19,6 +19,7 @@ from ..errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from ..service import Position
 from .access import current_token
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "idempotency_key",
     "if_match",
     "json_body",
+    "last_event_id",
     "query",
     "validate_body",
 ]
@@ -147,3 +149,15 @@ def idempotency_key() -> str | None:
 def if_match() -> str | None:
     """The ``If-Match`` header, as sent."""
     return _header("If-Match")
+
+
+def last_event_id(after: str | None = None) -> Position | None:
+    """Where an event stream resumes: ``Last-Event-ID`` (an EventSource sends it when it
+    reconnects, to the same URL, so it wins over the URL's ``after``), else ``after``;
+    None when neither is given (or either is empty)."""
+    header = (request.headers.get("Last-Event-ID") or "").strip()
+    if header:
+        return Position.parse(header, source="Last-Event-ID")
+    if after is not None and after.strip():
+        return Position.parse(after.strip(), source="after")
+    return None

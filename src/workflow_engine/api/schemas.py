@@ -40,8 +40,10 @@ __all__ = [
     "InstanceOut",
     "InstancePage",
     "ProblemDetail",
+    "ProgressEvent",
     "StartInstance",
     "StateTablesOut",
+    "StreamEnd",
     "TableKnowledgeOut",
     "iso_ms",
 ]
@@ -385,6 +387,23 @@ class HistoryPage(Out):
     instance_id: str
     items: list[EventOut]
     next_cursor: str | None
+
+
+class ProgressEvent(ProgressOut):
+    """The data of a ``progress`` event of an instance's event stream."""
+
+    instance_id: str
+    seq: int = Field(description="The history event that started the run (its "
+                     "block_started).")
+
+
+class StreamEnd(Out):
+    """The data of the ``end`` event: the instance is completed, nothing more will come."""
+
+    instance_id: str
+    status: InstanceStatus
+    current_state: str
+    version: int
 
 
 class Health(Out):

@@ -9,11 +9,13 @@ from __future__ import annotations
 from .base import Scheduler, now_ms
 from .definitions import Definitions, Saved
 from .instances import FireResult, Instances
-from .runs import PendingRun, Runs, progress_view
+from .runs import PendingRun, progress_view
+from .streams import EventStream, EventStreams, Position, StreamLimits, Watching
 
-__all__ = ["FireResult", "PendingRun", "Saved", "Scheduler", "WorkflowService", "now_ms",
-           "progress_view"]
+__all__ = ["EventStream", "EventStreams", "FireResult", "PendingRun", "Position", "Saved",
+           "Scheduler", "StreamLimits", "WorkflowService", "now_ms", "progress_view"]
 
 
-class WorkflowService(Definitions, Instances, Runs):
-    """Definitions, instances, their histories and their block runs, over a store."""
+class WorkflowService(Definitions, Instances, Watching):
+    """Definitions, instances, their histories, their block runs and what a stream of
+    their events reads, over a store."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ..core import Change, DefinitionSpec, Event, EventType, Instance, InstanceStatus, Workflow
@@ -20,7 +21,7 @@ from ..errors import (
 from ..store import Store, StoredDefinition, Transaction
 from ..store.block_runs import BlockRuns
 
-__all__ = ["Scheduler", "ServiceBase", "now_ms"]
+__all__ = ["Changes", "Scheduler", "ServiceBase", "now_ms"]
 
 
 def now_ms() -> int:
@@ -62,6 +63,42 @@ class _Inline:
         """Nothing runs here."""
 
 
+class Changes:
+    """Wakes whoever watches an instance in this process when a change to it commits here
+    (changes committed by other processes are found by reading the database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[str, set[threading.Event]] = {}
+
+    @contextmanager
+    def watching(self, instance_id: str) -> Iterator[threading.Event]:
+        """An event set at every change of the instance committed while the block runs."""
+        woken = threading.Event()
+        with self._lock:
+            self._watchers.setdefault(instance_id, set()).add(woken)
+        try:
+            yield woken
+        finally:
+            with self._lock:
+                watchers = self._watchers.get(instance_id)
+                if watchers is not None:
+                    watchers.discard(woken)
+                    if not watchers:
+                        del self._watchers[instance_id]
+
+    def notify(self, instance_id: str) -> None:
+        """A change of the instance has committed."""
+        if not self._watchers:
+            # Nobody watches anything (the usual case): no lock on the path of every fire.
+            # A watcher registered meanwhile reads the database after registering, so it
+            # sees this change anyway.
+            return
+        with self._lock:
+            for woken in self._watchers.get(instance_id, ()):
+                woken.set()
+
+
 class ServiceBase:
     """The store, the clock, the scheduler, and the parsed workflow versions."""
 
@@ -79,6 +116,7 @@ class ServiceBase:
         self.block_runs = BlockRuns(store)
         # Told about every committed change (metrics count from it); must not raise.
         self.on_commit: Callable[[Instance, list[Event]], None] = lambda _i, _e: None
+        self.changes = Changes()
         self.started_at = clock()
         self._workflows: dict[tuple[str, int], Workflow] = {}
         self._workflows_lock = threading.Lock()
@@ -139,4 +177,9 @@ class ServiceBase:
                 and change.events[-1].type is EventType.BLOCK_STARTED):
             BlockRuns.record(tx, instance.id, instance.version, now=instance.updated_at)
             self.scheduler.enqueue(tx, instance.id, instance.version)
-        tx.after_commit(lambda: self.on_commit(change.instance, change.events))
+
+        def committed() -> None:
+            self.on_commit(change.instance, change.events)
+            self.changes.notify(instance.id)
+
+        tx.after_commit(committed)
