@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.ui.conftest import accessibility_problems, screenshot
+from tests.ui.conftest import Console, accessibility_problems, screenshot
 from workflow_engine.testing import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -27,3 +27,59 @@ def test_the_pipelines_page_shows_every_definition_with_its_diagram(
         "aria-label", "Diagram of Document approval: states Draft, In review, Approved, Rejected")
     assert accessibility_problems(page) == []
     screenshot(page, "pipelines")
+
+
+def test_document_approval_is_driven_by_its_buttons_and_its_history_grows(
+    page: Page, server: ServerProcess,
+) -> None:
+    page.goto(server.url + "/#/definitions/document-approval")
+    page.get_by_label("Instance id (optional)").fill("memo-1")
+    page.get_by_role("button", name="Start").click()
+    expect(page).to_have_url(f"{server.url}/#/instances/memo-1")
+    expect(page.get_by_test_id("current-state")).to_have_text("Draft")
+    expect(page.locator("g.node.current")).to_have_attribute("data-state", "draft")
+    assert accessibility_problems(page) == []
+
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_test_id("current-state")).to_have_text("In review")
+    page.get_by_role("button", name="Request changes").click()
+    expect(page.get_by_test_id("current-state")).to_have_text("Draft")
+    page.get_by_role("button", name="Submit for review").click()
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_test_id("current-state")).to_have_text("Approved")
+    expect(page.locator("g.node.current")).to_have_attribute("data-state", "approved")
+    expect(page.get_by_text("No action is available in this state.")).to_be_visible()
+
+    history = httpx.get(f"{server.url}/api/instances/memo-1/history").json()["items"]
+    assert [e["action_id"] for e in history] == [
+        None, "submit_for_review", "request_changes", "submit_for_review", "approve"]
+    items = page.get_by_test_id("history").locator("li")
+    expect(items).to_have_count(len(history))
+    expect(items.last).to_contain_text("Action fired: Approve")
+    assert accessibility_problems(page) == []
+    screenshot(page, "instance")
+
+
+def test_two_tabs_fire_the_same_action_one_wins_the_other_says_why(
+    context: BrowserContext, server: ServerProcess, console: Console,
+) -> None:
+    """Tab B does not hear of tab A's fire (its live stream is held back), so it still
+    offers the button; its click loses and it shows the server's reason."""
+    console.expect("net::ERR_FAILED")  # tab B's stream, refused by the test
+    console.expect("status of 409")  # tab B's lost fire
+    httpx.post(f"{server.url}/api/instances", json={
+        "definition_id": "document-approval", "id": "race"}).raise_for_status()
+    httpx.post(f"{server.url}/api/instances/race/actions/submit_for_review").raise_for_status()
+    first, second = context.new_page(), context.new_page()
+    second.route("**/events*", lambda route: route.abort())
+    for tab in (first, second):
+        tab.goto(server.url + "/#/instances/race")
+        expect(tab.get_by_role("button", name="Approve")).to_be_visible()
+    first.get_by_role("button", name="Approve").click()
+    expect(first.get_by_test_id("current-state")).to_have_text("Approved")
+    second.get_by_role("button", name="Approve").click()
+    alert = second.get_by_role("alert")
+    expect(alert).to_contain_text("Approve was not done")
+    expect(alert.locator("[data-code]")).to_have_attribute("data-code", "instance_final")
+    history = httpx.get(f"{server.url}/api/instances/race/history").json()["items"]
+    assert [e["action_id"] for e in history].count("approve") == 1
