@@ -257,6 +257,8 @@ def test_a_stream_ends_after_its_time_telling_the_client_to_reconnect(
     assert [message.event for message in messages if message.event] == ["history", "instance"]
     assert messages[-1].retry == 1000
     assert any("reconnect with Last-Event-ID" in comment for comment in messages[-1].comments)
+    assert 'workflow_event_streams_ended_total{reason="expired"}' in httpx.get(
+        f"{runs.url}/metrics").text
 
 
 def test_each_event_is_sent_the_moment_it_happens(tight: ServerProcess) -> None:

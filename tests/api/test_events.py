@@ -62,6 +62,25 @@ class TestACompletedInstance:
         assert end == {"instance_id": "doc", "status": "completed",
                        "current_state": "approved", "version": 3}
 
+    def test_a_cross_origin_stream_gets_its_cors_headers_and_all_its_events(
+        self, client: FlaskClient
+    ) -> None:
+        """The response hooks only add headers: the body streams as it would without."""
+        completed(client)
+        response, found = stream(client, "/api/instances/doc/events",
+                                 Origin="https://ui.example")
+        assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://ui.example")
+        assert "X-Request-ID" in response.headers
+        assert summary(found)[-1] == ("end", "3.0")
+
+    def test_a_browser_may_send_last_event_id_across_origins(
+        self, client: FlaskClient
+    ) -> None:
+        response = client.options("/api/instances/doc/events", headers={
+            "Origin": "https://ui.example", "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Last-Event-ID"})
+        assert "last-event-id" in response.headers["Access-Control-Allow-Headers"].lower()
+
     @pytest.mark.parametrize(("after", "expected"), [
         ("1", [("history", "2"), ("history", "3"), ("instance", "3.0"), ("end", "3.0")]),
         ("2.0", [("history", "3"), ("instance", "3.0"), ("end", "3.0")]),
