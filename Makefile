@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run worker cluster test lint typecheck pytest system-packages api-script bench clean
+.PHONY: run worker cluster test lint typecheck pytest system-packages api-script bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ system-packages:
 # runs every database test on SQLite and on a PostgreSQL server it starts itself.
 pytest: $(VENV)/.dev system-packages
 	$(BIN)/pytest
+
+# The browser tests again, keeping their pictures of each page in docs/screenshots.
+screenshots: $(VENV)/.dev system-packages
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/ui -q
 
 api-script: $(VENV)/.runtime
 	./test_api.sh http://$(HOST):$(PORT)

@@ -35,7 +35,9 @@ def enriching(tmp_path: Path) -> Iterator[tuple[ServerProcess, SandboxProcess]]:
 
 
 def drag(page: Page, source: Locator, target: Locator) -> None:
-    """Drag as a hand does: press, move in steps, release (SortableJS follows the mouse)."""
+    """Drag as a hand does: press, move in steps, and release once SortableJS has placed
+    the block in the target (it looks where the mouse is every 50 ms, so a release
+    sooner than that would drop it nowhere)."""
     start, end = source.bounding_box(), target.bounding_box()
     assert start is not None
     assert end is not None
@@ -43,10 +45,18 @@ def drag(page: Page, source: Locator, target: Locator) -> None:
     page.mouse.down()
     page.mouse.move(start["x"] + 30, start["y"] + 12, steps=4)
     page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] - 6, steps=12)
+    expect(target.locator(":scope > .sortable-ghost")).to_have_count(1)
     page.mouse.up()
 
 
+def settled(page: Page) -> None:
+    """Wait for the check of the last change (it may add problems to the steps, which
+    moves what is under the mouse)."""
+    expect(page.get_by_role("status")).not_to_have_text("Checking…")
+
+
 def drag_block(page: Page, block: str) -> None:
+    settled(page)
     before = page.get_by_test_id("pipeline").locator("li.step").count()
     drag(page, page.locator(f"[data-testid=palette] li[data-type={block}] .grip"),
          page.get_by_test_id("pipeline"))

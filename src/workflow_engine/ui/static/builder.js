@@ -175,19 +175,22 @@ export function BuilderPage({ id = null }) {
   }, [id]);
 
   const definition = useMemo(() => definitionOf(meta, steps), [meta, steps]);
+  const draft = useMemo(() => JSON.stringify(definition), [definition]);
 
   useEffect(() => {
     if (steps.length === 0 || !meta.id.trim()) { setCheck(null); return undefined; }
     const timer = setTimeout(() => {
       const path = id ? `/api/definitions/${encodeURIComponent(id)}/validate`
         : "/api/definitions/validate";
-      post(path, definition).then(setCheck).catch((error) => {
+      post(path, definition).then((found) => setCheck({ ...found, draft })).catch((error) => {
         setCheck({ valid: false, errors: error.problem?.errors
-          || [{ path: "", message: error.message }], warnings: [], states: {} });
+          || [{ path: "", message: error.message }], warnings: [], states: {}, draft });
       });
     }, 250);
     return () => clearTimeout(timer);
-  }, [definition]);
+  }, [draft]);
+  // A check of an earlier version of the pipeline: still shown, but not to be trusted.
+  const stale = !check || check.draft !== draft;
 
   const add = (type, at = null) => {
     const step = newStep(type);
@@ -253,7 +256,7 @@ export function BuilderPage({ id = null }) {
   const block = current && blocks.find((b) => b.type === current.type);
   const known = current && check?.states?.[`step_${currentIndex + 1}_${current.type}`];
   const columns = known?.columns_in?.columns || [];
-  const canSave = steps.length > 0 && meta.id.trim() && check?.valid && !saving;
+  const canSave = steps.length > 0 && meta.id.trim() && check?.valid && !stale && !saving;
   const metaField = (key, label, props = {}) => html`
     <div class="field">
       <label for=${`meta-${key}`}>${label}</label>
@@ -291,7 +294,7 @@ export function BuilderPage({ id = null }) {
           <button type="button" onClick=${save} disabled=${!canSave}>
             ${id ? "Save as a new version" : "Save"}</button>
           <span class="meta" role="status">${!meta.id.trim() ? "Give the pipeline an id."
-            : steps.length === 0 ? "Add a block." : !check ? "Checking…"
+            : steps.length === 0 ? "Add a block." : stale ? "Checking…"
             : check.valid ? "The pipeline passes the check."
             : `${check.errors.length} problem(s) to fix before saving.`}</span>
         </div>

@@ -120,7 +120,8 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
           Download CSV</button>
       </div>
       <div class="grid" role="table" aria-label=${caption || "Table"}
-           aria-rowcount=${shape.total + 1}>
+           aria-rowcount=${shape.total + 1}
+           style=${{ "--grid-width": `${4.5 + 9 * shape.columns.length}rem` }}>
         <div class="grid-head" role="rowgroup">
           <div class="grid-row" role="row" style=${{ gridTemplateColumns: template }}>
             <div role="columnheader" class="cell index">#</div>
