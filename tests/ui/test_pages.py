@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.conftest import DEFINITIONS
 from tests.ui.conftest import Console, accessibility_problems, screenshot
-from workflow_engine.testing import ServerProcess
+from workflow_engine.testing import ServerProcess, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +86,27 @@ def test_two_tabs_fire_the_same_action_one_wins_the_other_says_why(
     expect(alert.locator("[data-code]")).to_have_attribute("data-code", "instance_final")
     history = httpx.get(f"{server.url}/api/instances/race/history").json()["items"]
     assert [e["action_id"] for e in history].count("approve") == 1
+
+
+def test_a_page_refused_a_stream_opens_one_later_and_misses_nothing(
+    context: BrowserContext, tmp_path: Path, console: Console,
+) -> None:
+    """With one stream per process, a second tab is refused (503) while the first
+    watches; once the first closes, the second opens its stream again and follows."""
+    console.expect("status of 503")
+    with running_server(tmp_path / "wf.db", definitions=DEFINITIONS,
+                        env={"MAX_EVENT_STREAMS": "1"}) as server:
+        httpx.post(f"{server.url}/api/instances", json={
+            "definition_id": "document-approval", "id": "capped"}).raise_for_status()
+        first, second = context.new_page(), context.new_page()
+        first.goto(server.url + "/#/instances/capped")
+        expect(first.get_by_text("live: live")).to_be_visible()
+        second.goto(server.url + "/#/instances/capped")
+        expect(second.get_by_text("live: reconnecting")).to_be_visible()
+        first.close()
+        expect(second.get_by_text("live: live")).to_be_visible(timeout=20_000)
+        httpx.post(f"{server.url}/api/instances/capped/actions/submit_for_review"
+                   ).raise_for_status()
+        expect(second.get_by_test_id("current-state")).to_have_text("In review")
+        expect(second.get_by_test_id("history").locator("li")).to_have_count(2)
+        second.close()  # before the server stops under its open stream
