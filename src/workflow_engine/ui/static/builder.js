@@ -26,7 +26,9 @@ const newStep = (type, params = {}) => ({ key: `step-${(keys += 1)}`, type, para
 /** The definition a sequence of steps stands for: Ready, then one state per step, run by
  * hand from Ready and then each into the next automatically; the last one is final. */
 export function definitionOf(meta, steps) {
-  const states = [{ id: "ready", name: "Ready", is_initial: true }];
+  const ready = { id: "ready", name: meta.ready?.name || "Ready", is_initial: true };
+  if (meta.ready?.description) ready.description = meta.ready.description;
+  const states = [ready];
   const actions = [];
   let previous = "ready";
   steps.forEach((step, index) => {
@@ -35,6 +37,7 @@ export function definitionOf(meta, steps) {
       id, name: step.name.trim() || `${index + 1}. ${blockTitle(step.type)}`,
       block: { type: step.type, params: step.params },
     };
+    if (step.description) state.description = step.description;
     if (index === steps.length - 1) state.is_final = true;
     states.push(state);
     actions.push(index === 0
@@ -47,10 +50,17 @@ export function definitionOf(meta, steps) {
            description: meta.description, states, actions };
 }
 
-/** The steps of a definition that is a straight pipeline, or null if it is not one. */
+/** The steps of a definition that is a straight pipeline the builder can write back
+ * without losing anything, or null: a guard, a disabled state or action, an `on_error`,
+ * a manual action after the first, or a description on an action would be lost. */
 export function stepsOf(definition) {
   const initial = definition.states.filter((s) => s.is_initial);
   if (initial.length !== 1 || initial[0].block) return null;
+  const lost = definition.states.some((s) => s.enabled === false || s.on_error)
+    || definition.actions.some((a, i) => a.enabled === false || a.description
+      || a.condition
+      || (a.from_states.includes(initial[0].id) ? a.trigger === "auto" : a.trigger !== "auto"));
+  if (lost) return null;
   const byId = new Map(definition.states.map((s) => [s.id, s]));
   const steps = [];
   let at = initial[0].id;
@@ -62,10 +72,12 @@ export function stepsOf(definition) {
     const next = byId.get(out[0].to_state);
     if (!next || !next.block || seen.has(next.id)) return null;
     seen.add(next.id);
-    steps.push({ ...newStep(next.block.type, next.block.params || {}), name: next.name });
+    steps.push({ ...newStep(next.block.type, next.block.params || {}), name: next.name,
+                 description: next.description || "" });
     at = next.id;
   }
-  return seen.size === definition.states.length ? steps : null;
+  if (seen.size !== definition.states.length) return null;
+  return { steps, ready: { name: initial[0].name, description: initial[0].description || "" } };
 }
 
 /** Problems of the check, by step index (states[0] is Ready), and those of the whole. */
@@ -163,29 +175,33 @@ export function BuilderPage({ id = null }) {
       get(`/api/definitions/${encodeURIComponent(id)}`).then((definition) => {
         const found = stepsOf(definition);
         if (!found) {
-          setFailure(new Error(`${definition.name} is not a straight pipeline of blocks; the `
-            + "builder edits pipelines only."));
+          setFailure(new Error(`${definition.name} is not a straight pipeline of blocks that `
+            + "the builder can write back unchanged (it has guards, disabled parts, on_error, "
+            + "manual steps or action descriptions): edit its JSON with PUT instead."));
           return;
         }
         setMeta({ id: definition.id, name: definition.name,
-                  description: definition.description || "" });
-        setSteps(found);
+                  description: definition.description || "", ready: found.ready });
+        setSteps(found.steps);
       }).catch(setFailure);
     }
   }, [id]);
 
   const definition = useMemo(() => definitionOf(meta, steps), [meta, steps]);
   const draft = useMemo(() => JSON.stringify(definition), [definition]);
+  const latest = useRef(draft);
+  latest.current = draft;
 
   useEffect(() => {
     if (steps.length === 0 || !meta.id.trim()) { setCheck(null); return undefined; }
     const timer = setTimeout(() => {
       const path = id ? `/api/definitions/${encodeURIComponent(id)}/validate`
         : "/api/definitions/validate";
-      post(path, definition).then((found) => setCheck({ ...found, draft })).catch((error) => {
-        setCheck({ valid: false, errors: error.problem?.errors
-          || [{ path: "", message: error.message }], warnings: [], states: {}, draft });
-      });
+      // An answer for an earlier draft that comes after a later one is not shown.
+      const shown = (found) => draft === latest.current && setCheck({ ...found, draft });
+      post(path, definition).then(shown).catch((error) => shown({
+        valid: false, errors: error.problem?.errors || [{ path: "", message: error.message }],
+        warnings: [], states: {} }));
     }, 250);
     return () => clearTimeout(timer);
   }, [draft]);
@@ -287,6 +303,9 @@ export function BuilderPage({ id = null }) {
                          onRemove=${() => remove(index)} />`)}
         </ol>
         ${steps.length === 0 && html`<p class="drop-hint">Drop blocks here.</p>`}
+        ${(check?.warnings || []).length > 0 && html`<ul class="warnings" aria-label="Warnings">
+          ${check.warnings.map((p) => html`<li>${p.path ? `${p.path}: ` : ""}${p.message}</li>`)}
+        </ul>`}
         ${general.length > 0 && html`<ul class="problems">
           ${general.map((p) => html`<li class="error-text">${p.path ? `${p.path}: ` : ""}${
             p.message}</li>`)}</ul>`}

@@ -129,25 +129,38 @@ export function InstancePage({ id }) {
   const [failure, setFailure] = useState(null);
   const [live, setLive] = useState("connecting");
   const definitionCache = useRef(new Map());
+  const onFired = useRef(() => {});
   const [definition, setDefinition] = useState(null);
 
   useEffect(() => {
     let stopped = false;
     const path = `/api/instances/${encodeURIComponent(id)}`;
+    // The fetch, the stream and a fire's answer may arrive in any order: a snapshot
+    // replaces the one shown only if it is as new, and history is merged by seq.
+    const shownVersion = { current: 0 };
+    const newer = (found) => {
+      if (stopped || found.version < shownVersion.current) return;
+      shownVersion.current = found.version;
+      setInstance(found);
+      setProgress(found.status === "running" ? found.progress : null);
+    };
+    const merge = (arrived) => setEvents((known) => {
+      const bySeq = new Map(known.map((e) => [e.seq, e]));
+      for (const event of arrived) bySeq.set(event.seq, event);
+      return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    });
     Promise.all([get(path), all(`${path}/history?limit=200`)]).then(([found, history]) => {
       if (stopped) return;
-      setInstance(found);
-      setProgress(found.progress);
-      setEvents(history);
+      newer(found);
+      merge(history);
     }).catch((error) => !stopped && setFailure(error));
     const stop = watch(id, {
-      instance: (found) => { setInstance(found); setProgress(found.progress); },
-      history: (event) => setEvents((known) => (
-        known.some((e) => e.seq === event.seq) ? known : [...known, event]
-          .sort((a, b) => a.seq - b.seq))),
-      progress: (found) => setProgress(found),
+      instance: newer,
+      history: (event) => merge([event]),
+      progress: (found) => !stopped && setProgress(found),
       status: setLive,
     });
+    onFired.current = newer;
     return () => { stopped = true; stop(); };
   }, [id]);
 
@@ -160,7 +173,7 @@ export function InstancePage({ id }) {
       instance.definition_version}`).then((found) => {
       definitionCache.current.set(key, found);
       setDefinition(found);
-    }).catch(setFailure);
+    }).catch((error) => setFailure(error));
   }, [instance?.definition_id, instance?.definition_version]);
 
   if (failure) return html`<p class="error" role="alert">${failure.message}</p>`;
@@ -172,7 +185,7 @@ export function InstancePage({ id }) {
       href=${`#/definitions/${encodeURIComponent(definition.id)}`}>${definition.name}</a>${
       " › "}${instance.id}</p>
     <h1>Instance ${instance.id}</h1>
-    <p class="summary">
+    <p class="summary" role="status">
       <span>In <strong data-testid="current-state">${stateName || instance.current_state}</strong></span>
       <${StatusBadge} status=${instance.status} />
       <span class="meta">version ${instance.version} · live: ${live}</span>
@@ -182,7 +195,7 @@ export function InstancePage({ id }) {
     ${instance.status === "running" && html`<${Progress} progress=${progress} />`}
     ${instance.error && html`<p class="error" role="status">
       ${instance.error.code}: ${instance.error.message}</p>`}
-    <${Actions} instance=${instance} onFired=${setInstance} />
+    <${Actions} instance=${instance} onFired=${(found) => onFired.current(found)} />
     <${Tables} instance=${instance} events=${events} definition=${definition} />
     <${History} events=${events} definition=${definition} />`;
 }

@@ -8,12 +8,21 @@
 // build step or a framework of their own, and none offers per-field suggestions; the
 // schemas our blocks publish use a small subset, which this covers.
 import { h } from "preact";
+import { useId, useState } from "preact/hooks";
 import htm from "htm";
 
 const html = htm.bind(h);
 
-let serial = 0;
-const uid = (stem) => `${stem}-${(serial += 1)}`;
+/** An element id for this field, the same at every render. */
+const useFieldId = (stem) => `${stem}-${useId()}`;
+
+/** The text typed into an input, kept as typed: `parse` gives the value it stands for,
+ * and the field shows the text, not the value, so "0.0" stays "0.0" while typing. */
+function useTyped(value, parse) {
+  const [text, setText] = useState(value === undefined || value === null ? ""
+    : typeof value === "object" ? JSON.stringify(value) : String(value));
+  return [text, (raw, onChange) => { setText(raw); onChange(parse(raw)); }];
+}
 
 /** `schema` with a `$ref` resolved against the root's `$defs`. */
 export function resolve(schema, root) {
@@ -27,6 +36,8 @@ export function resolve(schema, root) {
 const PRIMITIVES = new Set(["string", "integer", "number", "boolean", "null"]);
 
 function isPrimitiveUnion(schema, root) {
+  const kinds = (schema.anyOf || []).map((variant) => resolve(variant, root).type);
+  if (kinds.every((kind) => kind === "string" || kind === "null")) return false;
   return (schema.anyOf || []).every((variant) => {
     const v = resolve(variant, root);
     return PRIMITIVES.has(v.type) || (v.type === "array" && PRIMITIVES.has(resolve(v.items, root).type))
@@ -40,15 +51,10 @@ export function parseLoose(text) {
   if (trimmed === "") return undefined;
   if (/^-?\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
   if (trimmed === "true" || trimmed === "false") return trimmed === "true";
-  if (trimmed.startsWith("[")) {
+  if (trimmed.startsWith("[") || (trimmed.startsWith('"') && trimmed.endsWith('"'))) {
     try { return JSON.parse(trimmed); } catch { /* plain text then */ }
   }
   return text;
-}
-
-function looseText(value) {
-  if (value === undefined || value === null) return "";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
 function titleOf(name, schema) {
@@ -64,7 +70,7 @@ function Help({ id, schema }) {
 }
 
 function ScalarField({ name, schema, value, onChange, suggest, required, label }) {
-  const id = uid(`f-${name}`);
+  const id = useFieldId(`f-${name}`);
   const help = `${id}-help`;
   const text = label || titleOf(name, schema);
   const labelClass = required ? "required" : null;
@@ -96,21 +102,21 @@ function ScalarField({ name, schema, value, onChange, suggest, required, label }
       </div>`;
   }
   const numeric = schema.type === "integer" || schema.type === "number";
+  const [typed, type] = useTyped(value, (raw) => {
+    if (raw === "") return undefined;
+    return numeric && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  });
   const options = optionsFor(suggest, name);
   const listId = options.length ? `${id}-options` : null;
   return html`
     <div class="field">
       <label for=${id} class=${labelClass}>${text}</label>
-      <input id=${id} type=${numeric ? "number" : "text"} value=${looseText(value)}
-             step=${schema.type === "number" ? "any" : null} list=${listId}
+      <input id=${id} type="text" inputmode=${numeric ? "decimal" : null} value=${typed}
+             list=${listId}
              required=${required} placeholder=${schema.default !== undefined && schema.default !== null
                ? String(schema.default) : ""}
              aria-describedby=${schema.description ? help : null}
-             onInput=${(e) => {
-               const raw = e.target.value;
-               if (raw === "") onChange(undefined);
-               else onChange(numeric ? Number(raw) : raw);
-             }} />
+             onInput=${(e) => type(e.target.value, onChange)} />
       ${listId && html`<datalist id=${listId}>
         ${options.map((c) => html`<option value=${c} />`)}</datalist>`}
       <${Help} id=${help} schema=${schema} />
@@ -118,19 +124,21 @@ function ScalarField({ name, schema, value, onChange, suggest, required, label }
 }
 
 function LooseField({ name, schema, value, onChange, suggest, label }) {
-  const id = uid(`f-${name}`);
+  const id = useFieldId(`f-${name}`);
   const options = optionsFor(suggest, name);
+  const [typed, type] = useTyped(value, parseLoose);
   return html`
     <div class="field">
       <label for=${id}>${label || titleOf(name, schema)}</label>
-      <input id=${id} type="text" value=${looseText(value)}
+      <input id=${id} type="text" value=${typed}
              aria-describedby=${`${id}-help`}
-             onInput=${(e) => onChange(parseLoose(e.target.value))}
+             onInput=${(e) => type(e.target.value, onChange)}
              list=${options.length ? `${id}-options` : null} />
       ${options.length ? html`<datalist id=${`${id}-options`}>
         ${options.map((c) => html`<option value=${c} />`)}</datalist>` : null}
       <small id=${`${id}-help`} class="help">${schema.description || ""} A number, true or
-        false, a JSON list such as ["a", "b"], or text.</small>
+        false, a JSON list such as ["a", "b"], or text; quote text that would read as
+        one of those ("01234").</small>
     </div>`;
 }
 
@@ -164,20 +172,28 @@ function MapField({ name, schema, value, onChange, suggest, root }) {
   const valueSchema = resolve(
     schema.additionalProperties || Object.values(schema.patternProperties || {})[0] || {}, root);
   const title = titleOf(name, schema);
+  const baseId = useFieldId(`m-${name}`);
   const rebuild = (pairs) => onChange(Object.fromEntries(pairs));
   return html`
     <fieldset class="map">
       <legend>${title}</legend>
       ${schema.description && html`<small class="help">${schema.description}</small>`}
       ${entries.map(([key, item], index) => {
-        const keyId = uid(`k-${name}`);
+        const keyId = `${baseId}-k${index}`;
         return html`
           <div class="map-item" key=${index}>
             <div class="field">
               <label for=${keyId}>Name ${index + 1}</label>
               <input id=${keyId} type="text" value=${key} required
-                     onInput=${(e) => rebuild(entries.map((pair, i) => (
-                       i === index ? [e.target.value, pair[1]] : pair)))} />
+                     onInput=${(e) => {
+                       const renamed = e.target.value;
+                       // Two entries of one name would merge into one: not taken.
+                       if (entries.some(([other], i) => i !== index && other === renamed)) {
+                         e.target.value = key;
+                         return;
+                       }
+                       rebuild(entries.map((pair, i) => (i === index ? [renamed, pair[1]] : pair)));
+                     }} />
             </div>
             <${Field} name=${name === "columns" ? "column" : `${name}_value`} schema=${valueSchema}
                       root=${root} value=${item} suggest=${suggest}
@@ -202,7 +218,7 @@ function ChoiceField({ name, schema, value, onChange, suggest, root, label }) {
     : v.type === "string" ? typeof value === "string" : false);
   const current = value === undefined || value === null ? -1
     : Math.max(0, choices.findIndex(matches));
-  const id = uid(`c-${name}`);
+  const id = useFieldId(`c-${name}`);
   const kinds = choices.map((v) => v.title || (v.type === "string" ? "text" : v.type));
   const legend = label || titleOf(name, schema);
   return html`
@@ -212,7 +228,8 @@ function ChoiceField({ name, schema, value, onChange, suggest, root, label }) {
       <select id=${id} onChange=${(e) => {
         const chosen = Number(e.target.value);
         if (chosen < 0) onChange(undefined);
-        else onChange(choices[chosen].type === "object" ? {} : "");
+        else onChange(choices[chosen].type === "object" ? {}
+          : choices[chosen].type === "array" ? [] : "");
       }}>
         ${(nullable || current < 0) && html`<option value="-1" selected=${current < 0}>
           ${schema.default === null || nullable ? "not set (default)" : "choose"}</option>`}

@@ -36,7 +36,7 @@ async function download(instanceId, seq) {
   document.body.append(link);
   link.click();
   link.remove();
-  URL.revokeObjectURL(link.href);
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);  // after the download took it
 }
 
 /** The table of `instanceId` after history event `seq` (its current table if null). */
@@ -56,9 +56,13 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
     return `${dataPath(instanceId, seq)}?${params}`;
   };
 
+  const generation = useRef(0);
+
   useEffect(() => {
     let live = true;
+    generation.current += 1;
     asked.current = new Set([0]);
+    setShape(null);
     setPages(new Map());
     setFailure(null);
     if (scroller.current) scroller.current.scrollTop = 0;
@@ -87,8 +91,10 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
     for (let page = Math.floor(first / PAGE_ROWS); page * PAGE_ROWS < last; page += 1) {
       if (asked.current.has(page)) continue;
       asked.current.add(page);
-      get(query(page)).then((found) => setPages((known) => new Map(known).set(page, found.rows)))
-        .catch(setFailure);
+      const asOf = generation.current;  // a page of an earlier order or table is dropped
+      get(query(page)).then((found) => asOf === generation.current
+        && setPages((known) => new Map(known).set(page, found.rows)))
+        .catch((error) => asOf === generation.current && setFailure(error));
     }
   }, [first, last, shape]);
 
@@ -113,8 +119,9 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
   return html`
     <div class="table-view" data-testid="table">
       <div class="table-tools">
-        <span class="meta">${caption ? `${caption} · ` : ""}${shape.total} rows ·
-          ${shape.columns.length} columns</span>
+        <span class="meta" data-testid="table-caption">${
+          `${caption ? `${caption} · ` : ""}${shape.total} rows · ${shape.columns.length} columns`
+        }</span>
         <button type="button" class="secondary"
                 onClick=${() => download(instanceId, seq).catch(setFailure)}>
           Download CSV</button>
