@@ -22,6 +22,7 @@ from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.service import WorkflowService
 from workflow_engine.settings import Settings
+from workflow_engine.store import Store, make_engine
 from workflow_engine.testing import PostgresServer, QueueWorker
 
 pytest_plugins = ["tests.object_store"]
@@ -97,6 +98,15 @@ def database_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) 
         server: PostgresServer = request.getfixturevalue("postgres")
         return server.create_database()
     return f"sqlite:///{tmp_path / 'workflow.db'}"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A store over a fresh database of the kind the test runs on, schema created."""
+    found = Store(make_engine(database_url))
+    found.create_schema()
+    yield found
+    found.dispose()
 
 
 def make_settings(root: Path, **changes: Any) -> Settings:

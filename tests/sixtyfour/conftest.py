@@ -23,7 +23,7 @@ from workflow_engine.sixtyfour import (
     make_http,
 )
 from workflow_engine.sixtyfour.jobs import CLAIM_LEASE_MS
-from workflow_engine.store import Store, make_engine
+from workflow_engine.store import Store
 from workflow_engine.store.upstream import UpstreamJobs
 
 
@@ -63,14 +63,6 @@ def sandbox() -> Iterator[Sandbox]:
     yield Sandbox(f"http://127.0.0.1:{server.port}", config, server)
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    found = Store(make_engine(database_url))
-    found.create_schema()
-    yield found
-    found.dispose()
 
 
 def make_enricher(sandbox: Sandbox, store: Store, *, key: str = "sandbox-key",

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workflow_engine.store import Store, make_engine, schema
+from workflow_engine.store import Store, schema
 from workflow_engine.store.upstream import UpstreamJobs
 
 NOW = 1_000_000
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    found = Store(make_engine(database_url))
-    found.create_schema()
-    yield found
-    found.dispose()
 
 
 @settings(max_examples=60, deadline=None,
