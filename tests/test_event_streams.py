@@ -312,3 +312,50 @@ def test_a_client_that_drops_frees_its_slot_at_once(tight: ServerProcess) -> Non
     with watch(tight, instance_id) as response:
         assert response.status_code == 200
     eventually(lambda: '"reason": "disconnected"' in tight.output())
+
+
+def test_a_running_enrichment_shows_its_table_filling_in_from_another_process(
+    pair: tuple[ServerProcess, ServerProcess], sandbox: SandboxProcess
+) -> None:
+    """leads-enriched runs once on the sample; then again, with an input file of those rows
+    and three new ones, while the sandbox holds every new answer. The other server shows
+    the run as the store has it: the 15 answered before are in (reused, not paid again),
+    the 3 new ones sent and waiting, their columns still empty; then the run ends."""
+    runs, watches = pair
+    first = start(runs.url, "leads-enriched")
+    httpx.post(f"{runs.url}/api/instances/{first}/actions/run",
+               params={"wait": 50}, timeout=60).raise_for_status()
+    answered = httpx.get(f"{runs.url}/api/instances/{first}/data", params={"limit": 100}).json()
+    lines = (ROOT / "data" / "leads.csv").read_text().splitlines()
+    new = [f"New Person {n},Ariglad Inc,,\"Austin, TX\"," for n in range(3)]
+    httpx.post(f"{runs.url}/api/files", files={"file": (
+        "more-leads.csv", "\n".join([*lines, *new]) + "\n", "text/csv")},
+        params={"overwrite": "true"}).raise_for_status()
+
+    second = f"more-{uuid.uuid4().hex[:8]}"
+    httpx.post(f"{runs.url}/api/instances", json={
+        "definition_id": "leads-enriched", "id": second,
+        "inputs": {"reading": {"file": "more-leads.csv"}}}).raise_for_status()
+    sandbox.configure(hold_results=True)
+    try:
+        httpx.post(f"{runs.url}/api/instances/{second}/actions/run").raise_for_status()
+
+        def waiting_on_the_new_rows() -> bool:
+            progress = httpx.get(f"{watches.url}/api/instances/{second}").json()["progress"]
+            return progress is not None and progress["block"] == "enrich_lead" and (
+                progress["rows_done"], progress["rows_sent"]) == (LEADS, LEADS + 3)
+        eventually(waiting_on_the_new_rows, within=30)
+        so_far = httpx.get(f"{watches.url}/api/instances/{second}/progress/data",
+                           params={"limit": 100}).json()
+    finally:
+        sandbox.configure(hold_results=False)
+    assert so_far["total_rows"] == LEADS + 3
+    assert so_far["columns"] == answered["columns"]
+    by_name = {row["name"]: row for row in answered["rows"]}
+    for row in so_far["rows"][:LEADS]:
+        assert row["title"] == by_name[row["name"]]["title"] is not None
+    assert [row["title"] for row in so_far["rows"][LEADS:]] == [None] * 3
+    done = httpx.get(f"{runs.url}/api/instances/{second}", params={"wait": 50}, timeout=60).json()
+    assert done["status"] == "completed"
+    ended = httpx.get(f"{watches.url}/api/instances/{second}/progress/data")
+    assert (ended.status_code, ended.json()["code"]) == (409, "not_running")

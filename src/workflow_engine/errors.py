@@ -16,6 +16,7 @@ The tree, split by who has to react::
     │   └── InvalidEventId           a Last-Event-ID (or ?after=) that is no event id
     ├── ValidationFailed (422)          readable, but the content is wrong (errors[])
     │   ├── DefinitionInvalid
+    │   ├── InputsInvalid                a start's inputs: a state without a block, bad params
     │   └── IdempotencyKeyReused
     ├── NotFound (404)
     │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
@@ -64,6 +65,7 @@ __all__ = [
     "FileNotFound",
     "GuardNotSatisfied",
     "IdempotencyKeyReused",
+    "InputsInvalid",
     "InstanceBusy",
     "InstanceExists",
     "InstanceFinal",
@@ -191,6 +193,13 @@ class DefinitionInvalid(ValidationFailed):
 
     code = "definition_invalid"
     title = "Invalid workflow definition"
+
+
+class InputsInvalid(ValidationFailed):
+    """A start's ``inputs`` name a state without a block, or parameters its block refuses."""
+
+    code = "inputs_invalid"
+    title = "Invalid run inputs"
 
 
 class IdempotencyKeyReused(ValidationFailed):

@@ -32,9 +32,11 @@ import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .blocks.base import NoInputTable
-from .core import BlockSpec
-from .errors import RunHeldElsewhere, RunInterrupted
+from .blocks.estimate import RunEstimate, estimate_run
+from .core import BlockSpec, Workflow
+from .errors import NoTable, NotRunning, RunHeldElsewhere, RunInterrupted
 from .service import PendingRun, WorkflowService, progress_view
+from .sixtyfour.config import RateLimit
 from .snapshots import Snapshots
 from .storage import FileArea
 from .store import Transaction
@@ -63,6 +65,7 @@ class Progress:
     rows_total: int | None
     seq: int = 0
     rows_done: int = 0
+    rows_sent: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     claimed: bool = False  # its run is this worker's in the database: heartbeats renew it
 
@@ -72,9 +75,14 @@ class Progress:
         if total is not None:
             self.rows_total = total
 
+    def sent(self, rows: int) -> None:
+        """The block's callback for rows whose request has left."""
+        self.rows_sent = rows
+
     def as_dict(self) -> dict[str, Any]:
         """As shown on the instance."""
-        return progress_view(self.block, self.rows_done, self.rows_total, self.started_at)
+        return progress_view(self.block, self.rows_done, self.rows_total, self.started_at,
+                             self.rows_sent)
 
 
 class Runner:
@@ -228,6 +236,27 @@ class Runner:
                 self._changed.notify_all()
                 return
 
+    def estimate(self, workflow: Workflow, inputs: dict[str, dict[str, Any]]) -> RunEstimate:
+        """What a run of ``workflow`` with ``inputs`` will ask of the upstream API."""
+        rate = self.enrichment.rate if self.enrichment is not None else RateLimit()
+        webhooks = self.enrichment is not None and self.enrichment.webhook_url is not None
+        return estimate_run(self.catalog, workflow, inputs, per_second=rate.per_second,
+                            per_minute=rate.per_minute, polls_per_row=0 if webhooks else 1)
+
+    def table_so_far(self, instance_id: str) -> tuple[int, pd.DataFrame]:
+        """The running block's output as far as it has got, and the seq of its run: for
+        the blocks that can tell (enrichment), whichever process runs them."""
+        run = self.service.pending_run(instance_id)
+        if run is None:
+            raise NotRunning(f"Instance '{instance_id}' runs no block now.")
+        block = self.catalog.build(run.block_spec)
+        partial = getattr(block, "partial", None)
+        if partial is None or run.input_seq is None or self.enrichment is None:
+            raise NoTable(f"The running block ({run.block_spec.type}) shows its table when "
+                          "it ends.", block=run.block_spec.type)
+        table = self.snapshots.load(instance_id, run.input_seq)
+        return run.started.seq, partial(table, self.enrichment.get())
+
     # -- one run ------------------------------------------------------------------------
 
     def _execute_pending(
@@ -280,7 +309,7 @@ class Runner:
         started_at = progress.started_at
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
-            cancel=progress.cancel, enrichment=self.enrichment,
+            sent=progress.sent, cancel=progress.cancel, enrichment=self.enrichment,
         )
         source = run.input_seq
         try:
@@ -290,7 +319,9 @@ class Runner:
                 table = recent[1]
             else:
                 table = self.snapshots.load(instance.id, source)
-            block = self.catalog.build(spec)
+            # The parameters its block_started event recorded: the definition's under the
+            # instance's inputs.
+            block = self.catalog.build(run.block_spec)
             if table is None and block.needs_table:
                 raise NoInputTable(
                     f"{spec.type} needs a table, but the instance has none yet: no block "
@@ -360,7 +391,7 @@ class Runner:
         if not running:
             return
         lost = self._runs.renew(
-            [Heartbeat(instance_id, p.seq, p.rows_done, p.rows_total)
+            [Heartbeat(instance_id, p.seq, p.rows_done, p.rows_total, p.rows_sent)
              for instance_id, p in running],
             worker=self.worker, now=self.service.clock(), lease_ms=self._lease_ms)
         for instance_id, progress in running:

@@ -425,3 +425,118 @@ def test_an_idempotent_replay_answers_the_first_result(
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json["version"] == first.json["version"]
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+class TestRunInputs:
+    """Block parameters given at the start, by state id, over the definition's."""
+
+    def test_a_run_reads_another_file_and_the_history_records_it(
+        self, client: FlaskClient, settings: Any,
+    ) -> None:
+        post_definition(client, ariglad())
+        rows = (settings.files_dir / "leads.csv").read_text().splitlines()
+        other = [rows[0], *[r for r in rows[1:] if "Ariglad" in r][:2]]
+        (settings.files_dir / "two.csv").write_text("\n".join(other) + "\n")
+        done = run(client, "ariglad-leads", id="other-file",
+                   inputs={"reading": {"file": "two.csv"}})
+        assert done["status"] == "completed"
+        assert done["inputs"] == {"reading": {"file": "two.csv"}}
+        assert done["table"]["rows"] == 2
+        started = [e for e in history(client, "other-file") if e["type"] == "block_started"]
+        assert started[0]["data"]["params"] == {"file": "two.csv"}
+        # The definition's own parameters are untouched for the next run.
+        assert run(client, "ariglad-leads", id="own-file")["table"]["rows"] == sum(
+            "Ariglad" in r for r in rows[1:])
+
+    def test_a_trial_run_reads_the_first_rows_only(self, client: FlaskClient,
+                                                   settings: Any) -> None:
+        post_definition(client, ariglad())
+        rows = (settings.files_dir / "leads.csv").read_text().splitlines()[1:]
+        done = run(client, "ariglad-leads", id="trial",
+                   inputs={"reading": {"max_rows": 3}})
+        read = next(e for e in history(client, "trial") if e["type"] == "block_succeeded")
+        assert read["data"]["rows_out"] == 3
+        assert done["table"]["rows"] == sum("Ariglad" in r for r in rows[:3])
+
+    @pytest.mark.parametrize(("inputs", "path", "code"), [
+        ({"nowhere": {"file": "x.csv"}}, "inputs.nowhere", "not_a_block_state"),
+        ({"ready": {"file": "x.csv"}}, "inputs.ready", "not_a_block_state"),
+        ({"reading": {"max_rows": 0}}, "inputs.reading.max_rows", "greater_than_equal"),
+        ({"reading": {"colour": "red"}}, "inputs.reading.colour", "unknown_field"),
+        ({"reading": {"file": "../etc/passwd"}}, "inputs.reading.file", None),
+    ])
+    def test_inputs_that_do_not_fit_are_refused_and_nothing_starts(
+        self, client: FlaskClient, inputs: dict[str, Any], path: str, code: str | None,
+    ) -> None:
+        post_definition(client, ariglad())
+        response = client.post("/api/instances", json={
+            "definition_id": "ariglad-leads", "id": "refused", "inputs": inputs})
+        assert response.status_code == 422, response.json
+        assert response.content_type == "application/problem+json"
+        assert response.json["code"] == "inputs_invalid"
+        assert response.json["errors"][0]["path"] == path
+        if code is not None:
+            assert response.json["errors"][0]["code"] == code
+        assert client.get("/api/instances/refused").status_code == 404
+
+    def test_the_same_start_with_other_inputs_is_a_conflict(self, client: FlaskClient) -> None:
+        post_definition(client, ariglad())
+        body = {"definition_id": "ariglad-leads", "id": "again",
+                "inputs": {"reading": {"max_rows": 2}}}
+        assert client.post("/api/instances", json=body).status_code == 201
+        assert client.post("/api/instances", json=body).status_code == 200
+        body["inputs"] = {"reading": {"max_rows": 3}}
+        assert client.post("/api/instances", json=body).json["code"] == "instance_exists"
+
+
+class TestEstimate:
+    """What a run will ask of the upstream API, before it starts."""
+
+    def enrichment(self) -> dict[str, Any]:
+        return json.loads((DEFINITIONS / "ariglad-education.json").read_text())
+
+    def test_the_rows_of_the_file_give_requests_and_the_least_time(
+        self, client: FlaskClient, settings: Any,
+    ) -> None:
+        document = self.enrichment()
+        post_definition(client, document)
+        rows = len((settings.files_dir / "leads.csv").read_text().splitlines()) - 1
+        found = client.post(f"/api/definitions/{document['id']}/estimate", json={}).json
+        paid = [s for s in document["states"] if s.get("block", {}).get("type") == "enrich_lead"]
+        # A filter comes first: the file's rows are at most what the enrichment is given.
+        assert found["steps"] == [{"state_id": paid[0]["id"], "block": "enrich_lead",
+                                   "rows": rows, "exact": False, "requests": 2 * rows}]
+        per_second = settings.sixtyfour_rate_per_minute * 0.98 / 60
+        assert found["requests"] == 2 * rows
+        assert found["least_seconds"] == round(2 * rows / per_second, 1)
+        assert (found["per_minute"], found["credits"]) == (settings.sixtyfour_rate_per_minute,
+                                                           None)
+        reading = next(s["id"] for s in document["states"]
+                       if s.get("block", {}).get("type") == "read_csv")
+        trial = client.post(f"/api/definitions/{document['id']}/estimate",
+                            json={"inputs": {reading: {"max_rows": 4}}}).json
+        assert (trial["steps"][0]["rows"], trial["requests"]) == (4, 8)
+
+    def test_an_estimate_is_checked_as_a_start_and_stores_nothing(
+        self, client: FlaskClient,
+    ) -> None:
+        document = self.enrichment()
+        post_definition(client, document)
+        refused = client.post(f"/api/definitions/{document['id']}/estimate",
+                              json={"inputs": {"nowhere": {}}})
+        assert (refused.status_code, refused.json["code"]) == (422, "inputs_invalid")
+        missing = client.post("/api/definitions/nothing-here/estimate", json={})
+        assert (missing.status_code, missing.json["code"]) == (404, "definition_not_found")
+        assert client.get("/api/instances").json["items"] == []
+
+    def test_a_file_that_cannot_be_read_leaves_the_figures_unknown(
+        self, client: FlaskClient,
+    ) -> None:
+        document = self.enrichment()
+        post_definition(client, document)
+        reading = next(s["id"] for s in document["states"]
+                       if s.get("block", {}).get("type") == "read_csv")
+        found = client.post(f"/api/definitions/{document['id']}/estimate",
+                            json={"inputs": {reading: {"file": "absent.csv"}}}).json
+        assert found["steps"][0]["rows"] is None
+        assert (found["requests"], found["least_seconds"]) == (None, None)

@@ -51,6 +51,45 @@ def test_every_request_gets_its_result_once(enricher: Enricher, sandbox: Sandbox
     assert (stats["billable_submissions"], stats["duplicates"]) == (40, {})
 
 
+def test_each_request_is_reported_sent_before_its_answer(
+    enricher: Enricher, sandbox: Sandbox
+) -> None:
+    """The rows a block shows as waiting for the rate budget are those not yet sent: a
+    held submission is not sent, an answered one was, and so is one answered before."""
+    sandbox.config.update({"hold_submission": 1})
+    sent: list[int] = []
+    outcomes: dict[int, Outcome] = {}
+    early: list[int] = []  # answered before reported sent
+    lock = threading.Lock()
+
+    def on_outcome(index: int, outcome: Outcome) -> None:
+        with lock:
+            if index not in sent:
+                early.append(index)
+            outcomes[index] = outcome
+
+    def on_sent(index: int) -> None:
+        with lock:
+            sent.append(index)
+
+    thread = threading.Thread(target=enricher.enrich, args=("enrich_lead", leads(4), on_outcome),
+                              kwargs={"on_sent": on_sent})
+    thread.start()
+    sandbox.settled(held=1)
+    with lock:
+        assert len(set(sent)) <= 3  # the held one has not left
+    sandbox.release()
+    thread.join()
+    assert sorted(sent) == [0, 1, 2, 3]
+    assert sorted(outcomes) == [0, 1, 2, 3]
+    assert early == []
+    again: list[int] = []
+    enricher.enrich("enrich_lead", leads(4), lambda i, o: None, on_sent=again.append)
+    # Answered before: nothing is sent, and nothing waits.
+    assert again == []
+    assert sandbox.stats()["billable_submissions"] == 4
+
+
 def test_the_latency_is_learnt_and_polls_are_few(enricher: Enricher, sandbox: Sandbox) -> None:
     """Jobs take ~0.3 s, the guess was 30 s: one probe learns it, the rest poll about once."""
     began = time.monotonic()

@@ -18,7 +18,7 @@ OPEN_PATHS = frozenset({"/health", PAGE_PATH})
 WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
 # POSTs that change nothing: checking a definition stores nothing and shows nothing that
 # reading cannot (the block catalog, the columns of the files), so reading is enough.
-READ_ONLY_POSTS = re.compile(r"/api/definitions(?:/[^/]+)?/validate")
+READ_ONLY_POSTS = re.compile(r"/api/definitions(?:(?:/[^/]+)?/validate|/[^/]+/estimate)")
 # Endpoints that also take the token as ``?access_token=`` (RFC 6750, section 2.3): a
 # browser's EventSource cannot send an Authorization header. Nowhere else, since a URL
 # ends up in proxies' logs and browser histories.

@@ -40,8 +40,11 @@ class DataQuery(QueryModel):
 
 
 def _table(instance_id: str, info: TableInfo) -> Response:
+    return _page(instance_id, info.seq, runner().snapshots.load(instance_id, info.seq))
+
+
+def _page(instance_id: str, seq: int, frame: pd.DataFrame) -> Response:
     params = query(DataQuery)
-    frame = runner().snapshots.load(instance_id, info.seq)
     if params.sort is not None:
         column = params.sort.removeprefix("-")
         if column not in frame.columns:
@@ -58,13 +61,13 @@ def _table(instance_id: str, info: TableInfo) -> Response:
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
         return Response(buffer.getvalue(), mimetype="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{instance_id}-{info.seq}.csv"'})
+            "Content-Disposition": f'attachment; filename="{instance_id}-{seq}.csv"'})
     page = frame.iloc[params.offset: params.offset + params.limit]
     plain = page.astype(object).where(pd.notna(page), None)
     rows = [{str(key): value for key, value in row.items()}
             for row in plain.to_dict(orient="records")]
     return json_response(TablePage(
-        instance_id=instance_id, seq=info.seq, total_rows=info.rows,
+        instance_id=instance_id, seq=seq, total_rows=len(frame),
         columns=[str(c) for c in frame.columns], offset=params.offset, limit=params.limit,
         rows=rows,
     ))
@@ -80,3 +83,10 @@ def current_data(instance_id: str) -> Response:
 def data_at(instance_id: str, seq: int) -> Response:
     """The table as it was right after history event ``seq`` (intermediate results)."""
     return _table(instance_id, service().table_at(instance_id, seq))
+
+
+@blueprint.get("/<instance_id>/progress/data")
+def data_so_far(instance_id: str) -> Response:
+    """The running enrichment's table so far: its input, with the answers already in."""
+    seq, frame = runner().table_so_far(instance_id)
+    return _page(instance_id, seq, frame)

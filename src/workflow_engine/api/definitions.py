@@ -6,9 +6,9 @@ from flask import Blueprint, Response, url_for
 from pydantic import Field
 
 from ..core.diagram import mermaid
-from . import service
+from . import runner, service
 from .pagination import decode_cursor, encode_cursor
-from .requests import MAX_INT, ListQuery, QueryModel, json_body, query
+from .requests import MAX_INT, ListQuery, QueryModel, json_body, query, validate_body
 from .responses import json_response
 from .schemas import (
     DefinitionCheckOut,
@@ -16,6 +16,8 @@ from .schemas import (
     DefinitionPage,
     DefinitionSummary,
     DefinitionVersions,
+    EstimateOut,
+    EstimateRun,
 )
 
 __all__ = ["blueprint"]
@@ -77,6 +79,14 @@ def check_version(definition_id: str) -> Response:
     checked = service().check_definition(json_body(), strict=strict,
                                          definition_id=definition_id)
     return json_response(DefinitionCheckOut.of(checked))
+
+
+@blueprint.post("/<definition_id>/estimate")
+def estimate_run(definition_id: str) -> Response:
+    """What a run would ask of the upstream API: requests, least time, credits."""
+    body = validate_body(EstimateRun, json_body())
+    workflow = service().planned_run(definition_id, body.version, body.inputs)
+    return json_response(EstimateOut.of(workflow, runner().estimate(workflow, body.inputs)))
 
 
 @blueprint.get("")

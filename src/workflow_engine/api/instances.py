@@ -99,7 +99,7 @@ def start_instance() -> Response:
     request_body = validate_body(StartInstance, json_body())
     instance, workflow, created = service().start_instance(
         request_body.definition_id, version=request_body.version, instance_id=request_body.id,
-        context=request_body.context, actor=actor(),
+        context=request_body.context, inputs=request_body.inputs, actor=actor(),
     )
     response = _instance_response(instance, workflow, 201 if created else 200, wait=wait)
     response.headers["Location"] = url_for("instances.get_instance", instance_id=instance.id)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from ..blocks.estimate import RunEstimate
 from ..core import (
     ActionSpec,
     DefinitionCheck,
@@ -92,6 +93,24 @@ class StartInstance(BaseModel):
         default_factory=dict, max_length=MAX_CONTEXT_KEYS,
         description="Free-form data carried by the instance.",
     )
+    inputs: dict[Identifier, dict[str, Any]] = Field(
+        default_factory=dict, max_length=MAX_CONTEXT_KEYS,
+        description="Block parameters for this run, by state id, over the definition's "
+        "own: e.g. another input file for a read_csv state, or max_rows for a trial run.",
+    )
+
+
+class EstimateRun(BaseModel):
+    """Body of ``POST /api/definitions/{id}/estimate``: the run to estimate."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Defaults to the latest version."
+    )
+    inputs: dict[Identifier, dict[str, Any]] = Field(
+        default_factory=dict, max_length=MAX_CONTEXT_KEYS,
+        description="The inputs the run would be started with (as POST /api/instances).")
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -281,6 +300,9 @@ class ProgressOut(Out):
     rows_total: int | None
     percent: float | None
     started_at: Timestamp
+    rows_sent: int | None = Field(
+        description="Rows whose request has left for the upstream API (the others wait "
+        "for its rate budget or a free slot); null for a block that sends none.")
 
 
 class InstanceOut(Out):
@@ -294,6 +316,8 @@ class InstanceOut(Out):
     is_final: bool
     available_actions: list[ActionOut]
     context: dict[str, Any]
+    inputs: dict[str, dict[str, Any]] = Field(
+        description="The block parameters this run was started with, by state id.")
     created_at: Timestamp
     updated_at: Timestamp
     version: int = Field(description="Grows with every change; the ETag carries it.")
@@ -317,7 +341,8 @@ class InstanceOut(Out):
             available_actions=[
                 ActionOut.of(a) for a in available_actions(workflow, instance)
             ],
-            context=instance.context, created_at=instance.created_at,
+            context=instance.context, inputs=instance.inputs,
+            created_at=instance.created_at,
             updated_at=instance.updated_at, version=instance.version,
             table=TableOut(rows=table.rows, columns=list(table.columns), seq=table.seq)
             if table else None,
@@ -421,6 +446,45 @@ class ApiHealth(Out):
     uptime_seconds: float
     definitions: int
     instances: dict[str, int]
+
+
+class PaidStepOut(Out):
+    """A state whose block calls the upstream API."""
+
+    state_id: str
+    block: str
+    rows: int | None = Field(description="Rows the block is given; null when its input "
+                             "file cannot be read now.")
+    exact: bool = Field(description="False: a block before it may drop rows, so rows and "
+                        "requests are at most.")
+    requests: int | None = Field(description="Upstream requests: one per row, and one "
+                                 "poll per row at least unless the API calls back.")
+
+
+class EstimateOut(Out):
+    """What a run will ask of the upstream API, before it starts."""
+
+    definition_id: str
+    version: int
+    steps: list[PaidStepOut] = Field(description="The paid blocks, in the order they run.")
+    requests: int | None
+    per_minute: int = Field(description="The key's rate budget, shared by every run.")
+    least_seconds: float | None = Field(
+        description="The least time the rate budget allows for the requests (the API's own "
+        "latency comes on top).")
+    credits: float | None = Field(description="Credits, where a price is known; null: none "
+                                  "is configured for these blocks.")
+
+    @classmethod
+    def of(cls, workflow: Workflow, estimate: RunEstimate) -> EstimateOut:
+        """The response for an estimate."""
+        return cls(
+            definition_id=workflow.id, version=workflow.version,
+            steps=[PaidStepOut(state_id=s.state_id, block=s.block, rows=s.rows,
+                               exact=s.exact, requests=s.requests) for s in estimate.steps],
+            requests=estimate.requests, per_minute=estimate.per_minute,
+            least_seconds=estimate.least_seconds, credits=None,
+        )
 
 
 class TablePage(Out):

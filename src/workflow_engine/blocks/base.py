@@ -75,6 +75,9 @@ class BlockContext:
     files: FileArea
     outputs: FileArea
     progress: Callable[[int, int | None], None] = lambda done, total: None
+    # How many rows' requests have left for an upstream API (the rest wait for its rate
+    # budget): reported by the blocks that send them.
+    sent: Callable[[int], None] = lambda rows: None
     cancel: threading.Event = field(default_factory=threading.Event)
     # The process-wide enrichment scheduler (sixtyfour.Enricher), for the blocks that call
     # the API; built on first use.

@@ -25,6 +25,9 @@ class ReadCsvParams(BlockParams):
     file: FileName = Field(description="A file in the files directory (see /api/files).")
     delimiter: Delimiter = ","
     encoding: TextEncoding = "utf-8"
+    max_rows: int | None = Field(
+        None, ge=1, le=10_000_000,
+        description="Read only the first rows (a trial run on a sample); all by default.")
 
 
 class ReadCsv(Block[ReadCsvParams]):
@@ -41,7 +44,7 @@ class ReadCsv(Block[ReadCsvParams]):
         return read_csv_table(
             context.files.existing(self.params.file), name=self.params.file,
             delimiter=self.params.delimiter, encoding=self.params.encoding, context=context,
-            limits=self.limits,
+            max_rows=self.params.max_rows, limits=self.limits,
         )
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:

@@ -155,11 +155,10 @@ class _SixtyfourBlock(Block[Any]):
         """Columns the block writes, with their declared types."""
         raise NotImplementedError
 
-    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
-        assert table is not None
-        enricher = context.enricher
-        if enricher is None:
-            raise BlockError("No enrichment client is configured on this server.")
+    def _requests(self, table: pd.DataFrame
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int], str]:
+        """The table's rows (their error column cleared or set to ``no_input``), the
+        request of each row that needs one, and where each request's row is."""
         mapping = self.mapping([str(c) for c in table.columns])
         self.columns_of = self.struct_columns([str(c) for c in table.columns])
         rows: list[dict[str, Any]] = table.to_dict(orient="records")  # type: ignore[assignment]
@@ -177,9 +176,37 @@ class _SixtyfourBlock(Block[Any]):
                 continue
             bodies.append(self.body(subject))
             positions.append(position)
+        return rows, bodies, positions, error_column
+
+    def _table(self, table: pd.DataFrame, rows: list[dict[str, Any]],
+               error_column: str) -> pd.DataFrame:
+        """The rows as the output table: the input's columns, then the block's, typed."""
+        columns = [str(c) for c in table.columns]
+        written = self.output_columns()
+        order = columns + [c for c in written if c not in columns] + (
+            [error_column] if error_column not in columns else [])
+        output = pd.DataFrame(rows, columns=order)
+        for column, declared in written.items():
+            dtype: Any = _DTYPES.get(declared, "string")
+            output[column] = output[column].astype(dtype)
+        output[error_column] = output[error_column].astype("string")
+        return output
+
+    def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
+        assert table is not None
+        enricher = context.enricher
+        if enricher is None:
+            raise BlockError("No enrichment client is configured on this server.")
+        rows, bodies, positions, error_column = self._requests(table)
 
         done = [0]
         lock = threading.Lock()
+        left: set[int] = set()  # requests sent or answered
+
+        def on_sent(index: int) -> None:
+            with lock:
+                left.add(index)
+                context.sent(len(left))
 
         def on_outcome(index: int, outcome: Any) -> None:
             position = positions[index]
@@ -190,11 +217,14 @@ class _SixtyfourBlock(Block[Any]):
                 self.write(rows, position, outcome.result)
             with lock:
                 done[0] += 1
+                left.add(index)
                 context.progress(done[0], len(bodies))
+                context.sent(len(left))
 
         context.progress(0, len(bodies))
+        context.sent(0)
         enricher.enrich(self.kind_of_job, bodies, on_outcome, cancel=context.cancel,
-                        on_unknown_outcome=self.params.on_unknown_outcome)
+                        on_unknown_outcome=self.params.on_unknown_outcome, on_sent=on_sent)
         context.check_cancelled()
 
         failed = [row for row in rows if row[error_column] is not None]
@@ -209,16 +239,16 @@ class _SixtyfourBlock(Block[Any]):
                              f"{failed[0][error_column]}", failed_rows=len(failed))
         if self.params.on_row_error == "drop":
             rows = [row for row in rows if row[error_column] is None]
-        columns = [str(c) for c in table.columns]
-        written = self.output_columns()
-        order = columns + [c for c in written if c not in columns] + (
-            [error_column] if error_column not in columns else [])
-        output = pd.DataFrame(rows, columns=order)
-        for column, declared in written.items():
-            dtype: Any = _DTYPES.get(declared, "string")
-            output[column] = output[column].astype(dtype)
-        output[error_column] = output[error_column].astype("string")
-        return output
+        return self._table(table, rows, error_column)
+
+    def partial(self, table: pd.DataFrame, enricher: Any) -> pd.DataFrame:
+        """The output so far, while the block runs: every row of the input, with the
+        answers already stored written in (read from the store, so it holds whichever
+        process runs the block); the other rows' new columns are empty."""
+        rows, bodies, positions, error_column = self._requests(table)
+        for index, result in enricher.stored_results(self.kind_of_job, bodies).items():
+            self.write(rows, positions[index], result)
+        return self._table(table, rows, error_column)
 
     def produced_columns(self) -> list[str]:
         """What the block adds."""

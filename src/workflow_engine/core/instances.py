@@ -50,6 +50,8 @@ class Instance:
     created_at: int
     updated_at: int
     context: dict[str, Any] = field(default_factory=dict)
+    # Block parameters given at the start, by state id: they override the definition's.
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     table: TableInfo | None = None
     error: dict[str, Any] | None = None
 

@@ -26,7 +26,7 @@ from ..errors import (
     TargetStateDisabled,
 )
 from .conditions import Guard, evaluate
-from .definitions import ActionSpec, Workflow
+from .definitions import ActionSpec, StateSpec, Workflow
 from .history import Event, EventType
 from .instances import Instance, InstanceStatus, TableInfo
 
@@ -113,14 +113,19 @@ def start(
     *,
     now: int,
     context: dict[str, Any] | None = None,
+    inputs: dict[str, dict[str, Any]] | None = None,
     actor: str | None = None,
 ) -> Change:
-    """A new instance entering the workflow's initial state."""
+    """A new instance entering the workflow's initial state.
+
+    ``inputs`` are block parameters by state id, over the definition's (the caller has
+    checked them against the blocks)."""
     initial = workflow.initial_state.id
     change = Change(Instance(
         id=instance_id, definition_id=workflow.id, definition_version=workflow.version,
         current_state=initial, status=InstanceStatus.ACTIVE, version=0,
         created_at=now, updated_at=now, context=dict(context or {}),
+        inputs={state: dict(params) for state, params in (inputs or {}).items()},
     ))
     change.record(EventType.INSTANCE_STARTED, initial, now, actor=actor)
     _enter(workflow, change, now)
@@ -223,7 +228,7 @@ def _enter(workflow: Workflow, change: Change, now: int, steps: int = 0) -> None
         change.record(
             EventType.BLOCK_STARTED, state.id, now, from_state=state.id,
             data={
-                "block": state.block.type, "params": state.block.params,
+                "block": state.block.type, "params": run_params(state, instance),
                 "input_seq": instance.table.seq if instance.table else None,
                 "rows_in": instance.table.rows if instance.table else None,
             },
@@ -360,13 +365,20 @@ def retry(workflow: Workflow, instance: Instance, *, now: int, actor: str | None
     change.record(
         EventType.BLOCK_STARTED, state.id, now, from_state=state.id, actor=actor,
         data={
-            "block": state.block.type, "params": state.block.params, "retry": True,
+            "block": state.block.type, "params": run_params(state, instance), "retry": True,
             "input_seq": instance.table.seq if instance.table else None,
             "rows_in": instance.table.rows if instance.table else None,
         },
         status=InstanceStatus.RUNNING, error=None,
     )
     return change
+
+
+def run_params(state: StateSpec, instance: Instance) -> dict[str, Any]:
+    """The parameters the state's block runs with: the definition's, under the
+    instance's inputs for the state."""
+    assert state.block is not None
+    return {**state.block.params, **instance.inputs.get(state.id, {})}
 
 
 def available_actions(workflow: Workflow, instance: Instance) -> list[ActionSpec]:

@@ -5,12 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import core
 from ..core import Event, Instance, Workflow
-from ..errors import IdempotencyKeyReused, InstanceExists, PreconditionFailed, Problem
+from ..core.definitions import BlockSpec
+from ..errors import (
+    IdempotencyKeyReused,
+    InputsInvalid,
+    InstanceExists,
+    PreconditionFailed,
+    Problem,
+)
 from ..store import Transaction
 from .base import ServiceBase
 
@@ -48,6 +55,7 @@ class Instances(ServiceBase):
         version: int | None = None,
         instance_id: str | None = None,
         context: dict[str, Any] | None = None,
+        inputs: dict[str, dict[str, Any]] | None = None,
         actor: str | None = None,
     ) -> tuple[Instance, Workflow, bool]:
         """Start an instance; ``(instance, workflow, created)``.
@@ -56,16 +64,18 @@ class Instances(ServiceBase):
         again answers the existing instance, a different one is a conflict. A retry that
         names the version the instance runs, or no version, is the same request.
         """
-        request_hash = _digest({"definition_id": definition_id, "context": context or {}})
+        request_hash = _digest({"definition_id": definition_id, "context": context or {},
+                                **({"inputs": inputs} if inputs else {})})
         with self.store.write() as tx:
             if instance_id is not None:
                 existing = tx.instance(instance_id)
                 if existing is not None:
                     return self._started_already(tx, existing, request_hash, version)
             workflow = self._load(tx, definition_id, version)
+            self._check_inputs(workflow, inputs or {})
             change = core.start(
                 workflow, instance_id or uuid.uuid4().hex, now=self.clock(),
-                context=context, actor=actor,
+                context=context, inputs=inputs, actor=actor,
             )
             if not tx.insert_instance(change.instance, request_hash):
                 # A concurrent start with the same id committed first: answer as a retry.
@@ -74,6 +84,38 @@ class Instances(ServiceBase):
                 return self._started_already(tx, winner, request_hash, version)
             self._record(tx, change)
         return change.instance, workflow, True
+
+    def planned_run(self, definition_id: str, version: int | None,
+                    inputs: dict[str, dict[str, Any]]) -> Workflow:
+        """The workflow a start with these inputs would run; raises as the start would."""
+        with self.store.read() as tx:
+            workflow = self._load(tx, definition_id, version)
+        self._check_inputs(workflow, inputs)
+        return workflow
+
+    def _check_inputs(self, workflow: Workflow, inputs: dict[str, dict[str, Any]]) -> None:
+        """Raise :class:`InputsInvalid` unless every input names a state with a block and
+        the block takes its parameters over the definition's."""
+        problems: list[Problem] = []
+        for state_id, params in inputs.items():
+            state = workflow.states.get(state_id)
+            if state is None or state.block is None:
+                problems.append(Problem(
+                    f"inputs.{state_id}", "not_a_block_state",
+                    f"'{state_id}' is not a state of '{workflow.id}' version "
+                    f"{workflow.version}" if state is None else
+                    f"State '{state_id}' runs no block: it takes no inputs."))
+                continue
+            if self.catalog is None:
+                continue
+            spec = BlockSpec(type=state.block.type, params={**state.block.params, **params})
+            problems += [replace(p, path=p.path.replace(f"inputs.{state_id}.params",
+                                                        f"inputs.{state_id}", 1))
+                         for p in self.catalog.check(spec, f"inputs.{state_id}")]
+        if problems:
+            raise InputsInvalid(
+                f"The inputs do not fit the blocks: {problems[0].path}: {problems[0].message}",
+                problems)
 
     def _started_already(
         self, tx: Transaction, existing: Instance, request_hash: str, version: int | None

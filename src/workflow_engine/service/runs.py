@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import core
 from ..core import Change, Event, EventType, Instance, InstanceStatus, TableInfo, Workflow
+from ..core.definitions import BlockSpec
 from ..errors import EventNotFound, NoTable, NotRunning
 from ..store.block_runs import BlockRunStatus
 from .base import ServiceBase
@@ -18,13 +19,13 @@ __all__ = ["PendingRun", "Runs", "progress_view"]
 
 
 def progress_view(block: str, rows_done: int, rows_total: int | None,
-                  started_at: int | None) -> dict[str, Any]:
+                  started_at: int | None, rows_sent: int | None = None) -> dict[str, Any]:
     """A running block's progress, as shown on its instance."""
     percent = round(100 * rows_done / rows_total, 1) if rows_total else None
     return {
         "block": block, "rows_done": rows_done, "rows_total": rows_total,
         "percent": min(percent, 100.0) if percent is not None else None,
-        "started_at": started_at,
+        "started_at": started_at, "rows_sent": rows_sent,
     }
 
 
@@ -41,6 +42,14 @@ class PendingRun:
         """The snapshot the block reads (None: the block starts without a table)."""
         seq = (self.started.data or {}).get("input_seq")
         return int(seq) if seq is not None else None
+
+    @property
+    def block_spec(self) -> BlockSpec:
+        """The block as it runs: with the parameters its start recorded."""
+        spec = self.workflow.states[self.instance.current_state].block
+        assert spec is not None, "a running instance is in a state with a block"
+        return BlockSpec(type=spec.type,
+                         params=(self.started.data or {}).get("params", spec.params))
 
 
 class Runs(ServiceBase):
@@ -122,7 +131,8 @@ class Runs(ServiceBase):
         run = self.block_runs.get(instance.id, instance.version)
         if run is None or run.status is not BlockRunStatus.RUNNING or run.block is None:
             return None
-        return progress_view(run.block, run.rows_done, run.rows_total, run.started_at)
+        return progress_view(run.block, run.rows_done, run.rows_total, run.started_at,
+                             run.rows_sent)
 
     def wait_for_blocks(self, instance_id: str, timeout: float) -> None:
         """Return when the instance runs no block (its blocks, and the automatic actions

@@ -98,6 +98,7 @@ class _Batch:
     on_outcome: Callable[[int, Outcome], None]
     remaining: int
     on_unknown: OnUnknownOutcome = "error"
+    on_sent: Callable[[int], None] | None = None
     fatal: UpstreamError | None = None
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -187,6 +188,7 @@ class Enricher:
         *,
         cancel: threading.Event | None = None,
         on_unknown_outcome: OnUnknownOutcome = "error",
+        on_sent: Callable[[int], None] | None = None,
     ) -> None:
         """Get an outcome for each request, calling ``on_outcome(index, outcome)`` as they
         arrive; return when all have one. Raises the first auth error (nothing more is
@@ -194,8 +196,13 @@ class Enricher:
 
         A request whose submission left without its answer arriving (now, or before a
         restart) is an ``upstream_outcome_unknown`` error with ``on_unknown_outcome=
-        "error"``, and is sent again (once) with ``"resubmit"``."""
-        batch = _Batch(kind, on_outcome, len(bodies), on_unknown=on_unknown_outcome)
+        "error"``, and is sent again (once) with ``"resubmit"``.
+
+        ``on_sent(index)`` is called when a request has left for the API (sent by this
+        process or another, or paid for before a restart): the others still wait for the
+        rate budget or a free slot."""
+        batch = _Batch(kind, on_outcome, len(bodies), on_unknown=on_unknown_outcome,
+                       on_sent=on_sent)
         if not bodies:
             return
         keys = [request_key(kind, body, self.namespace) for body in bodies]
@@ -216,12 +223,15 @@ class Enricher:
                     job = self._active.get(key)
                     if job is not None:
                         job.waiters.append((batch, index))
+                        if job.task_id is not None or key in self._watched:
+                            _sent(batch, index)
                         continue
                     status = record.status if record is not None else None
                     if record is not None and record.claimed_by_other(
                             self.owner, self._wall_ms()):
                         self._active[key] = self._watched[key] = _Job(
                             key, kind, bodies[index], [(batch, index)])
+                        _sent(batch, index)
                         continue
                     if status == "sending" and not last_look:
                         # Perhaps this process's own submission, ended since the read (its
@@ -263,6 +273,15 @@ class Enricher:
         if batch.fatal is not None:
             raise batch.fatal
 
+    def stored_results(self, kind: str, bodies: list[dict[str, Any]]
+                       ) -> dict[int, dict[str, Any]]:
+        """The results already stored for these requests, by index; nothing is sent."""
+        keys = [request_key(kind, body, self.namespace) for body in bodies]
+        stored = self.records.get_many(sorted(set(keys)))
+        return {index: record.result for index, key in enumerate(keys)
+                if (record := stored.get(key)) is not None and record.status == "completed"
+                and record.result is not None}
+
     def _take(self, batch: _Batch, index: int, key: str, kind: str, body: dict[str, Any],
               record: UpstreamJob | None, *, resent: bool) -> None:
         """Start a job for a request nobody in this process works on (lock held)."""
@@ -277,6 +296,7 @@ class Enricher:
             job.submitted_at = self._clock()
             job.resumed = True  # its real age is unknown: nothing to learn from it
             self._by_task[record.task_id] = job
+            _sent(batch, index)
             self._fly(job)
             self._schedule_poll(job, self._clock())
         else:
@@ -447,6 +467,8 @@ class Enricher:
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
         with self._changed:
             self._by_task[task_id] = job
+            for batch, index in job.waiters:
+                _sent(batch, index)
             self._schedule_poll(job, self._clock())
             if self.webhook_url is not None:
                 self._watched[job.key] = job
@@ -737,3 +759,12 @@ class Enricher:
     def expected_seconds(self) -> dict[str, float]:
         """What the enricher has learnt of each kind's latency."""
         return dict(self._expected)
+
+
+def _sent(batch: _Batch, index: int) -> None:
+    """Tell a batch that one of its requests has left (the scheduler's lock is held)."""
+    if batch.on_sent is not None:
+        try:
+            batch.on_sent(index)
+        except Exception:  # progress is informative: it must never stop the scheduler
+            log.exception("reporting a sent %s request failed", batch.kind)

@@ -44,7 +44,7 @@ _THIS_RUN = and_(_table.c.instance_id == bindparam("b_instance_id"),
 _RENEW = update(_table).where(
     _THIS_RUN, _table.c.status == BlockRunStatus.RUNNING, _table.c.worker == bindparam("b_worker"),
 ).values(rows_done=bindparam("b_rows_done"), rows_total=bindparam("b_rows_total"),
-         lease_until=bindparam("b_lease_until"))
+         rows_sent=bindparam("b_rows_sent"), lease_until=bindparam("b_lease_until"))
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class BlockRun:
     rows_total: int | None
     attempts: int
     started_at: int | None
+    rows_sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Heartbeat:
     seq: int
     rows_done: int
     rows_total: int | None
+    rows_sent: int | None = None
 
 
 class BlockRuns:
@@ -104,7 +106,8 @@ class BlockRuns:
                     and_(_table.c.status == BlockRunStatus.RUNNING, _table.c.lease_until < now)),
                 _table.c.status != BlockRunStatus.ENDED,
             ).values(status=BlockRunStatus.RUNNING, worker=worker, block=block,
-                     lease_until=now + lease_ms, rows_done=0, rows_total=rows_total, started_at=now,
+                     lease_until=now + lease_ms, rows_done=0, rows_total=rows_total, rows_sent=None,
+                     started_at=now,
                      attempts=_table.c.attempts + 1)).rowcount
             if taken == 1:
                 return Claim.CLAIMED
@@ -130,6 +133,7 @@ class BlockRuns:
                 renewed = tx.connection.execute(_RENEW, {
                     "b_instance_id": beat.instance_id, "b_seq": beat.seq, "b_worker": worker,
                     "b_rows_done": beat.rows_done, "b_rows_total": beat.rows_total,
+                    "b_rows_sent": beat.rows_sent,
                     "b_lease_until": now + lease_ms,
                 }).rowcount
                 if renewed != 1:
@@ -145,7 +149,7 @@ class BlockRuns:
             return None
         return BlockRun(row["instance_id"], row["seq"], BlockRunStatus(row["status"]), row["block"],
                         row["worker"], row["lease_until"], row["rows_done"], row["rows_total"],
-                        row["attempts"], row["started_at"])
+                        row["attempts"], row["started_at"], row["rows_sent"])
 
     def unclaimed(self, *, now: int, pending_before: int, worker: str | None = None,
                   limit: int = 1000) -> list[str]:

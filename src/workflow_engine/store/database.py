@@ -128,6 +128,7 @@ def _instance(row: Mapping[Any, Any]) -> Instance:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         context=row["context"],
+        inputs=row["inputs"] or {},
         table=table,
         error=row["error"],
     )
@@ -150,6 +151,7 @@ def _snapshot(instance: Instance) -> dict[str, Any]:
         "current_state": instance.current_state, "status": instance.status.value,
         "version": instance.version, "created_at": instance.created_at,
         "updated_at": instance.updated_at, "context": instance.context,
+        "inputs": instance.inputs or None,
         **_table_columns(instance),
     }
 
@@ -184,7 +186,7 @@ def _definition(row: RowMapping) -> StoredDefinition:
 
 
 # The statements of the hot path (fire an action), compiled once and run on the driver.
-_INSTANCE_JSON = ("context", "table_columns", "error")
+_INSTANCE_JSON = ("context", "inputs", "table_columns", "error")
 _select_instance = select(schema.instances).where(schema.instances.c.id == bindparam("b_id"))
 _SELECT_INSTANCE = PreparedStatement(_select_instance, json_columns=_INSTANCE_JSON)
 _SELECT_INSTANCE_FOR_UPDATE = PreparedStatement(
@@ -386,7 +388,7 @@ class Transaction:
             definition_version=instance.definition_version,
             current_state=instance.current_state, status=instance.status.value,
             version=instance.version, context=instance.context,
-            start_request_hash=request_hash,
+            inputs=instance.inputs or None, start_request_hash=request_hash,
             created_at=instance.created_at, updated_at=instance.updated_at,
             **_table_columns(instance),
         ))

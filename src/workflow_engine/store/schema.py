@@ -52,6 +52,8 @@ instances = Table(
     Column("status", String(32), nullable=False),
     Column("version", Integer, nullable=False),
     Column("context", JSON, nullable=False),
+    # Block parameters the start gave, by state id (None: none given).
+    Column("inputs", JSON),
     # The current table: the seq of the block run that produced it, its size and columns.
     Column("table_seq", Integer),
     Column("table_rows", BigInteger),
@@ -134,6 +136,8 @@ block_runs = Table(
     Column("lease_until", BigInteger),
     Column("rows_done", BigInteger, nullable=False, default=0),
     Column("rows_total", BigInteger),
+    # Rows whose request has left for the upstream API (None: the block sends none).
+    Column("rows_sent", BigInteger),
     Column("attempts", Integer, nullable=False, default=0),
     Column("started_at", BigInteger),
     Column("created_at", BigInteger, nullable=False),
