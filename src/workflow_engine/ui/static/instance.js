@@ -99,13 +99,35 @@ function Actions({ instance, onFired }) {
     </section>`;
 }
 
-/** The table after each step that made one, to choose from; the latest at first. */
-function Tables({ instance, events, definition }) {
+const REFRESH_MS = 1000;
+
+/** A value that follows `value` at most once per `ms` (and settles on its last one). */
+function useThrottled(value, ms) {
+  const [shown, setShown] = useState(value);
+  const last = useRef(0);
+  useEffect(() => {
+    const wait = Math.max(0, last.current + ms - Date.now());
+    const timer = setTimeout(() => { last.current = Date.now(); setShown(value); }, wait);
+    return () => clearTimeout(timer);
+  }, [value]);
+  return shown;
+}
+
+/** The table after each step that made one, to choose from (the latest at first); while
+ * an enrichment runs, its table so far, filling in as answers arrive. */
+function Tables({ instance, events, definition, progress }) {
   const states = new Map(definition.states.map((s) => [s.id, s.name]));
   const steps = events.filter((e) => e.type === "block_succeeded")
     .map((e) => ({ seq: e.seq, label: `${e.data?.block || "step"} (${states.get(e.to_state)
       || e.to_state})` }));
+  const filling = instance.status === "running" && progress && progress.rows_sent != null;
+  if (filling) {
+    steps.push({ seq: instance.version, running: true,
+      label: `${progress.block} (${states.get(instance.current_state)
+        || instance.current_state}), answers so far` });
+  }
   const [chosen, setChosen] = useState(null);
+  const refresh = useThrottled(filling ? progress.rows_done + 1 : 0, REFRESH_MS);
   if (steps.length === 0) return null;
   const seq = chosen ?? steps[steps.length - 1].seq;
   const step = steps.find((s) => s.seq === seq) || steps[steps.length - 1];
@@ -117,8 +139,10 @@ function Tables({ instance, events, definition }) {
           <button type="button" key=${s.seq} aria-pressed=${s.seq === step.seq ? "true" : "false"}
                   onClick=${() => setChosen(s.seq)}>#${s.seq} ${s.label}</button>`)}
       </div>
-      <${TableView} instanceId=${instance.id} seq=${step.seq}
-                    caption=${`After #${step.seq} ${step.label}`} />
+      <${TableView} instanceId=${instance.id} seq=${step.seq} running=${!!step.running}
+                    refresh=${step.running ? refresh : 0}
+                    caption=${step.running ? `Running #${step.seq} ${step.label}`
+                      : `After #${step.seq} ${step.label}`} />
     </section>`;
 }
 
@@ -196,7 +220,8 @@ export function InstancePage({ id }) {
     ${instance.error && html`<p class="error" role="status">
       ${instance.error.code}: ${instance.error.message}</p>`}
     <${Actions} instance=${instance} onFired=${(found) => onFired.current(found)} />
-    <${Tables} instance=${instance} events=${events} definition=${definition} />
+    <${Tables} instance=${instance} events=${events} definition=${definition}
+               progress=${progress} />
     <${History} events=${events} definition=${definition} />`;
 }
 

@@ -3,8 +3,9 @@ import { h } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
 
-import { all, get, post } from "./api.js";
+import { all, get } from "./api.js";
 import { Diagram } from "./diagram.js";
+import { StartForm } from "./run-form.js";
 import { StatusBadge, formatTime } from "./widgets.js";
 
 const html = htm.bind(h);
@@ -55,36 +56,6 @@ export function PipelinesPage() {
     <h1>Pipelines</h1>
     ${section("Data pipelines", pipelines)}
     ${section("State machines", machines)}`;
-}
-
-function StartForm({ definition }) {
-  const [id, setId] = useState("");
-  const [failure, setFailure] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (event) => {
-    event.preventDefault();
-    setBusy(true);
-    setFailure(null);
-    try {
-      const body = { definition_id: definition.id };
-      if (id.trim()) body.id = id.trim();
-      const started = await post("/api/instances", body);
-      location.hash = `#/instances/${encodeURIComponent(started.id)}`;
-    } catch (error) {
-      setFailure(error.message);
-    } finally {
-      setBusy(false);
-    }
-  };
-  return html`
-    <form class="inline-form" onSubmit=${submit} aria-labelledby="start-title">
-      <h2 id="start-title">Start an instance</h2>
-      <label for="instance-id">Instance id (optional)</label>
-      <input id="instance-id" value=${id} onInput=${(e) => setId(e.target.value)}
-             placeholder="chosen by the server" />
-      <button type="submit" disabled=${busy}>Start</button>
-      ${failure && html`<p class="error" role="alert">${failure}</p>`}
-    </form>`;
 }
 
 export function DefinitionPage({ id }) {

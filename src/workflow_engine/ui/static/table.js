@@ -14,8 +14,9 @@ const PAGE_ROWS = 200;
 const OVERSCAN = 10;
 const MAX_BODY_HEIGHT = 480;
 
-function dataPath(instanceId, seq) {
+function dataPath(instanceId, seq, running = false) {
   const base = `/api/instances/${encodeURIComponent(instanceId)}`;
+  if (running) return `${base}/progress/data`;
   return seq == null ? `${base}/data` : `${base}/history/${seq}/data`;
 }
 
@@ -26,9 +27,9 @@ function cellText(value) {
 }
 
 /** Save the table as CSV (through fetch, so that a token goes in its header). */
-async function download(instanceId, seq) {
+async function download(instanceId, seq, running) {
   const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
-  const response = await fetch(`${dataPath(instanceId, seq)}?format=csv`, { headers });
+  const response = await fetch(`${dataPath(instanceId, seq, running)}?format=csv`, { headers });
   if (!response.ok) throw new Error(`The download failed (HTTP ${response.status}).`);
   const link = document.createElement("a");
   link.href = URL.createObjectURL(await response.blob());
@@ -39,8 +40,11 @@ async function download(instanceId, seq) {
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);  // after the download took it
 }
 
-/** The table of `instanceId` after history event `seq` (its current table if null). */
-export function TableView({ instanceId, seq = null, caption, version = 0 }) {
+/** The table of `instanceId` after history event `seq` (its current table if null); with
+ * `running`, the running enrichment's table so far, read again whenever `refresh` moves
+ * (the rows in view fill in where they stand). */
+export function TableView({ instanceId, seq = null, caption, version = 0, running = false,
+  refresh = 0 }) {
   const [shape, setShape] = useState(null);
   const [failure, setFailure] = useState(null);
   const [sort, setSort] = useState(null);
@@ -53,7 +57,7 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
   const query = (page) => {
     const params = new URLSearchParams({ offset: page * PAGE_ROWS, limit: PAGE_ROWS });
     if (sort) params.set("sort", sort);
-    return `${dataPath(instanceId, seq)}?${params}`;
+    return `${dataPath(instanceId, seq, running)}?${params}`;
   };
 
   const generation = useRef(0);
@@ -73,7 +77,17 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
       setPages(new Map([[0, first.rows]]));
     }).catch((error) => live && setFailure(error));
     return () => { live = false; };
-  }, [instanceId, seq, sort, version]);
+  }, [instanceId, seq, sort, version, running]);
+
+  useEffect(() => {
+    if (!running || !refresh || !shape) return;
+    const asOf = generation.current;
+    for (const page of asked.current) {
+      get(query(page)).then((found) => asOf === generation.current
+        && setPages((known) => new Map(known).set(page, found.rows)))
+        .catch(() => {});  // the run ended meanwhile: its final table replaces this one
+    }
+  }, [refresh]);
 
   useEffect(() => {
     if (!scroller.current) return undefined;
@@ -123,7 +137,7 @@ export function TableView({ instanceId, seq = null, caption, version = 0 }) {
           `${caption ? `${caption} · ` : ""}${shape.total} rows · ${shape.columns.length} columns`
         }</span>
         <button type="button" class="secondary"
-                onClick=${() => download(instanceId, seq).catch(setFailure)}>
+                onClick=${() => download(instanceId, seq, running).catch(setFailure)}>
           Download CSV</button>
       </div>
       <div class="grid" role="table" aria-label=${caption || "Table"}

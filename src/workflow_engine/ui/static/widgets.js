@@ -37,11 +37,16 @@ export function Progress({ progress }) {
   const { rows_done: done, rows_total: total } = progress;
   const label = total == null ? `${done} rows done` : `${done} of ${total} rows`;
   const left = eta(progress);
+  const sent = progress.rows_sent;
+  const waiting = sent != null && total != null ? Math.max(0, total - sent) : null;
   return html`
     <div class="progress" data-testid="progress">
       <label for="run-progress">${progress.block}: <span class="rows">${label}</span></label>
       <progress id="run-progress" max=${total ?? undefined}
                 value=${total == null ? undefined : done}>${label}</progress>
       ${left != null && html`<span class="meta">about ${Math.ceil(left)} s left</span>`}
+      ${sent != null && html`<span class="meta" data-testid="upstream">
+        ${Math.max(0, sent - done)} sent, awaiting answers${waiting ? html` · <span
+          class="waiting">${waiting} waiting for the rate budget</span>` : ""}</span>`}
     </div>`;
 }
