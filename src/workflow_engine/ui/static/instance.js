@@ -9,7 +9,7 @@ import { Diagram } from "./diagram.js";
 import { watch } from "./live.js";
 import { useLoaded } from "./pipelines.js";
 import { TableView } from "./table.js";
-import { Progress, StatusBadge, formatTime } from "./widgets.js";
+import { PageHeading, Progress, StatusBadge, formatTime } from "./widgets.js";
 
 const html = htm.bind(h);
 
@@ -50,10 +50,31 @@ function History({ events, definition }) {
     </section>`;
 }
 
+/** Where the focus goes after a fire: the pressed button was disabled while the request
+ * ran and may be gone now, so the browser has dropped the focus to the page. The same
+ * action's button if it is offered again, else the first button, else the current state. */
+function refocus(section, pressed) {
+  const active = document.activeElement;
+  if (active && active !== document.body && active.isConnected
+      && !section.contains(active)) return;  // the user has moved on
+  const buttons = [...section.querySelectorAll("button:not([disabled])")];
+  const target = buttons.find((b) => pressed && b.dataset.action === pressed)
+    || buttons[0] || document.querySelector("[data-testid=current-state-summary]");
+  target?.focus();
+}
+
 function Actions({ instance, onFired }) {
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(null);
+  const section = useRef(null);
+  const pressed = useRef(undefined);
+  useEffect(() => {
+    if (busy !== null || pressed.current === undefined || !section.current) return;
+    refocus(section.current, pressed.current);
+    pressed.current = undefined;
+  }, [busy, instance.version]);
   const fire = async (action) => {
+    pressed.current = action.id;
     setBusy(action.id);
     setFailure(null);
     try {
@@ -76,7 +97,7 @@ function Actions({ instance, onFired }) {
     }
   };
   return html`
-    <section aria-labelledby="actions-title">
+    <section aria-labelledby="actions-title" ref=${section}>
       <h2 id="actions-title">Actions</h2>
       ${instance.available_actions.length === 0
         ? html`<p>No action is available in this state.</p>`
@@ -184,8 +205,8 @@ export function InstancePage({ id }) {
     <p class="crumbs"><a href="#/runs">Runs</a>${" › "}<a
       href=${`#/definitions/${encodeURIComponent(definition.id)}`}>${definition.name}</a>${
       " › "}${instance.id}</p>
-    <h1>Instance ${instance.id}</h1>
-    <p class="summary" role="status">
+    <${PageHeading}>Instance ${instance.id}<//>
+    <p class="summary" role="status" tabindex="-1" data-testid="current-state-summary">
       <span>In <strong data-testid="current-state">${stateName || instance.current_state}</strong></span>
       <${StatusBadge} status=${instance.status} />
       <span class="meta">version ${instance.version} · live: ${live}</span>
@@ -205,7 +226,7 @@ export function RunsPage() {
   if (error) return html`<p class="error" role="alert">${error.message}</p>`;
   if (!value) return html`<p aria-busy="true">Loading runs…</p>`;
   return html`
-    <h1>Runs</h1>
+    <${PageHeading}>Runs<//>
     ${value.items.length === 0 ? html`<p>No instance yet: start one from a
       <a href="#/">pipeline</a>.</p>` : html`
       <table class="list">
