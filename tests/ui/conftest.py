@@ -14,7 +14,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
 
 from tests.conftest import DEFINITIONS, ROOT
-from workflow_engine.testing import ServerProcess, running_server
+from workflow_engine.testing import SandboxProcess, ServerProcess, running_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Chromium as root in a container, with nothing reaching out to the network.
@@ -44,6 +44,22 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
     with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path) as found:
         yield found
+
+
+@pytest.fixture
+def enriching(tmp_path: Path) -> Iterator[tuple[ServerProcess, SandboxProcess]]:
+    """A server whose enrichment goes to a sandbox of the test's own, quick to answer."""
+    sandbox = SandboxProcess(rate=6000, latency=0.3)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
+    env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url,
+           "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
+    try:
+        with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path,
+                            env=env) as server:
+            yield server, sandbox
+    finally:
+        sandbox.stop()
 
 
 class Console:

@@ -5,34 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import DEFINITIONS, ROOT
 from tests.ui.conftest import accessibility_problems, screenshot
-from workflow_engine.testing import SandboxProcess, ServerProcess, running_server
+from workflow_engine.testing import SandboxProcess, ServerProcess
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def enriching(tmp_path: Path) -> Iterator[tuple[ServerProcess, SandboxProcess]]:
-    """A server whose enrichment goes to a sandbox of the test's own, quick to answer."""
-    sandbox = SandboxProcess(rate=6000, latency=0.3)
-    (tmp_path / "files").mkdir()
-    (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
-    env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url,
-           "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
-    try:
-        with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path,
-                            env=env) as server:
-            yield server, sandbox
-    finally:
-        sandbox.stop()
 
 
 def drag(page: Page, source: Locator, target: Locator) -> None:

@@ -50,15 +50,16 @@ function History({ events, definition }) {
     </section>`;
 }
 
-/** Where the focus goes after a fire: the pressed button was disabled while the request
- * ran and may be gone now, so the browser has dropped the focus to the page. The same
- * action's button if it is offered again, else the first button, else the current state. */
-function refocus(section, pressed) {
+/** Where the focus goes after a fire, cancel or retry: the pressed button was disabled
+ * while the request ran and may be gone now, so the browser has dropped the focus to the
+ * page. The button `preferred` selects if there is one (the same action offered again,
+ * Retry after Cancel, Cancel after Retry), else the first button, else the current state. */
+function refocus(section, preferred) {
   const active = document.activeElement;
   if (active && active !== document.body && active.isConnected
       && !section.contains(active)) return;  // the user has moved on
   const buttons = [...section.querySelectorAll("button:not([disabled])")];
-  const target = buttons.find((b) => pressed && b.dataset.action === pressed)
+  const target = buttons.find((b) => b.matches(preferred))
     || buttons[0] || document.querySelector("[data-testid=current-state-summary]");
   target?.focus();
 }
@@ -74,7 +75,7 @@ function Actions({ instance, onFired }) {
     pressed.current = undefined;
   }, [busy, instance.version]);
   const fire = async (action) => {
-    pressed.current = action.id;
+    pressed.current = `[data-action="${CSS.escape(action.id)}"]`;
     setBusy(action.id);
     setFailure(null);
     try {
@@ -88,14 +89,21 @@ function Actions({ instance, onFired }) {
       setBusy(null);
     }
   };
+  // No Idempotency-Key here: the API takes one for fires only. The page sends each
+  // cancel or retry once, its buttons disabled until the answer comes.
   const control = async (what) => {
+    pressed.current = `[data-control=${what === "cancel" ? "retry" : "cancel"}]`;
+    setBusy(`/${what}`);  // not an action id: those have no "/"
     setFailure(null);
     try {
       onFired(await post(`/api/instances/${encodeURIComponent(instance.id)}/${what}`));
     } catch (error) {
       setFailure({ action: what, message: error.message, code: error.code });
+    } finally {
+      setBusy(null);
     }
   };
+  const busyOf = (what) => (busy === what ? "true" : null);
   return html`
     <section aria-labelledby="actions-title" ref=${section}>
       <h2 id="actions-title">Actions</h2>
@@ -104,15 +112,18 @@ function Actions({ instance, onFired }) {
         : html`<div class="buttons">
             ${instance.available_actions.map((action) => html`
               <button type="button" key=${action.id} data-action=${action.id}
-                      disabled=${busy !== null} onClick=${() => fire(action)}
+                      disabled=${busy !== null} aria-busy=${busyOf(action.id)}
+                      onClick=${() => fire(action)}
                       title=${action.description || null}>${action.name}</button>`)}
           </div>`}
       ${instance.status === "running" && html`
-        <button type="button" class="secondary" onClick=${() => control("cancel")}>
+        <button type="button" class="secondary" onClick=${() => control("cancel")}
+                data-control="cancel" disabled=${busy !== null} aria-busy=${busyOf("/cancel")}>
           Cancel the running block</button>`}
-      ${instance.status === "failed" && html`
-        <button type="button" class="secondary" onClick=${() => control("retry")}>
-          Retry the failed block</button>`}
+      ${(instance.status === "failed" || instance.status === "cancelled") && html`
+        <button type="button" class="secondary" onClick=${() => control("retry")}
+                data-control="retry" disabled=${busy !== null} aria-busy=${busyOf("/retry")}>
+          Retry the ${instance.status} block</button>`}
       <div role="alert" class="alert-slot">
         ${failure && html`<p class="error" data-code=${failure.code}>
           <strong>${failure.action}</strong> was not done: ${failure.message}</p>`}
