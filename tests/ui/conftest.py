@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
 
 from tests.conftest import DEFINITIONS, ROOT
-from workflow_engine.testing import ServerProcess, running_server
+from workflow_engine.testing import SandboxProcess, ServerProcess, running_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Chromium as root in a container, with nothing reaching out to the network.
@@ -44,6 +44,22 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     shutil.copy(ROOT / "data" / "leads.csv", tmp_path / "files" / "leads.csv")
     with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path) as found:
         yield found
+
+
+@pytest.fixture
+def enriching(tmp_path: Path) -> Iterator[tuple[ServerProcess, SandboxProcess]]:
+    """A server whose enrichment goes to a sandbox of the test's own, quick to answer."""
+    sandbox = SandboxProcess(rate=6000, latency=0.3)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
+    env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url,
+           "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
+    try:
+        with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path,
+                            env=env) as server:
+            yield server, sandbox
+    finally:
+        sandbox.stop()
 
 
 class Console:
@@ -100,3 +116,13 @@ def screenshot(page: Page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+def tab_to(page: Page, target: Locator, *, backwards: bool = False, limit: int = 80) -> None:
+    """Press Tab (Shift+Tab) until ``target`` has the focus, as a keyboard user would."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(limit):
+        if target.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press(key)
+    pytest.fail(f"{limit} presses of {key} never reached {target}")

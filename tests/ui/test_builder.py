@@ -4,49 +4,38 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import DEFINITIONS, ROOT
 from tests.ui.conftest import accessibility_problems, screenshot
-from workflow_engine.testing import SandboxProcess, ServerProcess, running_server
+from workflow_engine.testing import SandboxProcess, ServerProcess
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def enriching(tmp_path: Path) -> Iterator[tuple[ServerProcess, SandboxProcess]]:
-    """A server whose enrichment goes to a sandbox of the test's own, quick to answer."""
-    sandbox = SandboxProcess(rate=6000, latency=0.3)
-    (tmp_path / "files").mkdir()
-    (tmp_path / "files" / "leads.csv").write_bytes((ROOT / "data" / "leads.csv").read_bytes())
-    env = {"SIXTYFOUR_API_KEY": "sandbox-key", "SIXTYFOUR_BASE_URL": sandbox.url,
-           "SIXTYFOUR_RATE_PER_MINUTE": "6000"}
-    try:
-        with running_server(tmp_path / "wf.db", definitions=DEFINITIONS, data_dir=tmp_path,
-                            env=env) as server:
-            yield server, sandbox
-    finally:
-        sandbox.stop()
-
-
-def drag(page: Page, source: Locator, target: Locator) -> None:
+def drag(page: Page, source: Locator, target: Locator, *, placed: Locator | None = None,
+         ) -> None:
     """Drag as a hand does: press, move in steps, and release once SortableJS has placed
     the block in the target (it looks where the mouse is every 50 ms, so a release
-    sooner than that would drop it nowhere)."""
+    sooner than that would drop it nowhere). The target is a list to drop at the end of,
+    or, with ``placed`` (where the placeholder must be before the release), a step of
+    the pipeline to drop onto the upper part of."""
     start, end = source.bounding_box(), target.bounding_box()
     assert start is not None
     assert end is not None
     page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
     page.mouse.down()
     page.mouse.move(start["x"] + 30, start["y"] + 12, steps=4)
-    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] - 6, steps=12)
-    expect(target.locator(":scope > .sortable-ghost")).to_have_count(1)
+    y = end["y"] + end["height"] - 6 if placed is None else end["y"] + end["height"] / 4
+    page.mouse.move(end["x"] + end["width"] / 2, y, steps=12)
+    expect(placed if placed is not None else target.locator(":scope > .sortable-ghost")
+           ).to_have_count(1)
     page.mouse.up()
 
 
@@ -159,3 +148,90 @@ def test_a_filter_on_a_column_the_file_lacks_is_flagged_on_its_block_and_cannot_
         re.compile(r"\bhas-problems\b"))
     expect(page.get_by_role("status")).to_have_text("1 problem(s) to fix before saving.")
     expect(page.get_by_role("button", name="Save", exact=True)).to_be_disabled()
+
+
+def saved_files(definition: dict[str, Any]) -> list[str]:
+    """The files a pipeline's save_csv steps write, in the order they run."""
+    return [s["block"]["params"]["file_name"] for s in definition["states"]
+            if s.get("block") and s["block"]["type"] == "save_csv"]
+
+
+def test_steps_reordered_by_drag_and_by_the_arrow_buttons_are_saved_in_their_new_order(
+    page: Page, server: ServerProcess,
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1600})  # palette and pipeline in view
+    page.goto(server.url + "/#/builder")
+    page.get_by_label("Id", exact=True).fill("reordered")
+    page.get_by_role("button", name="Add Read CSV").click()
+    page.get_by_label("File", exact=True).fill("leads.csv")
+    for name in ("first.csv", "second.csv", "third.csv"):
+        page.get_by_role("button", name="Add Save CSV").click()
+        page.get_by_label("File Name", exact=True).fill(name)
+    settled(page)
+    shown = page.get_by_test_id("definition-json")
+
+    def expect_order(*names: str) -> None:
+        """The JSON view names the saved files in this order (waiting for it to)."""
+        expect(shown).to_have_text(re.compile(".*".join(
+            f'"file_name": "{re.escape(n)}"' for n in names), re.S))
+        assert saved_files(json.loads(shown.text_content() or "{}")) == list(names)
+
+    expect_order("first.csv", "second.csv", "third.csv")
+    pipeline = page.get_by_test_id("pipeline")
+    steps = pipeline.locator("li.step")
+    # The last save dragged by its grip onto the first save: it takes that place.
+    drag(page, steps.nth(3).locator(".grip"), steps.nth(1),
+         placed=pipeline.locator(":scope > li.step:nth-child(2).sortable-ghost"))
+    expect(steps).to_have_count(4)
+    expect_order("third.csv", "first.csv", "second.csv")
+    settled(page)
+
+    page.get_by_role("button", name="Move 2. Save CSV down").click()
+    expect_order("first.csv", "third.csv", "second.csv")
+    page.get_by_role("button", name="Move 4. Save CSV up").click()
+    expect_order("first.csv", "second.csv", "third.csv")
+    page.get_by_role("button", name="Move 2. Save CSV down").click()
+    expect_order("second.csv", "first.csv", "third.csv")
+    assert [steps.nth(i).get_attribute("data-type") for i in range(4)] == [
+        "read_csv", "save_csv", "save_csv", "save_csv"]
+    expect(page.get_by_role("status")).to_have_text("The pipeline passes the check.")
+    assert accessibility_problems(page) == []
+
+    with page.expect_request("**/api/definitions") as posting:
+        page.get_by_role("button", name="Save", exact=True).click()
+    assert saved_files(posting.value.post_data_json) == ["second.csv", "first.csv", "third.csv"]
+    expect(page).to_have_url(f"{server.url}/#/definitions/reordered")
+    stored = httpx.get(f"{server.url}/api/definitions/reordered").json()
+    assert saved_files(stored) == ["second.csv", "first.csv", "third.csv"]
+
+
+def test_a_stored_pipeline_edited_in_the_builder_is_saved_as_a_new_version_beside_the_old(
+    page: Page, server: ServerProcess,
+) -> None:
+    before = httpx.get(f"{server.url}/api/definitions/leads-copy").json()
+    versions = httpx.get(f"{server.url}/api/definitions/leads-copy/versions").json()["versions"]
+    page.goto(server.url + "/#/definitions/leads-copy")
+    page.get_by_role("link", name="Edit in the builder").click()
+    expect(page).to_have_url(f"{server.url}/#/builder/leads-copy")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Edit {before['name']}")
+    expect(page.get_by_label("Id", exact=True)).to_have_value("leads-copy")
+    last = [s for s in before["states"] if s.get("block")][-1]
+    page.get_by_role("button", name=f"Edit 2. {last['name']}").click()
+    field = page.get_by_label("File Name", exact=True)
+    expect(field).to_have_value(last["block"]["params"]["file_name"])
+    field.fill("leads-copy-edited.csv")
+    expect(page.get_by_role("status")).to_have_text("The pipeline passes the check.")
+    assert accessibility_problems(page) == []
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(page).to_have_url(f"{server.url}/#/definitions/leads-copy")
+    expect(page.get_by_text(f"leads-copy · version {before['version'] + 1}")).to_be_visible()
+
+    after = httpx.get(f"{server.url}/api/definitions/leads-copy/versions").json()["versions"]
+    assert after == [*versions, before["version"] + 1]
+    old = httpx.get(f"{server.url}/api/definitions/leads-copy",
+                    params={"version": before["version"]}).json()
+    assert old == before
+    new = httpx.get(f"{server.url}/api/definitions/leads-copy").json()
+    assert new["version"] == before["version"] + 1
+    assert saved_files(new) == ["leads-copy-edited.csv"]
+    assert [s["block"] for s in new["states"]][:-1] == [s["block"] for s in before["states"]][:-1]

@@ -11,7 +11,6 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT
 from tests.ui.conftest import accessibility_problems, screenshot
-from tests.ui.test_builder import enriching  # noqa: F401 - the fixture
 from workflow_engine.testing import SandboxProcess, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -27,7 +26,7 @@ def column_texts(page: Page, column: str) -> list[str]:
 
 
 def test_a_trial_on_an_uploaded_file_is_costed_first_and_its_table_fills_in_as_it_runs(
-    page: Page, enriching: tuple[ServerProcess, SandboxProcess],  # noqa: F811
+    page: Page, enriching: tuple[ServerProcess, SandboxProcess],
 ) -> None:
     server, sandbox = enriching
     # The first two leads were enriched before: their answers are stored, never paid again.

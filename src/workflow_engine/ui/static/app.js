@@ -7,6 +7,7 @@ import { onUnauthenticated, setToken, token } from "./api.js";
 import { BuilderPage } from "./builder.js";
 import { DefinitionPage, PipelinesPage } from "./pipelines.js";
 import { InstancePage, RunsPage } from "./instance.js";
+import { pageChanged } from "./widgets.js";
 
 const html = htm.bind(h);
 
@@ -23,7 +24,14 @@ export function route(hash) {
 function useRoute() {
   const [current, setCurrent] = useState(route(location.hash));
   useEffect(() => {
-    const changed = () => setCurrent(route(location.hash));
+    let shown = route(location.hash);
+    const changed = () => {
+      const next = route(location.hash);
+      if (next.view === shown.view && next.id === shown.id) return;  // the same page
+      shown = next;
+      pageChanged();
+      setCurrent(next);
+    };
     addEventListener("hashchange", changed);
     return () => removeEventListener("hashchange", changed);
   }, []);

@@ -10,6 +10,7 @@ import Sortable from "sortablejs";
 import { get, post, request } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { SchemaForm } from "./schema-form.js";
+import { PageHeading } from "./widgets.js";
 
 const html = htm.bind(h);
 
@@ -138,12 +139,12 @@ function StepCard({ step, index, count, selected, problems, onSelect, onMove, on
                 aria-label=${`Edit ${title}`}>${title}</button>
         <span class="meta">${step.type}</span>
         <span class="step-tools">
-          <button type="button" class="secondary small" disabled=${index === 0}
+          <button type="button" class="secondary small" disabled=${index === 0} data-tool="up"
                   aria-label=${`Move ${title} up`} onClick=${() => onMove(-1)}>↑</button>
           <button type="button" class="secondary small" disabled=${index === count - 1}
-                  aria-label=${`Move ${title} down`} onClick=${() => onMove(1)}>↓</button>
+                  data-tool="down" aria-label=${`Move ${title} down`} onClick=${() => onMove(1)}>↓</button>
           <button type="button" class="secondary small" aria-label=${`Remove ${title}`}
-                  onClick=${onRemove}>Remove</button>
+                  data-tool="remove" onClick=${onRemove}>Remove</button>
         </span>
       </div>
       ${problems.length > 0 && html`
@@ -216,13 +217,43 @@ export function BuilderPage({ id = null }) {
     });
     setSelected(step.key);
   };
-  const move = (index, delta) => setSteps((known) => {
-    const copy = [...known];
-    const [moved] = copy.splice(index, 1);
-    copy.splice(index + delta, 0, moved);
-    return copy;
-  });
-  const remove = (index) => setSteps((known) => known.filter((_, i) => i !== index));
+  // Where the focus goes once the steps are drawn again after ↑, ↓ or Remove (the button
+  // pressed is moved or gone, and the browser would drop the focus to the page).
+  const focusNext = useRef(null);
+  const move = (index, delta) => {
+    const moved = stepsRef.current[index];
+    if (!moved) return;
+    focusNext.current = { key: moved.key, tool: delta < 0 ? "up" : "down" };
+    setSteps((known) => {
+      const copy = [...known];
+      const [taken] = copy.splice(index, 1);
+      copy.splice(index + delta, 0, taken);
+      return copy;
+    });
+  };
+  const remove = (index) => {
+    const known = stepsRef.current;
+    const neighbour = known[index + 1] || known[index - 1];
+    focusNext.current = neighbour ? { key: neighbour.key, tool: "remove" } : { palette: true };
+    setSteps((current) => current.filter((_, i) => i !== index));
+  };
+  useEffect(() => {
+    const wanted = focusNext.current;
+    focusNext.current = null;
+    if (!wanted || !stepList.current) return;
+    if (wanted.palette) {
+      document.querySelector("[data-testid=palette] button")?.focus();
+      return;
+    }
+    const card = [...stepList.current.children].find((li) => li.dataset.key === wanted.key);
+    if (!card) return;
+    // A step moved to the top or bottom has that button disabled: the other one, then.
+    const other = { up: "down", down: "up" }[wanted.tool];
+    const button = [wanted.tool, other].filter(Boolean)
+      .map((tool) => card.querySelector(`button[data-tool=${tool}]`))
+      .find((found) => found && !found.disabled);
+    button?.focus();
+  }, [steps]);
   const update = (key, changes) => setSteps((known) => known.map(
     (step) => (step.key === key ? { ...step, ...changes } : step)));
 
@@ -280,7 +311,7 @@ export function BuilderPage({ id = null }) {
              onInput=${(e) => setMeta({ ...meta, [key]: e.target.value })} />
     </div>`;
   return html`
-    <h1>${id ? `Edit ${meta.name || id}` : "New pipeline"}</h1>
+    <${PageHeading}>${id ? `Edit ${meta.name || id}` : "New pipeline"}<//>
     <div class="builder">
       <${Palette} blocks=${blocks} onAdd=${(type) => add(type,
         currentIndex >= 0 ? currentIndex + 1 : null)} />

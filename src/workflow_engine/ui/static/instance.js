@@ -9,7 +9,7 @@ import { Diagram } from "./diagram.js";
 import { watch } from "./live.js";
 import { useLoaded } from "./pipelines.js";
 import { TableView } from "./table.js";
-import { Progress, StatusBadge, formatTime } from "./widgets.js";
+import { PageHeading, Progress, StatusBadge, formatTime } from "./widgets.js";
 
 const html = htm.bind(h);
 
@@ -50,10 +50,32 @@ function History({ events, definition }) {
     </section>`;
 }
 
+/** Where the focus goes after a fire, cancel or retry: the pressed button was disabled
+ * while the request ran and may be gone now, so the browser has dropped the focus to the
+ * page. The button `preferred` selects if there is one (the same action offered again,
+ * Retry after Cancel, Cancel after Retry), else the first button, else the current state. */
+function refocus(section, preferred) {
+  const active = document.activeElement;
+  if (active && active !== document.body && active.isConnected
+      && !section.contains(active)) return;  // the user has moved on
+  const buttons = [...section.querySelectorAll("button:not([disabled])")];
+  const target = buttons.find((b) => b.matches(preferred))
+    || buttons[0] || document.querySelector("[data-testid=current-state-summary]");
+  target?.focus();
+}
+
 function Actions({ instance, onFired }) {
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(null);
+  const section = useRef(null);
+  const pressed = useRef(undefined);
+  useEffect(() => {
+    if (busy !== null || pressed.current === undefined || !section.current) return;
+    refocus(section.current, pressed.current);
+    pressed.current = undefined;
+  }, [busy, instance.version]);
   const fire = async (action) => {
+    pressed.current = `[data-action="${CSS.escape(action.id)}"]`;
     setBusy(action.id);
     setFailure(null);
     try {
@@ -67,31 +89,41 @@ function Actions({ instance, onFired }) {
       setBusy(null);
     }
   };
+  // No Idempotency-Key here: the API takes one for fires only. The page sends each
+  // cancel or retry once, its buttons disabled until the answer comes.
   const control = async (what) => {
+    pressed.current = `[data-control=${what === "cancel" ? "retry" : "cancel"}]`;
+    setBusy(`/${what}`);  // not an action id: those have no "/"
     setFailure(null);
     try {
       onFired(await post(`/api/instances/${encodeURIComponent(instance.id)}/${what}`));
     } catch (error) {
       setFailure({ action: what, message: error.message, code: error.code });
+    } finally {
+      setBusy(null);
     }
   };
+  const busyOf = (what) => (busy === what ? "true" : null);
   return html`
-    <section aria-labelledby="actions-title">
+    <section aria-labelledby="actions-title" ref=${section}>
       <h2 id="actions-title">Actions</h2>
       ${instance.available_actions.length === 0
         ? html`<p>No action is available in this state.</p>`
         : html`<div class="buttons">
             ${instance.available_actions.map((action) => html`
               <button type="button" key=${action.id} data-action=${action.id}
-                      disabled=${busy !== null} onClick=${() => fire(action)}
+                      disabled=${busy !== null} aria-busy=${busyOf(action.id)}
+                      onClick=${() => fire(action)}
                       title=${action.description || null}>${action.name}</button>`)}
           </div>`}
       ${instance.status === "running" && html`
-        <button type="button" class="secondary" onClick=${() => control("cancel")}>
+        <button type="button" class="secondary" onClick=${() => control("cancel")}
+                data-control="cancel" disabled=${busy !== null} aria-busy=${busyOf("/cancel")}>
           Cancel the running block</button>`}
-      ${instance.status === "failed" && html`
-        <button type="button" class="secondary" onClick=${() => control("retry")}>
-          Retry the failed block</button>`}
+      ${(instance.status === "failed" || instance.status === "cancelled") && html`
+        <button type="button" class="secondary" onClick=${() => control("retry")}
+                data-control="retry" disabled=${busy !== null} aria-busy=${busyOf("/retry")}>
+          Retry the ${instance.status} block</button>`}
       <div role="alert" class="alert-slot">
         ${failure && html`<p class="error" data-code=${failure.code}>
           <strong>${failure.action}</strong> was not done: ${failure.message}</p>`}
@@ -208,8 +240,8 @@ export function InstancePage({ id }) {
     <p class="crumbs"><a href="#/runs">Runs</a>${" › "}<a
       href=${`#/definitions/${encodeURIComponent(definition.id)}`}>${definition.name}</a>${
       " › "}${instance.id}</p>
-    <h1>Instance ${instance.id}</h1>
-    <p class="summary" role="status">
+    <${PageHeading}>Instance ${instance.id}<//>
+    <p class="summary" role="status" tabindex="-1" data-testid="current-state-summary">
       <span>In <strong data-testid="current-state">${stateName || instance.current_state}</strong></span>
       <${StatusBadge} status=${instance.status} />
       <span class="meta">version ${instance.version} · live: ${live}</span>
@@ -230,7 +262,7 @@ export function RunsPage() {
   if (error) return html`<p class="error" role="alert">${error.message}</p>`;
   if (!value) return html`<p aria-busy="true">Loading runs…</p>`;
   return html`
-    <h1>Runs</h1>
+    <${PageHeading}>Runs<//>
     ${value.items.length === 0 ? html`<p>No instance yet: start one from a
       <a href="#/">pipeline</a>.</p>` : html`
       <table class="list">

@@ -6,7 +6,7 @@ import htm from "htm";
 import { all, get } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { StartForm } from "./run-form.js";
-import { StatusBadge, formatTime } from "./widgets.js";
+import { PageHeading, StatusBadge, formatTime } from "./widgets.js";
 
 const html = htm.bind(h);
 
@@ -53,7 +53,7 @@ export function PipelinesPage() {
       </ul>
     </section>`;
   return html`
-    <h1>Pipelines</h1>
+    <${PageHeading}>Pipelines<//>
     ${section("Data pipelines", pipelines)}
     ${section("State machines", machines)}`;
 }
@@ -70,7 +70,7 @@ export function DefinitionPage({ id }) {
   const { definition, instances } = value;
   return html`
     <p class="crumbs"><a href="#/">Pipelines</a>${" › "}${definition.name}</p>
-    <h1>${definition.name}</h1>
+    <${PageHeading}>${definition.name}<//>
     <p class="meta">${definition.id} · version ${definition.version}</p>
     <p>${definition.description}</p>
     <${Diagram} definition=${definition} />

@@ -1,5 +1,6 @@
 // Small pieces shared by the views.
 import { h } from "preact";
+import { useEffect, useRef } from "preact/hooks";
 import htm from "htm";
 
 const html = htm.bind(h);
@@ -49,4 +50,29 @@ export function Progress({ progress }) {
         ${Math.max(0, sent - done)} sent, awaiting answers${waiting ? html` · <span
           class="waiting">${waiting} waiting for the rate budget</span>` : ""}</span>`}
     </div>`;
+}
+
+// Where focus was when the address changed, while the new page's heading is still to come.
+let arriving = null;
+
+/** The address changed by the user's doing (a link, Back, a saved form): the next page's
+ * heading takes the focus when it is drawn, so that keyboard and screen reader users
+ * start on the page they came to. Not called for the page the browser first loads. */
+export function pageChanged() {
+  arriving = { from: document.activeElement };
+}
+
+/** A page's h1: focusable by script only (tabindex -1), and focused on arrival unless
+ * the user has since moved the focus elsewhere. */
+export function PageHeading({ children }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    if (!arriving || !ref.current) return;
+    const active = document.activeElement;
+    const untouched = !active || active === document.body || active === arriving.from
+      || !active.isConnected;
+    arriving = null;
+    if (untouched) ref.current.focus();
+  }, []);
+  return html`<h1 tabindex="-1" ref=${ref}>${children}</h1>`;
 }
