@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from tests.conftest import DEFINITIONS, ROOT
 from workflow_engine.testing import SandboxProcess, ServerProcess, running_server
@@ -126,3 +126,9 @@ def tab_to(page: Page, target: Locator, *, backwards: bool = False, limit: int =
             return
         page.keyboard.press(key)
     pytest.fail(f"{limit} presses of {key} never reached {target}")
+
+
+def start_form_settled(page: Page) -> None:
+    """Wait until a definition page's start form has its files and its estimate (so no
+    request of the page is still out when the test's server stops)."""
+    expect(page.locator("form.start-form")).to_have_attribute("data-settled", "true")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.ui.conftest import accessibility_problems, screenshot
+from tests.ui.conftest import accessibility_problems, screenshot, start_form_settled
 from workflow_engine.testing import SandboxProcess, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -201,6 +201,7 @@ def test_steps_reordered_by_drag_and_by_the_arrow_buttons_are_saved_in_their_new
         page.get_by_role("button", name="Save", exact=True).click()
     assert saved_files(posting.value.post_data_json) == ["second.csv", "first.csv", "third.csv"]
     expect(page).to_have_url(f"{server.url}/#/definitions/reordered")
+    start_form_settled(page)
     stored = httpx.get(f"{server.url}/api/definitions/reordered").json()
     assert saved_files(stored) == ["second.csv", "first.csv", "third.csv"]
 
@@ -225,6 +226,7 @@ def test_a_stored_pipeline_edited_in_the_builder_is_saved_as_a_new_version_besid
     page.get_by_role("button", name="Save as a new version").click()
     expect(page).to_have_url(f"{server.url}/#/definitions/leads-copy")
     expect(page.get_by_text(f"leads-copy · version {before['version'] + 1}")).to_be_visible()
+    start_form_settled(page)
 
     after = httpx.get(f"{server.url}/api/definitions/leads-copy/versions").json()["versions"]
     assert after == [*versions, before["version"] + 1]

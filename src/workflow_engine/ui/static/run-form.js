@@ -135,6 +135,12 @@ export function StartForm({ definition }) {
   const [trial, setTrial] = useState(false);
   const [trialRows, setTrialRows] = useState("10");
   const [estimate, setEstimate] = useState(null);
+  // What the form is still waiting for from the server (tests wait for it to settle).
+  const [pending, setPending] = useState(0);
+  const track = (promise) => {
+    setPending((n) => n + 1);
+    return promise.finally(() => setPending((n) => n - 1));
+  };
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(false);
   const rows = trial && Number.isInteger(Number(trialRows)) && Number(trialRows) >= 1
@@ -144,19 +150,27 @@ export function StartForm({ definition }) {
 
   const loadFiles = () => get("/api/files").then((found) => setFiles(found.items));
   useEffect(() => {
-    if (reading.length) loadFiles().catch((error) => setFailure(error.message));
+    if (reading.length) track(loadFiles()).catch((error) => setFailure(error.message));
   }, [definition.id]);
   useEffect(() => {
     const paid = definition.states.some((s) => s.block && s.block.type !== "read_csv");
     if (!paid) return undefined;
     let live = true;
+    setPending((n) => n + 1);
+    let asked = false;
     const timer = setTimeout(() => {
+      asked = true;
       post(`/api/definitions/${encodeURIComponent(definition.id)}/estimate`,
         { version: definition.version, inputs })
+        .finally(() => setPending((n) => n - 1))
         .then((found) => live && setEstimate(found))
         .catch(() => live && setEstimate(null));
     }, ESTIMATE_DELAY_MS);
-    return () => { live = false; clearTimeout(timer); };
+    return () => {
+      live = false;
+      clearTimeout(timer);
+      if (!asked) setPending((n) => n - 1);
+    };
   }, [definition.id, definition.version, key]);
 
   const submit = async (event) => {
@@ -176,7 +190,8 @@ export function StartForm({ definition }) {
     }
   };
   return html`
-    <form class="start-form" onSubmit=${submit} aria-labelledby="start-title">
+    <form class="start-form" onSubmit=${submit} aria-labelledby="start-title"
+          data-settled=${pending === 0 ? "true" : "false"}>
       <h2 id="start-title">Start an instance</h2>
       ${reading.map((state) => html`
         <${InputFile} key=${state.id} state=${state} files=${files} value=${chosen[state.id]}
