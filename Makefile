@@ -63,6 +63,7 @@ bench: $(VENV)/.dev system-packages
 	$(BIN)/python bench/cluster_fires.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/cluster_enrichment.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
