@@ -116,7 +116,7 @@ class TestWhatATokenMayDo:
         expect(page.get_by_role("button", name="Submit for review")).to_have_count(0)
         assert accessibility_problems(page) == []
 
-        page.goto(secured.url + "/#/definitions/ariglad-leads")
+        page.goto(secured.url + "/#/definitions/leads-copy")
         expect(page.get_by_test_id("read-only")).to_be_visible()
         expect(page.get_by_role("link", name="Edit in the builder")).to_have_count(0)
         page.goto(secured.url + "/#/builder")
@@ -143,8 +143,9 @@ class TestWhatATokenMayDo:
     def test_an_admin_token_sees_every_control(
         self, secured: ServerProcess, page: Page,
     ) -> None:
-        signed_in(page, "admin").goto(secured.url + "/#/definitions/ariglad-leads")
+        signed_in(page, "admin").goto(secured.url + "/#/definitions/leads-copy")
         expect(page.get_by_role("button", name="Start")).to_be_visible()
         page.get_by_role("link", name="Edit in the builder").click()
+        expect(page.get_by_test_id("pipeline").locator("li.step").first).to_be_visible()
         expect(page.get_by_role("button", name="Save as a new version")).to_be_visible()
         expect(page.get_by_test_id("read-only")).to_have_count(0)
