@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
 
     cors.install(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
                  allow_headers=ALLOWED_HEADERS)
-    for module in (health, definitions, instances, data, blocks, files, webhooks, openapi, ui):
+    for module in (health, access, definitions, instances, data, blocks, files, webhooks,
+                   openapi, ui):
         app.register_blueprint(module.blueprint)
     # Order matters: the request id and timer come first, so refused requests are logged too.
     observability.install(app, metrics)

@@ -101,6 +101,10 @@ class Token:
         """Whether one of the token's scopes covers ``needed``."""
         return any(_RANK[scope] >= _RANK[needed] for scope in self.scopes)
 
+    def granted(self) -> list[Scope]:
+        """Every scope the token covers, the least first (``run`` grants ``read`` too)."""
+        return [scope for scope in Scope if self.allows(scope)]
+
 
 class TokenRegistry:
     """The configured tokens. Empty means the API is open (and served on loopback only)."""

@@ -154,6 +154,41 @@ class TestScopes:
         assert secured.get("/api/instances", headers=bearer("reader")).json == before
 
 
+class TestWhoAmI:
+    @pytest.mark.parametrize(("token", "scopes", "may_set_actor"), [
+        ("reader", ["read"], False),
+        ("runner", ["read", "run"], False),
+        ("admin", ["read", "run", "admin"], False),
+        ("bot", ["read", "run"], True),
+    ])
+    def test_it_names_the_token_and_every_scope_it_covers(
+        self, secured: FlaskClient, token: str, scopes: list[str], may_set_actor: bool,
+    ) -> None:
+        response = secured.get("/api/whoami", headers=bearer(token))
+        assert response.status_code == 200
+        assert response.json == {"authenticated": True, "auth_required": True,
+                                 "token": token, "scopes": scopes,
+                                 "may_set_actor": may_set_actor}
+        assert response.headers["Cache-Control"] == "no-store"
+
+    @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+    def test_without_a_valid_token_it_answers_401_like_everything_else(
+        self, secured: FlaskClient, headers: dict[str, str],
+    ) -> None:
+        response = secured.get("/api/whoami", headers=headers)
+        assert (response.status_code, response.json["code"]) == (401, "unauthenticated")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+    def test_an_open_server_grants_every_scope(self, client: FlaskClient) -> None:
+        response = client.get("/api/whoami")
+        assert response.json == {"authenticated": False, "auth_required": False,
+                                 "token": None, "scopes": ["read", "run", "admin"],
+                                 "may_set_actor": True}
+
+    def test_it_needs_only_reading(self) -> None:
+        assert required_scope("GET", "/api/whoami") is Scope.READ
+
+
 class TestActor:
     def start(self, client: FlaskClient, token: str, **headers: str) -> Any:
         return client.post("/api/instances", json={"definition_id": "approval"},

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
-from flask import Flask, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 
 from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
 from ..errors import InvalidRequest
 from ..ui import ASSET_PREFIX, PAGE_PATH
+from .responses import json_response
+from .schemas import WhoAmI
 
-__all__ = ["TOKENS", "current_token", "install", "required_scope"]
+__all__ = ["TOKENS", "blueprint", "current_token", "install", "required_scope"]
+
+blueprint = Blueprint("access", __name__)
 
 TOKENS = "workflow_engine.tokens"
 # The UI's page and files are open: the page asks for a token itself.
@@ -76,3 +80,24 @@ def install(app: Flask, registry: TokenRegistry) -> None:
     """Check every request's token before it reaches a route."""
     app.extensions[TOKENS] = registry
     app.before_request(_check)
+
+
+@blueprint.get("/api/whoami")
+def whoami() -> Response:
+    """What the caller's token may do. With tokens configured the check in front of every
+    route has already refused a request without a valid one (401), so a page learns that
+    a token is needed the way it learns it from any other endpoint."""
+    registry: TokenRegistry = current_app.extensions[TOKENS]
+    token = current_token()
+    if not registry.enabled:
+        body = WhoAmI(authenticated=False, auth_required=False, token=None,
+                      scopes=list(Scope), may_set_actor=True)
+    elif token is None:  # the check in front lets no such request through
+        raise Unauthenticated("This endpoint needs an API token: Authorization: Bearer <token>.")
+    else:
+        body = WhoAmI(authenticated=True, auth_required=True, token=token.name,
+                      scopes=token.granted(), may_set_actor=token.may_set_actor)
+    response = json_response(body)
+    # The answer depends on the Authorization header: no shared cache may keep it.
+    response.headers["Cache-Control"] = "no-store"
+    return response

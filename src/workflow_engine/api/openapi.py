@@ -46,6 +46,7 @@ from .schemas import (
     TablePage,
     WebhookAck,
     WebhookPayload,
+    WhoAmI,
 )
 
 __all__ = ["blueprint", "openapi_document"]
@@ -76,6 +77,9 @@ OPERATIONS: list[Operation] = [
      {200: ("text/plain", "Prometheus text format")}, {}),
     ("get", "/api/health", "Readiness: database, counts, version, uptime", None, None,
      {200: (ApiHealth, "Ready")}, {503: "service_unavailable"}),
+    ("get", "/api/whoami", "What the caller's token may do: its name and scopes", None, None,
+     {200: (WhoAmI, "The token's name and scopes (every scope on a server without "
+            "tokens)")}, {}),
     ("post", "/api/definitions", "Create a definition (version 1)", SaveQuery, DefinitionSpec,
      {201: (DefinitionOut, "Created"), 200: (DefinitionOut, "Identical content already stored")},
      {400: "malformed_json | invalid_parameter",
@@ -188,6 +192,11 @@ OPERATIONS: list[Operation] = [
 
 # What an operation's description says besides the scope it needs.
 _DESCRIPTIONS = {
+    "/api/whoami": (
+        "Lets a client (the browser UI) show only what the token may do. Without tokens "
+        "configured it answers `auth_required: false` and every scope; with tokens, a "
+        "request without a valid one answers 401 like any other endpoint."
+    ),
     "/api/instances/{instance_id}/events": (
         "A `text/event-stream` (Server-Sent Events) of the instance. Events: `history` "
         "(data: an EventOut, as GET .../history lists it; id: its seq), `instance` (data: "
@@ -340,6 +349,7 @@ def get_openapi() -> Response:
 
 _DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Workflow Engine API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>

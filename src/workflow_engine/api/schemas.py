@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from ..auth import Scope
 from ..blocks.estimate import RunEstimate
 from ..core import (
     ActionSpec,
@@ -46,6 +47,7 @@ __all__ = [
     "StateTablesOut",
     "StreamEnd",
     "TableKnowledgeOut",
+    "WhoAmI",
     "iso_ms",
 ]
 
@@ -435,6 +437,20 @@ class Health(Out):
     """Liveness."""
 
     status: str
+
+
+class WhoAmI(Out):
+    """What the caller's token may do."""
+
+    authenticated: bool = Field(description="A valid token was sent and checked.")
+    auth_required: bool = Field(
+        description="The server has tokens configured (false: the API is open to anyone).")
+    token: str | None = Field(description="The token's name (the actor in history), or "
+                              "null without tokens.")
+    scopes: list[Scope] = Field(
+        description="Every scope the caller has, the least first: a `run` token has "
+        "`read` too; an open server grants them all.")
+    may_set_actor: bool = Field(description="Whether X-Actor may refine the actor.")
 
 
 class ApiHealth(Out):

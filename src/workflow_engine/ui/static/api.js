@@ -30,10 +30,11 @@ export function onUnauthenticated(listener) {
   return () => listeners.delete(listener);
 }
 
-/** Call the API; the decoded JSON body, or an ApiError. */
-export async function request(method, path, { body, headers = {} } = {}) {
+/** Call the API; the decoded JSON body, or an ApiError. `bearer` replaces the session's
+ * token for this call (to try one before keeping it); a 401 then tells no listener. */
+export async function request(method, path, { body, headers = {}, bearer } = {}) {
   const sent = { ...headers };
-  const current = token();
+  const current = bearer === undefined ? token() : bearer;
   if (current) sent.Authorization = `Bearer ${current}`;
   if (body !== undefined && !(body instanceof FormData)) sent["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -46,7 +47,9 @@ export async function request(method, path, { body, headers = {} } = {}) {
   if (!response.ok) {
     const problem = typeof decoded === "object" ? decoded : { detail: String(decoded) };
     const error = new ApiError(response.status, problem);
-    if (response.status === 401) listeners.forEach((listener) => listener(error));
+    if (response.status === 401 && bearer === undefined) {
+      listeners.forEach((listener) => listener(error));
+    }
     throw error;
   }
   return decoded;
@@ -54,6 +57,10 @@ export async function request(method, path, { body, headers = {} } = {}) {
 
 export const get = (path) => request("GET", path);
 export const post = (path, body, headers) => request("POST", path, { body, headers });
+
+/** What a token may do: the session's, or `candidate` (the server refuses a wrong one
+ * with a 401 ApiError). */
+export const whoami = (candidate) => request("GET", "/api/whoami", { bearer: candidate });
 
 /** Every item of a paged list (the API's `next_cursor`). */
 export async function all(path) {

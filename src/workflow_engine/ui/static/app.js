@@ -1,9 +1,11 @@
-// The page's shell: navigation, the token prompt, and the view the address names.
+// The page's shell: navigation, the token prompt, what the token may do, and the view the
+// address names.
 import { h, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
 
-import { onUnauthenticated, setToken, token } from "./api.js";
+import { Access } from "./access.js";
+import { onUnauthenticated, setToken, token, whoami } from "./api.js";
 import { BuilderPage } from "./builder.js";
 import { DefinitionPage, PipelinesPage } from "./pipelines.js";
 import { InstancePage, RunsPage } from "./instance.js";
@@ -38,12 +40,27 @@ function useRoute() {
   return current;
 }
 
+/** Asks for a token and keeps it for the session only once the server accepts it. */
 function TokenPrompt({ reason, onDone }) {
   const [value, setValue] = useState("");
-  const submit = (event) => {
+  const [refusal, setRefusal] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (event) => {
     event.preventDefault();
-    setToken(value.trim());
-    onDone();
+    const candidate = value.trim();
+    setBusy(true);
+    setRefusal(null);
+    try {
+      const found = await whoami(candidate);
+      setToken(candidate);
+      onDone(found);
+    } catch (error) {
+      setRefusal(error.status === 401
+        ? "The server refused this token: check it and enter it again."
+        : `The token could not be checked: ${error.message}`);
+    } finally {
+      setBusy(false);
+    }
   };
   return html`
     <section class="panel token-prompt" aria-labelledby="token-title">
@@ -53,8 +70,11 @@ function TokenPrompt({ reason, onDone }) {
         <label for="token-input">API token</label>
         <input id="token-input" type="password" autocomplete="off" required
                value=${value} onInput=${(e) => setValue(e.target.value)} />
-        <button type="submit">Use token</button>
+        <button type="submit" disabled=${busy}>Use token</button>
       </form>
+      <div role="alert" class="alert-slot">
+        ${refusal && html`<p class="error" data-testid="token-refused">${refusal}</p>`}
+      </div>
     </section>`;
 }
 
@@ -62,7 +82,18 @@ function App() {
   const current = useRoute();
   const [asked, setAsked] = useState(null);
   const [generation, setGeneration] = useState(0);
+  const [access, setAccess] = useState(null);
   useEffect(() => onUnauthenticated((error) => setAsked(error.message)), []);
+  useEffect(() => {
+    // Once a token is known (or none is needed): what it may do. A 401 asks for a token
+    // (the listener above); the answer to the prompt then sets it.
+    if (asked || access) return undefined;
+    let live = true;
+    whoami().then((found) => live && setAccess(found)).catch((error) => {
+      if (live && error.status !== 401) setAccess({ scopes: [], failure: error.message });
+    });
+    return () => { live = false; };
+  }, [asked, access]);
   useEffect(() => {
     const view = { pipelines: "Pipelines", definition: current.id, instance: current.id,
                    runs: "Runs", builder: current.id ? `Edit ${current.id}` : "New pipeline",
@@ -75,7 +106,11 @@ function App() {
   let page;
   if (asked) {
     page = html`<${TokenPrompt} reason=${asked}
-                  onDone=${() => { setAsked(null); setGeneration(generation + 1); }} />`;
+                  onDone=${(found) => {
+                    setAccess(found);
+                    setAsked(null);
+                    setGeneration(generation + 1);
+                  }} />`;
   } else if (current.view === "definition") {
     page = html`<${DefinitionPage} key=${`d-${current.id}-${generation}`} id=${current.id} />`;
   } else if (current.view === "instance") {
@@ -96,11 +131,16 @@ function App() {
         ${navLink("#/runs", "Runs", ["runs", "instance"])}
         <a href="/docs">API docs</a>
       </nav>
+      ${access?.token && html`<span class="who" data-testid="who">Token <strong>${
+        access.token}</strong>: ${access.scopes.join(", ")}</span>`}
       ${token() && html`<button class="link" type="button"
-          onClick=${() => { setToken(null); setAsked("Enter another token."); }}>
+          onClick=${() => { setToken(null); setAccess(null); setAsked("Enter another token."); }}>
           Forget token</button>`}
     </header>
-    <main id="main">${page}</main>`;
+    ${access?.failure && html`<p class="error" role="alert">What your token may do could
+      not be told (${access.failure}), so nothing that changes anything is offered.</p>`}
+    <main id="main"><${Access.Provider} value=${asked ? null : access}>${page}</${
+      Access.Provider}></main>`;
 }
 
 const root = document.getElementById("app");

@@ -7,6 +7,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import htm from "htm";
 import Sortable from "sortablejs";
 
+import { CannotDo, useCan } from "./access.js";
 import { get, post, request } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { SchemaForm } from "./schema-form.js";
@@ -164,6 +165,7 @@ export function BuilderPage({ id = null }) {
   const [failure, setFailure] = useState(null);
   const [notice, setNotice] = useState(null);
   const [saving, setSaving] = useState(false);
+  const maySave = useCan("admin");
   const stepList = useRef(null);
   const stepsRef = useRef(steps);
   stepsRef.current = steps;
@@ -341,13 +343,14 @@ export function BuilderPage({ id = null }) {
           ${general.map((p) => html`<li class="error-text">${p.path ? `${p.path}: ` : ""}${
             p.message}</li>`)}</ul>`}
         <div class="save-bar">
-          <button type="button" onClick=${save} disabled=${!canSave}>
-            ${id ? "Save as a new version" : "Save"}</button>
+          ${maySave && html`<button type="button" onClick=${save} disabled=${!canSave}>
+            ${id ? "Save as a new version" : "Save"}</button>`}
           <span class="meta" role="status">${!meta.id.trim() ? "Give the pipeline an id."
             : steps.length === 0 ? "Add a block." : stale ? "Checking…"
             : check.valid ? "The pipeline passes the check."
             : `${check.errors.length} problem(s) to fix before saving.`}</span>
         </div>
+        <${CannotDo} scope="admin" what="save definitions" />
         ${notice && html`<div role="alert"><p class="error">${notice.message}</p>
           <ul>${notice.problems.map((p) => html`<li>${p.path}: ${p.message}</li>`)}</ul></div>`}
         ${steps.length > 0 && html`<${Diagram} definition=${{ ...definition,

@@ -4,6 +4,7 @@ import { h } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import htm from "htm";
 
+import { CannotDo, useCan } from "./access.js";
 import { all, get, post } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { watch } from "./live.js";
@@ -64,7 +65,10 @@ function refocus(section, preferred) {
   target?.focus();
 }
 
+/** What can be done now: the actions as buttons, and cancel or retry; for a token that
+ * cannot run, the actions available as text and no button. */
 function Actions({ instance, onFired }) {
+  const canRun = useCan("run");
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(null);
   const section = useRef(null);
@@ -109,6 +113,8 @@ function Actions({ instance, onFired }) {
       <h2 id="actions-title">Actions</h2>
       ${instance.available_actions.length === 0
         ? html`<p>No action is available in this state.</p>`
+        : !canRun ? html`<p data-testid="available-actions">Available in this state: ${
+          instance.available_actions.map((action) => action.name).join(", ")}.</p>`
         : html`<div class="buttons">
             ${instance.available_actions.map((action) => html`
               <button type="button" key=${action.id} data-action=${action.id}
@@ -116,11 +122,12 @@ function Actions({ instance, onFired }) {
                       onClick=${() => fire(action)}
                       title=${action.description || null}>${action.name}</button>`)}
           </div>`}
-      ${instance.status === "running" && html`
+      <${CannotDo} scope="run" what="fire actions, cancel or retry a block" />
+      ${canRun && instance.status === "running" && html`
         <button type="button" class="secondary" onClick=${() => control("cancel")}
                 data-control="cancel" disabled=${busy !== null} aria-busy=${busyOf("/cancel")}>
           Cancel the running block</button>`}
-      ${(instance.status === "failed" || instance.status === "cancelled") && html`
+      ${canRun && (instance.status === "failed" || instance.status === "cancelled") && html`
         <button type="button" class="secondary" onClick=${() => control("retry")}
                 data-control="retry" disabled=${busy !== null} aria-busy=${busyOf("/retry")}>
           Retry the ${instance.status} block</button>`}

@@ -3,6 +3,7 @@ import { h } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
 
+import { CannotDo, useCan } from "./access.js";
 import { all, get } from "./api.js";
 import { Diagram } from "./diagram.js";
 import { StartForm } from "./run-form.js";
@@ -59,6 +60,8 @@ export function PipelinesPage() {
 }
 
 export function DefinitionPage({ id }) {
+  const canStart = useCan("run");
+  const canSave = useCan("admin");
   const { value, error } = useLoaded(async () => {
     const definition = await get(`/api/definitions/${encodeURIComponent(id)}`);
     const instances = await get(
@@ -74,9 +77,11 @@ export function DefinitionPage({ id }) {
     <p class="meta">${definition.id} · version ${definition.version}</p>
     <p>${definition.description}</p>
     <${Diagram} definition=${definition} />
-    ${isPipeline(definition) && html`<p><a href=${`#/builder/${encodeURIComponent(definition.id)}`}>
-      Edit in the builder</a> (saving makes version ${definition.version + 1})</p>`}
-    <${StartForm} definition=${definition} />
+    ${isPipeline(definition) && canSave && html`<p><a
+      href=${`#/builder/${encodeURIComponent(definition.id)}`}>Edit in the builder</a>
+      (saving makes version ${definition.version + 1})</p>`}
+    ${canStart ? html`<${StartForm} definition=${definition} />`
+      : html`<${CannotDo} scope="run" what="start an instance" />`}
     <section aria-labelledby="instances-title">
       <h2 id="instances-title">Instances</h2>
       ${instances.length === 0 ? html`<p>No instance yet.</p>` : html`
