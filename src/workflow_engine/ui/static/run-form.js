@@ -137,6 +137,7 @@ export function StartForm({ definition }) {
   const [estimate, setEstimate] = useState(null);
   // What the form is still waiting for from the server (tests wait for it to settle).
   const [pending, setPending] = useState(0);
+  const [asking, setAsking] = useState(false);  // the effects below have sent their asks
   const track = (promise) => {
     setPending((n) => n + 1);
     return promise.finally(() => setPending((n) => n - 1));
@@ -173,6 +174,8 @@ export function StartForm({ definition }) {
     };
   }, [definition.id, definition.version, key]);
 
+  useEffect(() => setAsking(true), []);  // after the effects above, in the same flush
+
   const submit = async (event) => {
     event.preventDefault();
     setBusy(true);
@@ -191,7 +194,7 @@ export function StartForm({ definition }) {
   };
   return html`
     <form class="start-form" onSubmit=${submit} aria-labelledby="start-title"
-          data-settled=${pending === 0 ? "true" : "false"}>
+          data-settled=${asking && pending === 0 ? "true" : "false"}>
       <h2 id="start-title">Start an instance</h2>
       ${reading.map((state) => html`
         <${InputFile} key=${state.id} state=${state} files=${files} value=${chosen[state.id]}
