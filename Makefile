@@ -62,6 +62,7 @@ bench: $(VENV)/.dev system-packages
 	$(BIN)/python bench/fires.py
 	$(BIN)/python bench/cluster_fires.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/compute.py
 	$(BIN)/python bench/cluster_enrichment.py
 	$(BIN)/python bench/ui.py
 

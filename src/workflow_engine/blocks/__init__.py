@@ -17,6 +17,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..storage import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
+from .compute import Compute
 from .csv_files import ReadCsv, SaveCsv
 from .enrichment import EnrichCompany, EnrichLead, FindEmail
 from .filtering import Filter
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 BLOCKS: Mapping[str, type[Block[Any]]] = {
-    block.kind: block for block in (ReadCsv, Filter, Dedupe, SelectColumns, SaveCsv,
+    block.kind: block for block in (ReadCsv, Filter, Compute, Dedupe, SelectColumns, SaveCsv,
                                     EnrichLead, EnrichCompany, FindEmail)
 }
 

@@ -16,7 +16,7 @@ import { PageHeading } from "./widgets.js";
 const html = htm.bind(h);
 
 const TITLES = {
-  read_csv: "Read CSV", filter: "Filter", dedupe: "Remove duplicates",
+  read_csv: "Read CSV", filter: "Filter", compute: "Compute columns", dedupe: "Remove duplicates",
   select_columns: "Select columns", save_csv: "Save CSV", enrich_lead: "Enrich lead",
   enrich_company: "Enrich company", find_email: "Find email",
 };
