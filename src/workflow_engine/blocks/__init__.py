@@ -17,8 +17,9 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..storage import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
+from .contacts import FindEmail
 from .csv_files import ReadCsv, SaveCsv
-from .enrichment import EnrichCompany, EnrichLead, FindEmail
+from .enrichment import EnrichCompany, EnrichLead
 from .filtering import Filter
 from .tables import CsvInvalid
 
