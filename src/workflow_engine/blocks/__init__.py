@@ -17,7 +17,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..storage import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
-from .contacts import FindEmail
+from .contacts import FindEmail, FindPhone
 from .csv_files import ReadCsv, SaveCsv
 from .enrichment import EnrichCompany, EnrichLead
 from .filtering import Filter
@@ -37,7 +37,7 @@ __all__ = [
 
 BLOCKS: Mapping[str, type[Block[Any]]] = {
     block.kind: block for block in (ReadCsv, Filter, Dedupe, SelectColumns, SaveCsv,
-                                    EnrichLead, EnrichCompany, FindEmail)
+                                    EnrichLead, EnrichCompany, FindEmail, FindPhone)
 }
 
 
