@@ -354,6 +354,20 @@ def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
     assert phone["params_schema"]["properties"]["output_column"]["default"] == "phone"
 
 
+@pytest.mark.parametrize("kind", ["find_email", "find_phone", "enrich_lead"])
+def test_a_mapped_column_the_table_lacks_is_flagged_by_the_check(
+    client: FlaskClient, kind: str
+) -> None:
+    params: dict[str, Any] = {"columns": {"name": "full_nam", "company": "company"}}
+    if kind == "enrich_lead":
+        params["struct"] = {"x": "y"}
+    checked = client.post("/api/definitions/validate",
+                          json=pipeline({"type": kind, "params": params})).json
+    assert [(e["path"], e["code"]) for e in checked["errors"]] == [
+        ("states[2].block.params", "unknown_column")]
+    assert "'full_nam'" in checked["errors"][0]["message"]
+
+
 def test_answers_never_overwrite_input_columns(client: FlaskClient) -> None:
     """A struct field named like an input column goes to <prefix>_<field>."""
     done = run(client, pipeline({"type": "enrich_lead", "params": {

@@ -23,7 +23,7 @@ from pydantic import Field, StringConstraints
 
 from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
 from ..storage import FileArea
-from .base import Block, BlockContext, BlockError, BlockParams
+from .base import Block, BlockContext, BlockError, BlockParams, require_columns
 
 __all__ = ["EnrichCompany", "EnrichLead"]
 
@@ -122,6 +122,11 @@ class _SixtyfourBlock(Block[Any]):
     default_columns: ClassVar[dict[str, tuple[str, ...]]]
     requires = "columns to describe each row (see the params' columns mapping)"
 
+    def required_columns(self) -> list[str]:
+        """The columns an explicit ``columns`` mapping names: one the table lacks is a
+        mistake to report, not a field to leave out."""
+        return list(dict.fromkeys((self.params.columns or {}).values()))
+
     def mapping(self, columns: Sequence[str]) -> dict[str, str]:
         """API field -> column, for the columns the table has."""
         chosen = self.params.columns
@@ -198,6 +203,7 @@ class _SixtyfourBlock(Block[Any]):
         enricher = context.enricher
         if enricher is None:
             raise BlockError("No enrichment client is configured on this server.")
+        require_columns(table, self.required_columns(), self.kind)
         rows, bodies, positions, error_column = self._requests(table)
 
         done = [0]
