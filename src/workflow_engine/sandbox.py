@@ -43,7 +43,12 @@ from flask import Flask, Response, request
 __all__ = ["SandboxConfig", "create_sandbox"]
 
 SYNC_PATHS = {"/enrich-lead": "enrich_lead", "/enrich-company": "enrich_company",
-              "/find-email": "find_email"}
+              "/find-email": "find_email", "/find-phone": "find_phone"}
+# What each kind calls its subject in the body.
+SUBJECTS = {"enrich_lead": "lead_info", "enrich_company": "target_company",
+            "find_email": "lead", "find_phone": "lead"}
+# Regions a simulated number is given.
+_REGIONS = ("US", "GB", "DE", "CA", "KE", "PT")
 ASYNC_PATHS = {path + "-async": kind for path, kind in SYNC_PATHS.items()}
 
 
@@ -57,7 +62,7 @@ class SandboxConfig:
     # tests, so that a rate exceeded shows within seconds (the limit scales with it).
     rate_window_seconds: float = 60.0
     latency_median: dict[str, float] = field(default_factory=lambda: {
-        "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5})
+        "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5, "find_phone": 0.5})
     latency_spread: float = 0.25  # sigma of the log-normal
     error_5xx_rate: float = 0.0
     error_429_rate: float = 0.0
@@ -108,9 +113,32 @@ def _value(declared: Any, field_name: str, subject: str, salt: str) -> Any:
     return f"Simulated {field_name} for {subject}"
 
 
+def simulate_phone(name: str) -> str | list[dict[str, str]]:
+    """The ``phone`` of a find-phone answer, in one of its three documented shapes, chosen
+    by the name alone (so a test knows what each lead gets): ``""`` (nothing found), one
+    number as text, or a list of ``{number, region}``. Numbers are in 555-01xx, reserved
+    for fiction."""
+    roll = _unit("phone", name)
+    if roll < 0.2:
+        return ""
+
+    def number(i: int) -> str:
+        return f"+1 555 01{int(_unit('phone', name, i) * 100):02d}"
+
+    if roll < 0.5:
+        return number(0)
+    return [{"number": number(i), "region": _REGIONS[int(_unit("region", name, i) * 6)]}
+            for i in range(1 + int(_unit("phones", name) * 2))]
+
+
 def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """The made-up but deterministic result of a job."""
     salt = canonical(kind, body)
+    if kind == "find_phone":
+        lead = body.get("lead") or {}
+        name = str(lead.get("name") or "")
+        return {"name": name, "company": str(lead.get("company") or ""),
+                "phone": simulate_phone(name)}
     if kind == "find_email":
         lead = dict(body.get("lead") or {})
         if lead.get("email"):
@@ -284,10 +312,8 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
         if not isinstance(body, dict):
             return None, _json({"detail": [{"loc": ["body"], "msg": "Invalid JSON",
                                             "type": "json_invalid"}]}, 422)
-        key = {"enrich_lead": "lead_info", "enrich_company": "target_company",
-               "find_email": "lead"}[kind]
-        problems = _null_fields(body, key)
-        if kind != "find_email" and not isinstance(body.get("struct"), dict):
+        problems = _null_fields(body, SUBJECTS[kind])
+        if SUBJECTS[kind] != "lead" and not isinstance(body.get("struct"), dict):
             problems.append({"loc": ["body", "struct"], "msg": "Field required",
                              "type": "missing"})
         if problems:
@@ -429,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = SandboxConfig(api_key=args.api_key, rate_per_minute=args.rate)
     config.latency_median = {"enrich_lead": args.latency, "enrich_company": args.latency,
-                             "find_email": min(args.latency, 0.5)}
+                             "find_email": min(args.latency, 0.5),
+                             "find_phone": min(args.latency, 0.5)}
     print(f"Sixtyfour SANDBOX (simulated data) on http://{args.host}:{args.port}, "
           f"key {args.api_key!r}", flush=True)
     run_simple(args.host, args.port, create_sandbox(config), threaded=True)

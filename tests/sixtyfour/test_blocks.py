@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import ROOT, BuildApp, make_settings
+from tests.conftest import DEFINITIONS, ROOT, BuildApp, make_settings
 from tests.sixtyfour.conftest import Sandbox
 from workflow_engine.api import EXTENSION, RUNNER
+from workflow_engine.sandbox import simulate_phone
 
 
 @pytest.fixture
@@ -191,6 +192,97 @@ class TestFindEmail:
         assert {r["email_status"] for r in looked_up} <= {"OK", "UNKNOWN", "RISKY", "NOT_FOUND"}
 
 
+def expected_phone(name: str) -> dict[str, Any]:
+    """The columns a row gets from the sandbox's answer for its name."""
+    found = simulate_phone(name)
+    if isinstance(found, str):
+        found = [{"number": found, "region": None}] if found else []
+    return {"phone": found[0]["number"] if found else None,
+            "phone_region": found[0]["region"] if found else None,
+            "phones": [f["number"] for f in found] or None,
+            "phone_status": "FOUND" if found else "NOT_FOUND", "enrich_error": None}
+
+
+PHONE_COLUMNS = ["phone", "phone_region", "phones", "phone_status", "enrich_error"]
+
+
+class TestFindPhone:
+    def test_each_answer_shape_lands_in_the_phone_columns(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        """A number as text (no region), a list of {number, region} (the first in phone,
+        all in phones), and "" (found nothing: empty columns, not an error)."""
+        done = run(client, pipeline({"type": "find_phone", "params": {}}))
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert len(table) == 15
+        for row in table:
+            assert {c: row[c] for c in PHONE_COLUMNS} == expected_phone(row["name"]), row
+        answers = [simulate_phone(r["name"]) for r in table]
+        assert "" in answers  # every shape is among the sample's answers
+        assert any(isinstance(a, str) and a for a in answers)
+        assert any(isinstance(a, list) for a in answers)
+        assert any(len(r["phones"] or []) > 1 for r in table)
+        assert sandbox.stats()["billable_submissions"] == 15
+
+    def test_a_second_run_pays_for_nothing(self, client: FlaskClient, sandbox: Sandbox) -> None:
+        first = run(client, pipeline({"type": "find_phone", "params": {}}))
+        second = run(client, pipeline({"type": "find_phone", "params": {}}, definition_id="q"))
+        assert rows(client, first) == rows(client, second)
+        stats = sandbox.stats()
+        assert (stats["billable_submissions"], stats["duplicates"]) == (15, {})
+
+    def test_rows_with_a_number_are_not_looked_up(
+        self, client: FlaskClient, sandbox: Sandbox, tmp_path: Path
+    ) -> None:
+        (tmp_path / "files" / "leads.csv").write_text(
+            "name,company,phone\nMaya Okafor,Ariglad Inc,+1 555 0100\n"
+            "Aiko Tanaka,Ariglad Inc,\n")
+        done = run(client, pipeline({"type": "find_phone", "params": {}}))
+        kept, found = rows(client, done)
+        assert (kept["phone"], kept["phone_status"], kept["phones"]) == (
+            "+1 555 0100", "EXISTING", None)
+        assert {c: found[c] for c in PHONE_COLUMNS} == expected_phone("Aiko Tanaka")
+        assert sandbox.stats()["billable_submissions"] == 1
+
+    def test_a_failing_job_is_a_row_error(self, client: FlaskClient, sandbox: Sandbox) -> None:
+        sandbox.config.update({"job_failure_rate": 1.0})
+        done = run(client, pipeline({"type": "find_phone", "params": {"max_error_ratio": 1.0}}))
+        assert done["status"] == "completed", done["error"]
+        table = rows(client, done)
+        assert len(table) == 15
+        for row in table:
+            assert row["enrich_error"].startswith("upstream_job_failed"), row
+            assert (row["phone"], row["phones"], row["phone_status"]) == (None, None, None)
+
+    def test_the_check_knows_the_columns_it_writes(self, client: FlaskClient) -> None:
+        document = pipeline(
+            {"type": "find_phone", "params": {"output_column": "mobile"}},
+            {"type": "filter", "params": {"conditions": [
+                {"column": "mobile_region", "operator": "equals", "value": "GB"}]}},
+            {"type": "filter", "params": {"conditions": [
+                {"column": "phone", "operator": "is_not_empty"}]}})
+        checked = client.post("/api/definitions/validate", json=document).json
+        assert checked["states"]["s0"]["columns_out"]["columns"][-5:] == [
+            "mobile", "mobile_region", "mobiles", "mobile_status", "enrich_error"]
+        assert [(e["path"], e["code"]) for e in checked["errors"]] == [
+            ("states[4].block.params", "unknown_column")]
+
+    def test_the_shipped_pipeline_saves_the_numbers(self, client: FlaskClient) -> None:
+        document = json.loads((DEFINITIONS / "leads-phones.json").read_text())
+        done = run(client, document)
+        assert (done["status"], done["current_state"]) == ("completed", "saved"), done["error"]
+        with client.get("/api/outputs/leads-phones.csv") as response:
+            saved = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(saved) == 15
+        for row in saved:
+            expected = expected_phone(row["name"])
+            # A leading + would start a formula in a spreadsheet: save_csv quotes it.
+            number = f"'{expected['phone']}" if expected["phone"] else ""
+            assert (row["phone"], row["phone_status"]) == (number, expected["phone_status"])
+            assert json.loads(row["phones"] or "null") == expected["phones"]
+
+
 class TestEnrichCompany:
     def test_companies_and_their_people(self, client: FlaskClient) -> None:
         done = run(client, pipeline({"type": "enrich_company", "params": {
@@ -250,10 +342,30 @@ class TestJsonValues:
 
 def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
     items = {b["type"]: b for b in client.get("/api/blocks").json["items"]}
-    assert {"enrich_lead", "enrich_company", "find_email"} <= set(items)
-    for kind in ("enrich_lead", "enrich_company", "find_email"):
+    assert {"enrich_lead", "enrich_company", "find_email", "find_phone"} <= set(items)
+    for kind in ("enrich_lead", "enrich_company", "find_email", "find_phone"):
         choice = items[kind]["params_schema"]["properties"]["on_unknown_outcome"]
         assert (choice["enum"], choice["default"]) == (["error", "resubmit"], "error")
+    phone = items["find_phone"]
+    assert phone["needs_table"] is True
+    assert set(phone["params_schema"]["properties"]) == {
+        "columns", "on_row_error", "on_unknown_outcome", "max_error_ratio", "prefix",
+        "output_column", "skip_existing"}
+    assert phone["params_schema"]["properties"]["output_column"]["default"] == "phone"
+
+
+@pytest.mark.parametrize("kind", ["find_email", "find_phone", "enrich_lead"])
+def test_a_mapped_column_the_table_lacks_is_flagged_by_the_check(
+    client: FlaskClient, kind: str
+) -> None:
+    params: dict[str, Any] = {"columns": {"name": "full_nam", "company": "company"}}
+    if kind == "enrich_lead":
+        params["struct"] = {"x": "y"}
+    checked = client.post("/api/definitions/validate",
+                          json=pipeline({"type": kind, "params": params})).json
+    assert [(e["path"], e["code"]) for e in checked["errors"]] == [
+        ("states[2].block.params", "unknown_column")]
+    assert "'full_nam'" in checked["errors"][0]["message"]
 
 
 def test_answers_never_overwrite_input_columns(client: FlaskClient) -> None:

@@ -1,4 +1,5 @@
-"""The sandbox's test controls: hold a submission's answer, then release or lose it."""
+"""The sandbox's answers, and its test controls: hold a submission's answer, then release
+or lose it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from tests.sixtyfour.conftest import Sandbox
+from workflow_engine.sandbox import simulate_phone
 
 LEAD = {"lead_info": {"name": "Ann"}, "struct": {"education": "Where they studied"}}
 
@@ -68,3 +70,68 @@ class TestHoldSubmission:
         self, sandbox: Sandbox, query: dict[str, str]
     ) -> None:
         assert httpx.get(f"{sandbox.url}/_sandbox/settled", params=query).status_code == 422
+
+
+KEY = {"x-api-key": "sandbox-key"}
+
+
+def find_phone(sandbox: Sandbox, lead: dict[str, object]) -> httpx.Response:
+    return httpx.post(f"{sandbox.url}/find-phone-async", json={"lead": lead}, headers=KEY)
+
+
+class TestFindPhone:
+    """``/find-phone-async`` answers each documented shape of ``phone``, chosen by the
+    lead's name."""
+
+    @pytest.mark.parametrize(("name", "shape"), [
+        ("Maya Okafor", str), ("Jonas Brandt", str), ("Aiko Tanaka", list)])
+    def test_a_job_completes_with_the_leads_phone(
+        self, sandbox: Sandbox, name: str, shape: type
+    ) -> None:
+        sandbox.config.update({"latency_median": {"find_phone": 0.0}})
+        submitted = find_phone(sandbox, {"name": name, "company": "Ariglad Inc"})
+        assert submitted.json()["status"] == "RUNNING"
+        polled = httpx.get(f"{sandbox.url}/job-status/{submitted.json()['task_id']}",
+                           headers=KEY).json()
+        assert polled["status"] == "completed"
+        assert polled["result"] == {"name": name, "company": "Ariglad Inc",
+                                    "phone": simulate_phone(name)}
+        assert isinstance(polled["result"]["phone"], shape)
+
+    def test_the_three_shapes(self) -> None:
+        assert simulate_phone("Maya Okafor") == ""
+        assert simulate_phone("Jonas Brandt") == "+1 555 0177"
+        assert simulate_phone("Aiko Tanaka") == [{"number": "+1 555 0144", "region": "GB"},
+                                                 {"number": "+1 555 0117", "region": "CA"}]
+
+    def test_the_sync_endpoint_answers_the_same(self, sandbox: Sandbox) -> None:
+        sandbox.config.update({"latency_median": {"find_phone": 0.0}})
+        answer = httpx.post(f"{sandbox.url}/find-phone", headers=KEY,
+                            json={"lead": {"name": "Aiko Tanaka"}}).json()
+        assert answer == {"name": "Aiko Tanaka", "company": "",
+                          "phone": simulate_phone("Aiko Tanaka")}
+
+    def test_a_null_field_is_refused_as_fastapi_does(self, sandbox: Sandbox) -> None:
+        refused = find_phone(sandbox, {"name": "Ann", "company": None})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "lead", "company"]
+        assert sandbox.stats()["billable_submissions"] == 0
+
+    def test_a_failing_job_ends_failed(self, sandbox: Sandbox) -> None:
+        sandbox.config.update({"latency_median": {"find_phone": 0.0}, "job_failure_rate": 1.0})
+        task_id = find_phone(sandbox, {"name": "Ann"}).json()["task_id"]
+        polled = httpx.get(f"{sandbox.url}/job-status/{task_id}", headers=KEY).json()
+        assert (polled["status"], polled["error"]) == ("failed", "Simulated job failure")
+
+    def test_a_submission_is_held_like_any_other(self, sandbox: Sandbox) -> None:
+        sandbox.config.update({"hold_submission": 1})
+        answers: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: answers.append(find_phone(sandbox, {"name": "Ann"})))
+        thread.start()
+        held = sandbox.settled(held=1)["held"]
+        assert [(h["kind"], h["body"]) for h in held] == [("find_phone", {"lead": {"name": "Ann"}})]
+        sandbox.release()
+        thread.join()
+        assert answers[0].json()["task_id"] == held[0]["task_id"]
+        assert sandbox.stats()["billable_submissions"] == 1

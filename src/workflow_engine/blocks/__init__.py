@@ -18,8 +18,9 @@ from ..storage import FileArea
 from .base import Block, BlockCancelled, BlockContext, BlockError, MissingColumns, describe
 from .columns import Dedupe, SelectColumns
 from .compute import Compute
+from .contacts import FindEmail, FindPhone
 from .csv_files import ReadCsv, SaveCsv
-from .enrichment import EnrichCompany, EnrichLead, FindEmail
+from .enrichment import EnrichCompany, EnrichLead
 from .filtering import Filter
 from .tables import CsvInvalid
 
@@ -37,7 +38,7 @@ __all__ = [
 
 BLOCKS: Mapping[str, type[Block[Any]]] = {
     block.kind: block for block in (ReadCsv, Filter, Compute, Dedupe, SelectColumns, SaveCsv,
-                                    EnrichLead, EnrichCompany, FindEmail)
+                                    EnrichLead, EnrichCompany, FindEmail, FindPhone)
 }
 
 

@@ -1,4 +1,5 @@
-"""The Sixtyfour blocks: enrich a lead, enrich a company, find an email, for every row.
+"""The Sixtyfour blocks: enrich a lead, enrich a company, for every row (finding an email
+or a phone number is in :mod:`.contacts`).
 
 Each builds one request per row from the row's columns (empty values left out: the API
 refuses nulls), hands the whole batch to the process-wide enricher (which shares the
@@ -22,9 +23,9 @@ from pydantic import Field, StringConstraints
 
 from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
 from ..storage import FileArea
-from .base import Block, BlockContext, BlockError, BlockParams
+from .base import Block, BlockContext, BlockError, BlockParams, require_columns
 
-__all__ = ["EnrichCompany", "EnrichLead", "FindEmail"]
+__all__ = ["EnrichCompany", "EnrichLead"]
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
@@ -121,6 +122,11 @@ class _SixtyfourBlock(Block[Any]):
     default_columns: ClassVar[dict[str, tuple[str, ...]]]
     requires = "columns to describe each row (see the params' columns mapping)"
 
+    def required_columns(self) -> list[str]:
+        """The columns an explicit ``columns`` mapping names: one the table lacks is a
+        mistake to report, not a field to leave out."""
+        return list(dict.fromkeys((self.params.columns or {}).values()))
+
     def mapping(self, columns: Sequence[str]) -> dict[str, str]:
         """API field -> column, for the columns the table has."""
         chosen = self.params.columns
@@ -197,6 +203,7 @@ class _SixtyfourBlock(Block[Any]):
         enricher = context.enricher
         if enricher is None:
             raise BlockError("No enrichment client is configured on this server.")
+        require_columns(table, self.required_columns(), self.kind)
         rows, bodies, positions, error_column = self._requests(table)
 
         done = [0]
@@ -371,63 +378,3 @@ class EnrichCompany(_Enrichment):
         if self.params.find_people:
             people = (result.get("structured_data") or {}).get("leads")
             rows[index][f"{self.params.prefix}_people"] = _cast(people, "list")
-
-
-_STATUS_RANK = {"OK": 0, "VALID": 0, "CATCH_ALL": 1, "UNKNOWN": 2, "RISKY": 3}
-
-
-class FindEmailParams(EnrichmentParams):
-    """Parameters of ``find_email``."""
-
-    mode: Literal["PROFESSIONAL", "PERSONAL"] = "PROFESSIONAL"
-    output_column: ColumnName = "email"
-    skip_existing: bool = Field(True, description="Rows with an address are not looked up.")
-
-
-class FindEmail(_SixtyfourBlock):
-    """Find an email address per row."""
-
-    kind = "find_email"
-    kind_of_job = "find_email"
-    description = ("Find each row's email address with Sixtyfour; the best address (status "
-                   "OK first) goes to output_column, its status beside it.")
-    Params = FindEmailParams
-    produces = "output_column and output_column_status, <prefix>_error"
-    default_columns: ClassVar[dict[str, tuple[str, ...]]] = {
-        "name": ("name", "full_name"), "company": ("company", "company_name"),
-        "title": ("title", "job_title"), "linkedin": ("linkedin", "linkedin_url"),
-        "domain": ("domain", "company_domain", "website"),
-        "location": ("location", "company_location"),
-    }
-
-    def skip(self, row: dict[str, Any]) -> bool:
-        column = self.params.output_column
-        if self.params.skip_existing and not _empty(row.get(column)):
-            row[f"{column}_status"] = "EXISTING"
-            return True
-        return False
-
-    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
-        return {"lead": subject, "mode": self.params.mode}
-
-    def output_columns(self) -> dict[str, str]:
-        column = self.params.output_column
-        return {column: "str", f"{column}_status": "str"}
-
-    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
-        column = self.params.output_column
-        found = result.get("email")
-        if self.params.mode == "PERSONAL" and result.get("personal_email"):
-            found = result["personal_email"]
-        if isinstance(found, str):  # a lead that had an address comes back unchanged
-            found = [[found, "UNKNOWN"]] if found.strip() else []
-        candidates = [c for c in (found if isinstance(found, list) else [])
-                      if isinstance(c, list | tuple) and c and isinstance(c[0], str)]
-        ranked = sorted(candidates, key=lambda c: _STATUS_RANK.get(
-            str(c[1]).upper() if len(c) > 1 else "", 9))
-        best = ranked[0] if ranked else None
-        status = str(best[1]).upper() if best is not None and len(best) > 1 else "NOT_FOUND"
-        # An address the API itself calls invalid (or did not find) is not an address.
-        usable = best is not None and status not in ("INVALID", "NOT_FOUND")
-        rows[index][column] = best[0] if usable and best is not None else None
-        rows[index][f"{column}_status"] = status

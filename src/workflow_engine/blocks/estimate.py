@@ -3,8 +3,9 @@
 The paid blocks (the ones that call the enrichment API) send one request per row they
 are given, and the answer takes at least one more (a poll) unless the API calls back
 (webhooks). The rows a paid block is given are known from the files the pipeline reads
-(under the run's inputs); a block before it that can drop rows (a filter, a dedupe)
-makes that figure an upper bound. The rate budget then gives the least time the
+(under the run's inputs); a block before it that can drop rows (a filter, a dedupe), or
+the block's own skipping of rows that have what it finds, makes that figure an upper
+bound. The rate budget then gives the least time the
 requests can take.
 """
 
@@ -64,7 +65,9 @@ def estimate_run(
         if isinstance(block, ReadCsv):
             rows, exact = _rows_of(catalog, block), True
         elif isinstance(block, _SixtyfourBlock):
-            steps.append(PaidStep(state.id, block.kind, rows, exact,
+            # Rows that already have what the block finds are not sent: at most, then.
+            skips = bool(getattr(block.params, "skip_existing", False))
+            steps.append(PaidStep(state.id, block.kind, rows, exact and not skips,
                                   None if rows is None else rows * (1 + polls_per_row)))
             exact = exact and block.params.on_row_error != "drop"
         elif block.kind not in _KEEPS_ROWS:

@@ -26,6 +26,7 @@ ENDPOINTS = {
     "enrich_lead": "/enrich-lead-async",
     "enrich_company": "/enrich-company-async",
     "find_email": "/find-email-async",
+    "find_phone": "/find-phone-async",
 }
 
 
@@ -66,6 +67,7 @@ class Polling:
 
     expected_seconds: dict[str, float] = field(default_factory=lambda: {
         "enrich_lead": 120.0, "enrich_company": 240.0, "find_email": 5.0,
+        "find_phone": 5.0,
     })
     min_interval: float = 0.5
     max_interval: float = 60.0

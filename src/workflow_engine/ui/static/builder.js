@@ -18,7 +18,7 @@ const html = htm.bind(h);
 const TITLES = {
   read_csv: "Read CSV", filter: "Filter", compute: "Compute columns", dedupe: "Remove duplicates",
   select_columns: "Select columns", save_csv: "Save CSV", enrich_lead: "Enrich lead",
-  enrich_company: "Enrich company", find_email: "Find email",
+  enrich_company: "Enrich company", find_email: "Find email", find_phone: "Find phone",
 };
 export const blockTitle = (type) => TITLES[type] || type.replaceAll("_", " ");
 
