@@ -28,6 +28,7 @@ from workflow_engine.testing import (
     PostgresServer,
     SandboxProcess,
     ServerProcess,
+    free_consecutive_ports,
     free_port,
     running_server,
     running_worker,
@@ -221,7 +222,7 @@ def test_make_cluster_starts_servers_and_workers_that_run_a_shipped_pipeline(
     worker, and its output read on the other; Ctrl-C stops everything and keeps the
     database."""
     tmp_path = cluster_root
-    port = free_port()
+    port = free_consecutive_ports(2)  # the cluster's two servers take port and port + 1
     command = [sys.executable, str(ROOT / "scripts" / "cluster.py"), "--servers", "2",
                "--workers", "1", "--port", str(port), "--postgres-port", str(free_port()),
                "--root", str(tmp_path), "--object-store"]

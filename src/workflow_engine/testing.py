@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import random
 import re
 import shutil
 import signal
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from .runner import Runner
 
 __all__ = [
-    "PostgresServer", "QueueWorker", "SandboxProcess", "ServerProcess", "free_port",
+    "PostgresServer", "QueueWorker", "SandboxProcess", "ServerProcess", "free_consecutive_ports",
+    "free_port",
     "running_gunicorn", "running_server", "running_worker", "serving_processes",
     "wait_until_up",
 ]
@@ -37,6 +39,24 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def free_consecutive_ports(count: int) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 that nothing listens on,
+    below Linux's ephemeral range (32768 up), where no outgoing connection takes one of
+    them between this check and their use."""
+    for first in random.sample(range(20_000, 32_000 - count), 200):
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", first + offset))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports between 20000 and 32000")
 
 
 @dataclass
