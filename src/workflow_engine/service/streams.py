@@ -176,7 +176,9 @@ def advance(watch: Watch, look: Look) -> tuple[list[Item], Watch, bool]:
         last, sent = progress, True
     elif progress is not None:
         if sent:
-            moved = last is None or _level(progress) != _level(last)
+            # rows_sent moves on its own while answers are awaited: told too.
+            moved = (last is None or _level(progress) != _level(last)
+                     or progress.get("rows_sent") != last.get("rows_sent"))
         else:  # resumed: the client's id says which rows it has, nothing more
             moved = _level(progress)[0] != position.rows
         if moved:
