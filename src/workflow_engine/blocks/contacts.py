@@ -29,7 +29,18 @@ class FindEmailParams(EnrichmentParams):
     skip_existing: bool = Field(True, description="Rows with an address are not looked up.")
 
 
-class FindEmail(_SixtyfourBlock):
+class _ContactSearch(_SixtyfourBlock):
+    """A search for one contact detail per row, into ``output_column``."""
+
+    def skip(self, row: dict[str, Any]) -> bool:
+        column = self.params.output_column
+        if self.params.skip_existing and not _empty(row.get(column)):
+            row[f"{column}_status"] = "EXISTING"
+            return True
+        return False
+
+
+class FindEmail(_ContactSearch):
     """Find an email address per row."""
 
     kind = "find_email"
@@ -44,13 +55,6 @@ class FindEmail(_SixtyfourBlock):
         "domain": ("domain", "company_domain", "website"),
         "location": ("location", "company_location"),
     }
-
-    def skip(self, row: dict[str, Any]) -> bool:
-        column = self.params.output_column
-        if self.params.skip_existing and not _empty(row.get(column)):
-            row[f"{column}_status"] = "EXISTING"
-            return True
-        return False
 
     def body(self, subject: dict[str, Any]) -> dict[str, Any]:
         return {"lead": subject, "mode": self.params.mode}
@@ -86,7 +90,7 @@ class FindPhoneParams(EnrichmentParams):
                                 "not looked up.")
 
 
-class FindPhone(_SixtyfourBlock):
+class FindPhone(_ContactSearch):
     """Find a phone number per row."""
 
     kind = "find_phone"
@@ -102,13 +106,6 @@ class FindPhone(_SixtyfourBlock):
         "email": ("email",), "domain": ("domain", "company_domain", "website"),
         "location": ("location", "company_location"),
     }
-
-    def skip(self, row: dict[str, Any]) -> bool:
-        column = self.params.output_column
-        if self.params.skip_existing and not _empty(row.get(column)):
-            row[f"{column}_status"] = "EXISTING"
-            return True
-        return False
 
     def body(self, subject: dict[str, Any]) -> dict[str, Any]:
         return {"lead": subject}
