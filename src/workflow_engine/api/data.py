@@ -11,7 +11,7 @@ from pydantic import Field
 
 from ..blocks.tables import flatten_json, neutralise_formulas, sorted_rows
 from ..core import TableInfo
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotRunning
 from . import runner, service
 from .requests import MAX_INT, QueryModel, query
 from .responses import json_response
@@ -87,6 +87,11 @@ def data_at(instance_id: str, seq: int) -> Response:
 
 @blueprint.get("/<instance_id>/progress/data")
 def data_so_far(instance_id: str) -> Response:
-    """The running enrichment's table so far: its input, with the answers already in."""
-    seq, frame = runner().table_so_far(instance_id)
+    """The running enrichment's table so far: its input, with the answers already in.
+    Once no block runs, the current table: a viewer refreshing as progress arrives may ask
+    just after the run ended, and gets the freshest table rather than an error."""
+    try:
+        seq, frame = runner().table_so_far(instance_id)
+    except NotRunning:
+        return _table(instance_id, service().table_at(instance_id))
     return _page(instance_id, seq, frame)

@@ -152,10 +152,11 @@ OPERATIONS: list[Operation] = [
      {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
      {400: "invalid_parameter", 404: "instance_not_found | event_not_found | no_table"}),
     ("get", "/api/instances/{instance_id}/progress/data",
-     "The running enrichment's table so far: its input, with the answers already in",
+     "The running enrichment's table so far: its input, with the answers already in "
+     "(once no block runs, the current table)",
      DataQuery, None,
      {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
-     {400: "invalid_parameter", 404: "instance_not_found | no_table", 409: "not_running"}),
+     {400: "invalid_parameter", 404: "instance_not_found | no_table"}),
     ("post", "/api/webhooks/sixtyfour/{secret}", "Where the enrichment API reports finished "
      "jobs (webhook mode)", None, WebhookPayload,
      {200: (WebhookAck, "Taken")},
