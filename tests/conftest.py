@@ -20,12 +20,12 @@ from flask.testing import FlaskClient
 
 from workflow_engine import create_app
 from workflow_engine.api import EXTENSION, RUNNER
-from workflow_engine.service import WorkflowService
+from workflow_engine.service import WorkflowService, now_ms
 from workflow_engine.settings import Settings
 from workflow_engine.store import Store, make_engine
 from workflow_engine.testing import PostgresServer, QueueWorker
 
-pytest_plugins = ["tests.object_store"]
+pytest_plugins = ["tests.object_store", "tests.http_api"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "definitions"
@@ -112,11 +112,11 @@ def store(database_url: str) -> Iterator[Store]:
 def make_settings(root: Path, **changes: Any) -> Settings:
     """Settings whose files, outputs and snapshots all live under ``root`` (the database
     too, unless ``changes`` give a ``database_url``), with no samples directory unless
-    ``changes`` name one."""
+    ``changes`` name one, and no schedule loop thread (tests of schedules call its tick)."""
     return Settings(**{
         "database_url": f"sqlite:///{root / 'workflow.db'}", "files_dir": root / "files",
         "outputs_dir": root / "outputs", "snapshots_dir": root / "snapshots",
-        "samples_dir": None, **changes,
+        "samples_dir": None, "schedules": False, **changes,
     })
 
 
@@ -132,9 +132,9 @@ def settings(tmp_path: Path, database_url: str, database: str) -> Settings:
                          **(QUEUE_SETTINGS if database == QUEUED else {}))
 
 
-def open_app(settings: Settings) -> Flask:
+def open_app(settings: Settings, *, clock: Callable[[], int] = now_ms) -> Flask:
     """``create_app``, and with a task queue, a queue worker for the app's runner."""
-    application = create_app(settings)
+    application = create_app(settings, clock=clock)
     runner = application.extensions[RUNNER]
     if runner.queue is not None:
         application.extensions[WORKER] = QueueWorker(runner)

@@ -277,7 +277,7 @@ def stored_task_ids(database_url: str) -> int:
 
 def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProcess,
                         document: dict[str, Any], *, port: int, held: int, answered: int,
-                        stored: int | None = None) -> dict[str, Any]:
+                        stored: int | None = None, billable: int = LEADS) -> dict[str, Any]:
     """Start the pipeline, wait for the sandbox's signal that ``held`` submissions are
     held and the server stored every task id it was answered (each was polled), SIGKILL
     the server at that point; what the sandbox held."""
@@ -299,7 +299,7 @@ def kill_mid_enrichment(tmp_path: Path, database_url: str, sandbox: SandboxProce
                 time.sleep(0.02)
             found = {"held": []}
         server.stop(signal.SIGKILL)
-    assert sandbox.stats()["billable_submissions"] == LEADS
+    assert sandbox.stats()["billable_submissions"] == billable
     return found
 
 
@@ -381,6 +381,58 @@ def test_enrichment_killed_while_a_submission_awaits_its_answer_resubmits_if_tol
     stats = sandbox.stats()
     assert (stats["billable_submissions"], stats["distinct_requests"], stats["duplicates"]
             ) == (LEADS + 1, LEADS, {held["canonical"]: 2})
+
+
+LOOKED_UP = 9  # rows of data/leads.csv without an address
+
+
+def bulk_emails() -> dict[str, Any]:
+    """read_csv -> find_email in bulk batches of 5 (9 rows to look up: 2 batches) ->
+    save_csv."""
+    document = enrichment()
+    document["states"][2]["block"] = {"type": "find_email", "params": {"batch_size": 5}}
+    return document
+
+
+def test_bulk_email_killed_after_its_task_ids_were_stored_polls_them_not_resubmits(
+    tmp_path: Path, sandbox: SandboxProcess, database_url: str,
+) -> None:
+    """SIGKILL once both bulk submissions were answered and each lead's record points at
+    its batch's task: after the restart the two bulk jobs are polled, each lead paid once."""
+    sandbox.configure(hold_results=True)
+    port = free_port()
+    kill_mid_enrichment(tmp_path, database_url, sandbox, bulk_emails(), port=port, held=0,
+                        answered=2, stored=2 + LOOKED_UP, billable=LOOKED_UP)
+    sandbox.configure(hold_results=False)
+    rows = finish_after_restart(tmp_path, database_url, sandbox, port=port)
+    assert all(row["enrich_error"] is None for row in rows)
+    assert sum(row["email_status"] != "EXISTING" for row in rows) == LOOKED_UP
+    stats = sandbox.stats()
+    assert stats["requests"]["bulk_submissions"] == 2
+    assert (stats["billable_submissions"], stats["duplicates"]) == (LOOKED_UP, {})
+
+
+def test_bulk_email_killed_while_a_batch_awaits_its_answer_reports_its_leads_unknown(
+    tmp_path: Path, sandbox: SandboxProcess, database_url: str,
+) -> None:
+    """SIGKILL while the second batch is sent but unanswered: after the restart each of its
+    leads is upstream_outcome_unknown and not sent again; the first batch's leads complete."""
+    sandbox.configure(hold_submission=2)
+    port = free_port()
+    found = kill_mid_enrichment(tmp_path, database_url, sandbox, bulk_emails(), port=port,
+                                held=1, answered=1, billable=LOOKED_UP)
+    (held,) = found["held"]
+    names = {lead["name"] for lead in held["body"]["leads"]}
+    # The two batches (5 leads and 4) go out side by side: either may be the held one.
+    assert len(names) in (5, LOOKED_UP - 5)
+    rows = finish_after_restart(tmp_path, database_url, sandbox, port=port)
+    unknown = [row for row in rows if row["name"] in names]
+    assert all(row["enrich_error"].startswith("upstream_outcome_unknown: ")
+               and row["email"] is None for row in unknown)
+    assert all(row["enrich_error"] is None for row in rows if row["name"] not in names)
+    stats = sandbox.stats()
+    assert stats["requests"]["bulk_submissions"] == 2
+    assert (stats["billable_submissions"], stats["duplicates"]) == (LOOKED_UP, {})
 
 
 def test_the_database_password_never_reaches_the_log(tmp_path: Path, database_url: str) -> None:

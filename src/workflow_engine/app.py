@@ -10,6 +10,7 @@ from . import ui
 from .api import (
     EXTENSION,
     RUNNER,
+    SCHEDULES,
     STREAMS,
     access,
     blocks,
@@ -21,11 +22,13 @@ from .api import (
     instances,
     observability,
     openapi,
+    triggers,
     webhooks,
 )
 from .api.problems import register_error_handlers
 from .auth import TokenRegistry
 from .engine import build_engine
+from .schedules import ScheduleLoop
 from .service import EventStreams, StreamLimits, now_ms
 from .settings import Settings
 
@@ -33,7 +36,7 @@ __all__ = ["create_app"]
 
 EXPOSED_HEADERS = ["ETag", "Location", "Idempotent-Replayed"]
 ALLOWED_HEADERS = ["Content-Type", "If-Match", "Idempotency-Key", "X-Actor", "Authorization",
-                   "Last-Event-ID"]
+                   "Last-Event-ID", "X-Hook-Token"]
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = now_ms) -> Flask:
@@ -62,14 +65,19 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     app.extensions[STREAMS] = streams
     metrics.event_streams.set_function(lambda: streams.open_count)
     app.config["WORKFLOW_SETTINGS"] = settings
+    schedules = ScheduleLoop(service, poll_seconds=settings.schedule_poll_seconds)
+    app.extensions[SCHEDULES] = schedules
+    runner.close_with(schedules.close)
 
     cors.install(app, origins=settings.cors_origin_list, expose_headers=EXPOSED_HEADERS,
                  allow_headers=ALLOWED_HEADERS)
-    for module in (health, access, definitions, instances, data, blocks, files, webhooks,
-                   openapi, ui):
+    for module in (health, access, definitions, instances, data, blocks, files, triggers,
+                   webhooks, openapi, ui):
         app.register_blueprint(module.blueprint)
     # Order matters: the request id and timer come first, so refused requests are logged too.
     observability.install(app, metrics)
     access.install(app, TokenRegistry.load(settings.api_tokens, settings.tokens_file))
     register_error_handlers(app)
+    if settings.schedules:
+        schedules.start()
     return app

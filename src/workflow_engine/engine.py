@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .blocks import Catalog
 from .metrics import Metrics
+from .outbound import AddressPolicy, HttpCalls
 from .runner import Runner
 from .service import WorkflowService, now_ms
 from .settings import Settings
@@ -53,8 +54,10 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
     try:
         store.create_schema()
         areas = open_areas(settings)
-        catalog = Catalog(areas.files, limits=settings.limits)
+        catalog = Catalog(areas.files, limits=settings.limits,
+                          secrets=settings.http_secrets.keys())
         service = WorkflowService(store, clock=clock, catalog=catalog)
+        service.files, service.limits = areas.files, settings.limits
         if settings.definitions_dir is not None:
             service.load_directory(settings.definitions_dir)
     except Exception:
@@ -75,6 +78,10 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
     runner = Runner(
         service, catalog, Snapshots(areas.snapshots), areas.outputs,
         workers=settings.block_workers, enrichment=enrichment,
+        http=HttpCalls(store, secrets=settings.http_secrets, policy=AddressPolicy(
+            allow_private=settings.http_allow_private,
+            networks=tuple(settings.http_networks)),
+            max_answer_bytes=settings.http_max_answer_bytes),
         queue=TaskQueue(settings.database_url)
         if settings.task_engine == "procrastinate" else None,
         lease_seconds=settings.block_lease_seconds,

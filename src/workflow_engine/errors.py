@@ -17,11 +17,14 @@ The tree, split by who has to react::
     ├── ValidationFailed (422)          readable, but the content is wrong (errors[])
     │   ├── DefinitionInvalid
     │   ├── InputsInvalid                a start's inputs: a state without a block, bad params
+    │   ├── HookRowsInvalid              a webhook's JSON body is not a list of rows
     │   └── IdempotencyKeyReused
     ├── NotFound (404)
     │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
-    │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable
-    │   └── FileNotFound                 no such file in a storage area
+    │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable, BranchNotFound
+    │   ├── FileNotFound                 no such file in a storage area
+    │   └── TriggerNotFound              no such trigger in a definition's latest version
+    ├── HookUnauthorized (401)          a webhook call without the trigger's token
     ├── Conflict (409)                  the request is fine, the current state forbids it
     │   ├── DefinitionExists, InstanceExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
@@ -34,6 +37,10 @@ The tree, split by who has to react::
     ├── UpstreamError (502)             the enrichment API: auth, rejected, unavailable
     │                                   (outcome unknown), job failed, malformed
     │                                   (recorded on rows/instances)
+    ├── OutboundError (502)             an http_request call: address refused, status,
+    │                                   unavailable, outcome unknown, redirects, answer
+    │                                   too large or not JSON, a template's column
+    │                                   missing (recorded on rows)
     ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -53,8 +60,12 @@ __all__ = [
     "ActionDisabled",
     "ActionNotAvailable",
     "ActionNotFound",
+    "AddressRefused",
+    "AnswerNotJson",
+    "AnswerTooLarge",
     "AutoTransitionLoop",
     "BlockNotSucceeded",
+    "BranchNotFound",
     "ConcurrentModification",
     "Conflict",
     "DefinitionExists",
@@ -64,6 +75,8 @@ __all__ = [
     "EventNotFound",
     "FileNotFound",
     "GuardNotSatisfied",
+    "HookRowsInvalid",
+    "HookUnauthorized",
     "IdempotencyKeyReused",
     "InputsInvalid",
     "InstanceBusy",
@@ -81,6 +94,10 @@ __all__ = [
     "NotFound",
     "NotRunning",
     "NothingToRetry",
+    "OutboundError",
+    "OutboundOutcomeUnknown",
+    "OutboundStatus",
+    "OutboundUnavailable",
     "PayloadTooLarge",
     "PreconditionFailed",
     "Problem",
@@ -89,12 +106,16 @@ __all__ = [
     "RunInterrupted",
     "ServiceUnavailable",
     "TargetStateDisabled",
+    "TemplateMissingColumn",
+    "TooManyRedirects",
     "TooManyStreams",
     "TransitionNotAllowed",
+    "TriggerNotFound",
     "UnsupportedMediaType",
     "UpstreamAuthError",
     "UpstreamError",
     "UpstreamJobFailed",
+    "UpstreamLeadMissing",
     "UpstreamMalformed",
     "UpstreamOutcomeUnknown",
     "UpstreamRejected",
@@ -200,6 +221,14 @@ class InputsInvalid(ValidationFailed):
 
     code = "inputs_invalid"
     title = "Invalid run inputs"
+
+
+class HookRowsInvalid(ValidationFailed):
+    """A webhook's JSON body is not rows: ``{"rows": [...]}`` or a list of objects of
+    scalar values."""
+
+    code = "hook_rows_invalid"
+    title = "Invalid rows"
 
 
 class IdempotencyKeyReused(ValidationFailed):
@@ -388,6 +417,30 @@ class FileNotFound(NotFound):
     title = "File not found"
 
 
+class BranchNotFound(NotFound):
+    """The running block is not a fork, or has no branch of that id."""
+
+    code = "branch_not_found"
+    title = "Branch not found"
+
+
+class TriggerNotFound(NotFound):
+    """The latest version of the definition declares no trigger of that id (and kind)."""
+
+    code = "trigger_not_found"
+    title = "Trigger not found"
+
+
+class HookUnauthorized(WorkflowError):
+    """A webhook call that does not carry the token of an enabled webhook trigger at its
+    address (an unknown address answers the same: nothing is learnt without the token)."""
+
+    code = "hook_unauthorized"
+    status = 401
+    title = "Webhook token required"
+    headers = {"WWW-Authenticate": 'Bearer realm="workflow-engine-hooks"'}  # noqa: RUF012
+
+
 class EventNotFound(NotFound):
     """The instance's history has no event with this seq."""
 
@@ -491,8 +544,86 @@ class UpstreamJobFailed(UpstreamError):
     title = "Enrichment job failed"
 
 
+class UpstreamLeadMissing(UpstreamError):
+    """A bulk job completed, but its answer has nothing for this subject (a short batch):
+    the row gets this error; the subject is not sent again in the same run, a later run
+    or retry sends it again (nothing was found for it to reuse)."""
+
+    code = "upstream_lead_missing"
+    title = "Subject missing from a bulk answer"
+
+
 class UpstreamMalformed(UpstreamError):
     """The API answered something we cannot read (not JSON, no task id, unknown status)."""
 
     code = "upstream_malformed"
     title = "Unreadable enrichment API answer"
+
+
+class OutboundError(WorkflowError):
+    """A call of the http_request block did not give a usable answer; recorded in the row's
+    error column, never an HTTP answer of ours. Messages never hold a secret's value."""
+
+    code = "http_request_failed"
+    status = 502
+    title = "HTTP request failed"
+
+
+class AddressRefused(OutboundError):
+    """The host resolves to an address that is not public (loopback, private, link-local,
+    multicast, reserved), on the first hop or a redirect, and the server does not allow it."""
+
+    code = "address_refused"
+    title = "Address refused"
+
+
+class OutboundStatus(OutboundError):
+    """The API answered an error status (4xx, or 429/5xx still after every retry)."""
+
+    code = "http_status"
+    title = "HTTP error status"
+
+
+class OutboundUnavailable(OutboundError):
+    """No answer: a timeout or a network error, still after every retry."""
+
+    code = "http_unavailable"
+    title = "HTTP API unavailable"
+
+
+class OutboundOutcomeUnknown(OutboundError):
+    """A non-idempotent request (POST, PATCH) left but its answer never came (a timeout, a
+    dropped connection, or the server stopped meanwhile): it may have taken effect, so it
+    is not sent again unless the block says ``on_unknown_outcome: resend``."""
+
+    code = "http_outcome_unknown"
+    title = "HTTP request outcome unknown"
+
+
+class TooManyRedirects(OutboundError):
+    """The answer redirected more times than the block follows."""
+
+    code = "too_many_redirects"
+    title = "Too many redirects"
+
+
+class AnswerTooLarge(OutboundError):
+    """The answer is longer than the server reads (``HTTP_MAX_ANSWER_BYTES``)."""
+
+    code = "answer_too_large"
+    title = "Answer too large"
+
+
+class AnswerNotJson(OutboundError):
+    """The answer is not JSON."""
+
+    code = "answer_not_json"
+    title = "Answer is not JSON"
+
+
+class TemplateMissingColumn(OutboundError):
+    """A template names a column the table does not have (found only at run time, when
+    the columns were not known when the definition was saved)."""
+
+    code = "template_missing_column"
+    title = "Template names a missing column"

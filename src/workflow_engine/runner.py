@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
-from .blocks.base import NoInputTable
+from .blocks.base import BranchesCancelled, NoInputTable
 from .blocks.estimate import RunEstimate, estimate_run
 from .core import BlockSpec, Workflow
 from .errors import NoTable, NotRunning, RunHeldElsewhere, RunInterrupted
@@ -68,6 +69,9 @@ class Progress:
     rows_sent: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     claimed: bool = False  # its run is this worker's in the database: heartbeats renew it
+    # A fork's branches: how far each has got, and those cancelled on their own.
+    branches: list[dict[str, Any]] | None = None
+    stopped_branches: set[str] = field(default_factory=set)
 
     def update(self, done: int, total: int | None) -> None:
         """The block's progress callback."""
@@ -79,10 +83,18 @@ class Progress:
         """The block's callback for rows whose request has left."""
         self.rows_sent = rows
 
+    def set_branches(self, rows: list[dict[str, Any]]) -> None:
+        """A fork's callback for its branches' progress."""
+        self.branches = rows
+
+    def cancelled_branches(self) -> set[str]:
+        """The branches to stop (a fork asks while its branches run)."""
+        return set(self.stopped_branches)
+
     def as_dict(self) -> dict[str, Any]:
         """As shown on the instance."""
         return progress_view(self.block, self.rows_done, self.rows_total, self.started_at,
-                             self.rows_sent)
+                             self.rows_sent, self.branches)
 
 
 class Runner:
@@ -98,6 +110,7 @@ class Runner:
         *,
         workers: int = 2,
         enrichment: Any = None,
+        http: Any = None,
         queue: TaskQueue | None = None,
         lease_seconds: float = 30.0,
         heartbeat_seconds: float = 2.0,
@@ -105,6 +118,7 @@ class Runner:
     ) -> None:
         self.service = service
         self.enrichment = enrichment
+        self.http = http
         self.catalog = catalog
         self.snapshots = snapshots
         self.outputs = outputs
@@ -121,6 +135,8 @@ class Runner:
         self._changed = threading.Condition()
         self._closed = False
         self._stopping = threading.Event()
+        # What else of this process stops with the runner (the schedule loop).
+        self._also_closing: list[Callable[[], object]] = []
         self._beating: threading.Thread | None = None
         service.scheduler = self
 
@@ -141,6 +157,13 @@ class Runner:
             found = self._progress.get(instance_id)
         if found is not None and found.seq == seq:
             found.cancel.set()
+
+    def cancel_branch(self, instance_id: str, seq: int, branch: str) -> None:
+        """A branch of run ``seq`` was cancelled: if the run is here, stop the branch now."""
+        with self._changed:
+            found = self._progress.get(instance_id)
+            if found is not None and found.seq == seq:
+                found.stopped_branches.add(branch)
 
     def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:
         """Run ``seq``'s progress, if it runs in this process now."""
@@ -198,8 +221,15 @@ class Runner:
                                  f"'{instance_id}' is left for another.")
         self._execute_pending(instance_id, seq=seq, recent=None)
 
+    def close_with(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` when the runner closes: whatever stops a process's runner
+        stops the other loops of the process with it."""
+        self._also_closing.append(callback)
+
     def close(self, *, wait: bool = True) -> None:
         """Stop taking runs, ask running blocks to stop, and let the pool finish."""
+        for callback in self._also_closing:
+            callback()
         with self._changed:
             self._closed = True
         for found in list(self._progress.values()):
@@ -210,6 +240,8 @@ class Runner:
             self._beating.join()
         if self.enrichment is not None:
             self.enrichment.close()
+        if self.http is not None:
+            self.http.close()
 
     def _run(self, instance_id: str) -> None:
         """Run what the instance has pending, one block after another (an automatic action
@@ -250,11 +282,15 @@ class Runner:
         if run is None:
             raise NotRunning(f"Instance '{instance_id}' runs no block now.")
         block = self.catalog.build(run.block_spec)
-        partial = getattr(block, "partial", None)
-        if partial is None or run.input_seq is None or self.enrichment is None:
-            raise NoTable(f"The running block ({run.block_spec.type}) shows its table when "
-                          "it ends.", block=run.block_spec.type)
+        if run.input_seq is None:
+            raise NoTable(f"The running block ({run.block_spec.type}) makes the first table; "
+                          "it shows it when it ends.", block=run.block_spec.type)
         table = self.snapshots.load(instance_id, run.input_seq)
+        partial = getattr(block, "partial", None)
+        if partial is None or self.enrichment is None:
+            # A block that shows its output only when it ends: its input, as it stands (a
+            # viewer refreshing as an enrichment ends may ask while the next block runs).
+            return run.input_seq, table
         return run.started.seq, partial(table, self.enrichment.get())
 
     # -- one run ------------------------------------------------------------------------
@@ -307,11 +343,15 @@ class Runner:
         """Run one claimed block; the output table and its snapshot seq, if it succeeded."""
         instance = run.instance
         started_at = progress.started_at
+        source = run.input_seq
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             sent=progress.sent, cancel=progress.cancel, enrichment=self.enrichment,
+            http=self.http, instance_id=instance.id,
+            branches=progress.set_branches, cancelled_branches=progress.cancelled_branches,
+            checkpoints=self.snapshots.parts(instance.id, source) if source is not None
+            else None,
         )
-        source = run.input_seq
         try:
             if source is None:
                 table = None
@@ -344,6 +384,11 @@ class Runner:
                     f"Run {run.started.seq} of instance '{instance.id}' was interrupted."
                 ) from None
             return None
+        except BranchesCancelled as exc:
+            log.info("block %s of %s stopped: %s", spec.type, instance.id, exc)
+            self.service.settle_cancelled(run, error=describe(exc), timing={
+                "started_at": started_at, "finished_at": self.service.clock()})
+            return None
         except Exception as exc:  # every failure of a block is recorded, never raised
             log.info("block %s of %s failed: %s", spec.type, instance.id, exc)
             timing: dict[str, Any] = {"started_at": started_at,
@@ -351,7 +396,7 @@ class Runner:
             self.service.settle_failure(run, error=describe(exc), timing=timing)
             return None
         timing = {"started_at": started_at, "finished_at": self.service.clock(),
-                  "rows_in": len(table) if table is not None else None}
+                  "rows_in": len(table) if table is not None else None, **context.details}
         settled = self.service.settle_success(
             run, table_seq=table_seq, rows=len(output),
             columns=[str(c) for c in output.columns], timing=timing,
@@ -391,12 +436,17 @@ class Runner:
         if not running:
             return
         lost = self._runs.renew(
-            [Heartbeat(instance_id, p.seq, p.rows_done, p.rows_total, p.rows_sent)
+            [Heartbeat(instance_id, p.seq, p.rows_done, p.rows_total, p.rows_sent, p.branches)
              for instance_id, p in running],
             worker=self.worker, now=self.service.clock(), lease_ms=self._lease_ms)
         for instance_id, progress in running:
             if (instance_id, progress.seq) in lost:
                 progress.cancel.set()
+        # A branch cancelled through another process reaches its fork here.
+        forks = [(instance_id, p.seq) for instance_id, p in running if p.branches is not None]
+        for (instance_id, seq), branches in self._runs.cancelled_branches(forks).items():
+            for branch in branches:
+                self.cancel_branch(instance_id, seq, branch)
 
     def _sweep(self) -> None:
         now = self.service.clock()

@@ -21,6 +21,14 @@ way). ``GET /_sandbox/settled`` blocks until that submission is held and the cli
 acted on every answer it got (each task id answered was polled at least once), and says
 what the sandbox holds. ``hold_results: true`` keeps every job running when polled,
 until it is set back to false.
+
+``POST /find-email-bulk-async`` takes ``{"leads": [...]}`` (1 to 100 leads, PROFESSIONAL
+mode): one request, one job, billed per lead answered (each counts as the billable
+request a ``/find-email-async`` for it would be, so a lead paid both ways shows as a
+duplicate). Its result is the list of per-lead find-email answers, each exactly what
+that lead's own request would answer; ``bulk_drop_rate`` leaves some leads out of the
+answer (chosen per lead, deterministically, when the job is submitted; not billed), as
+a short batch would.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-__all__ = ["SandboxConfig", "create_sandbox"]
+__all__ = ["SandboxConfig", "create_sandbox", "simulate_people", "simulate_phone"]
 
 SYNC_PATHS = {"/enrich-lead": "enrich_lead", "/enrich-company": "enrich_company",
               "/find-email": "find_email", "/find-phone": "find_phone"}
@@ -50,6 +58,8 @@ SUBJECTS = {"enrich_lead": "lead_info", "enrich_company": "target_company",
 # Regions a simulated number is given.
 _REGIONS = ("US", "GB", "DE", "CA", "KE", "PT")
 ASYNC_PATHS = {path + "-async": kind for path, kind in SYNC_PATHS.items()}
+BULK_PATH = "/find-email-bulk-async"
+BULK_MAX_LEADS = 100
 
 
 @dataclass
@@ -62,7 +72,8 @@ class SandboxConfig:
     # tests, so that a rate exceeded shows within seconds (the limit scales with it).
     rate_window_seconds: float = 60.0
     latency_median: dict[str, float] = field(default_factory=lambda: {
-        "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5, "find_phone": 0.5})
+        "enrich_lead": 2.0, "enrich_company": 3.0, "find_email": 0.5, "find_phone": 0.5,
+        "find_email_bulk": 1.0})
     latency_spread: float = 0.25  # sigma of the log-normal
     error_5xx_rate: float = 0.0
     error_429_rate: float = 0.0
@@ -73,6 +84,8 @@ class SandboxConfig:
     hold_submission: int | None = None
     # While true, every job is still running when polled, however long it has run.
     hold_results: bool = False
+    # The share of leads a bulk answer leaves out (which ones: a digest of each lead).
+    bulk_drop_rate: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change."""
@@ -131,6 +144,44 @@ def simulate_phone(name: str) -> str | list[dict[str, str]]:
             for i in range(1 + int(_unit("phones", name) * 2))]
 
 
+_FIRST_NAMES = ("Ada", "Bilal", "Chiara", "Dev", "Esther", "Farid", "Greta", "Hugo", "Ines")
+_LAST_NAMES = ("Abara", "Brooks", "Castillo", "Dunmore", "Eriksen", "Farah", "Gallo", "Hale")
+_TITLES = ("Head of Sales", "VP Marketing", "Chief Revenue Officer", "Sales Director",
+           "Growth Lead")
+
+
+def simulate_people(company: str, lead_struct: dict[str, Any] | None = None
+                    ) -> list[dict[str, Any]]:
+    """The ``leads`` of an enrich-company answer with ``find_people``: 0 to 3 people,
+    their number and who they are chosen by the company's name alone (so a test knows
+    what each company gets), each with the documented fields (``score`` as text, an empty
+    ``email`` or ``phone`` for some) and the ``lead_struct`` fields made up as the
+    struct's are."""
+    domain = "".join(ch for ch in company.lower() if ch.isalnum()) or "example"
+    first = int(_unit("first", company) * len(_FIRST_NAMES))
+    last = int(_unit("last", company) * len(_LAST_NAMES))
+    people = []
+    for i in range(int(_unit("people", company) * 4)):
+        # Distinct first names: no two people of a company share a name.
+        name = (f"{_FIRST_NAMES[(first + i) % len(_FIRST_NAMES)]} "
+                f"{_LAST_NAMES[(last + 3 * i) % len(_LAST_NAMES)]}")
+        local = name.lower().replace(" ", ".")
+        person: dict[str, Any] = {
+            "name": name,
+            "email": f"{local}@{domain}.example" if _unit("email", company, i) < 0.4 else "",
+            "company": company,
+            "title": _TITLES[int(_unit("title", company, i) * len(_TITLES))],
+            "phone": f"+1 555 01{int(_unit('phone', company, i) * 100):02d}"
+            if _unit("has phone", company, i) < 0.5 else "",
+            "score": str(round(_unit("score", company, i) * 10, 1)),
+            "linkedin": f"https://www.linkedin.com/in/{local.replace('.', '-')}-example",
+        }
+        for field_name, declared in (lead_struct or {}).items():
+            person.setdefault(field_name, _value(declared, field_name, name, f"{company}{i}"))
+        people.append(person)
+    return people
+
+
 def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     """The made-up but deterministic result of a job."""
     salt = canonical(kind, body)
@@ -163,10 +214,9 @@ def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     structured = {name: _value(declared, name, subject, salt)
                   for name, declared in struct.items()}
     if kind == "enrich_company" and body.get("find_people"):
-        structured["leads"] = [
-            {"name": f"Simulated Person {i + 1}", "email": "", "company": subject,
-             "title": "Simulated Title", "phone": "", "score": str(int(_unit(salt, i) * 10)),
-             "linkedin": ""} for i in range(2)]
+        lead_struct = body.get("lead_struct")
+        structured["leads"] = simulate_people(
+            subject, lead_struct if isinstance(lead_struct, dict) else None)
     return {
         "notes": f"SIMULATED by the workflow-engine sandbox for {subject}; not real data.",
         "structured_data": structured,
@@ -174,6 +224,24 @@ def simulate(kind: str, body: dict[str, Any]) -> dict[str, Any]:
         "references": {f"https://sandbox.invalid/{salt[:12]}": "simulated source"},
         "confidence_score": round(_unit(salt, "confidence") * 10, 1),
     }
+
+
+def bulk_lead_body(lead: Any) -> dict[str, Any]:
+    """The ``/find-email-async`` body a lead of a bulk request stands for."""
+    return {"lead": lead, "mode": "PROFESSIONAL"}
+
+
+def bulk_dropped(lead: Any, rate: float) -> bool:
+    """Whether a bulk answer leaves this lead out, at ``bulk_drop_rate`` ``rate``."""
+    return rate > 0 and _unit("drop", canonical("find_email", bulk_lead_body(lead))) < rate
+
+
+def _result(job: dict[str, Any]) -> Any:
+    """A finished job's result: one answer, or a bulk job's list of per-lead answers
+    (without the leads it drops)."""
+    if job["kind"] == "find_email_bulk":
+        return [simulate("find_email", bulk_lead_body(lead)) for lead in job["answered"]]
+    return simulate(job["kind"], job["body"])
 
 
 @dataclass
@@ -246,7 +314,7 @@ def _call_webhook(state: _State, url: str, task_id: str) -> None:
     if job["fails"]:
         payload.update(status="failed", error="Simulated job failure")
     else:
-        payload.update(status="completed", result=simulate(job["kind"], job["body"]))
+        payload.update(status="completed", result=_result(job))
     for attempt in range(3):
         try:
             if httpx.post(url, json=payload, timeout=10).is_success:
@@ -320,20 +388,51 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             return None, _json({"detail": problems}, 422)
         return body, None
 
+    def _accept_bulk() -> tuple[dict[str, Any] | None, Response | None]:
+        body = request.get_json(silent=True)
+        leads = body.get("leads") if isinstance(body, dict) else None
+        if not isinstance(leads, list) or not 1 <= len(leads) <= BULK_MAX_LEADS:
+            return None, _json({"detail": [{
+                "loc": ["body", "leads"], "type": "too_long" if isinstance(leads, list)
+                and leads else "missing",
+                "msg": f"leads: a list of 1 to {BULK_MAX_LEADS} leads"}]}, 422)
+        problems = []
+        for index, lead in enumerate(leads):
+            if not isinstance(lead, dict):
+                problems.append({"loc": ["body", "leads", index], "msg": "Input should be "
+                                 "a valid dictionary", "type": "dict_type"})
+                continue
+            problems += [{"loc": ["body", "leads", index, name], "msg": "Input should be a "
+                          "valid string", "type": "string_type"}
+                         for name, item in lead.items() if item is None]
+        if problems:
+            return None, _json({"detail": problems}, 422)
+        assert isinstance(body, dict)
+        return body, None
+
     def submit(kind: str) -> Response:
-        body, refusal = _accept(kind)
+        body, refusal = _accept_bulk() if kind == "find_email_bulk" else _accept(kind)
         if refusal is not None:
             return refusal
         assert body is not None
         task_id = str(uuid.uuid4())
         held = None
         with state.lock:
-            state.billable[canonical(kind, body)] += 1
+            job: dict[str, Any] = {"kind": kind, "body": body}
+            if kind == "find_email_bulk":
+                # Billed per lead answered, as its own request would be.
+                job["answered"] = [lead for lead in body["leads"]
+                                   if not bulk_dropped(lead, state.config.bulk_drop_rate)]
+                for lead in job["answered"]:
+                    state.billable[canonical("find_email", bulk_lead_body(lead))] += 1
+                state.requests["bulk_submissions"] += 1
+            else:
+                state.billable[canonical(kind, body)] += 1
             state.requests["submissions"] += 1
             fails = state.random.random() < state.config.job_failure_rate
             delay = state.latency(kind)
-            state.jobs[task_id] = {"kind": kind, "body": body, "fails": fails,
-                                   "due": time.monotonic() + delay}
+            job.update(fails=fails, due=time.monotonic() + delay)
+            state.jobs[task_id] = job
             if state.requests["submissions"] == state.config.hold_submission:
                 held = _Held(state.requests["submissions"], kind, body, task_id)
                 state.held.append(held)
@@ -372,6 +471,8 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
     for path, kind in ASYNC_PATHS.items():
         app.add_url_rule(path, f"submit_{kind}", lambda kind=kind: submit(kind),
                          methods=["POST"])
+    app.add_url_rule(BULK_PATH, "submit_find_email_bulk",
+                     lambda: submit("find_email_bulk"), methods=["POST"])
     for path, kind in SYNC_PATHS.items():
         app.add_url_rule(path, f"sync_{kind}", lambda kind=kind: run_sync(kind),
                          methods=["POST"])
@@ -390,7 +491,7 @@ def create_sandbox(config: SandboxConfig | None = None) -> Flask:
             return _json({"status": "running"})
         if job["fails"]:
             return _json({"status": "failed", "error": "Simulated job failure"})
-        return _json({"status": "completed", "result": simulate(job["kind"], job["body"])})
+        return _json({"status": "completed", "result": _result(job)})
 
     @app.get("/_sandbox/stats")
     def stats() -> Response:
@@ -456,7 +557,8 @@ def main(argv: list[str] | None = None) -> None:
     config = SandboxConfig(api_key=args.api_key, rate_per_minute=args.rate)
     config.latency_median = {"enrich_lead": args.latency, "enrich_company": args.latency,
                              "find_email": min(args.latency, 0.5),
-                             "find_phone": min(args.latency, 0.5)}
+                             "find_phone": min(args.latency, 0.5),
+                             "find_email_bulk": min(args.latency, 1.0)}
     print(f"Sixtyfour SANDBOX (simulated data) on http://{args.host}:{args.port}, "
           f"key {args.api_key!r}", flush=True)
     run_simple(args.host, args.port, create_sandbox(config), threaded=True)

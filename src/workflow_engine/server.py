@@ -50,8 +50,10 @@ log = logging.getLogger("workflow_engine")
 
 # Request line and headers together; larger answers 431, as a proxy in front would.
 MAX_HEADER_BYTES = 8192
-# The one endpoint that takes bodies past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES.
+# The endpoints that take bodies past MAX_BODY_BYTES, up to MAX_UPLOAD_BYTES: uploads, and
+# the rows posted to a webhook trigger.
 UPLOAD_PATH = "/api/files"
+HOOK_PREFIX = "/api/hooks/"
 # A refused body up to this size is read and dropped so that the client sees the answer.
 DISCARD_BYTES = 4 * 1024 * 1024
 # Room for a multipart envelope around the largest upload.
@@ -136,7 +138,8 @@ class _StrictParser(HTTPRequestParser):  # type: ignore[misc]
             raise ParsingError("A header line starts with a space or a tab (obsolete "
                                "line folding): send each header on one line.")
         super().parse_header(header_plus)
-        limit = self.upload_limit if self.path == UPLOAD_PATH else self.body_limit
+        uploads = self.path == UPLOAD_PATH or self.path.startswith(HOOK_PREFIX)
+        limit = self.upload_limit if uploads else self.body_limit
         if self.content_length > limit:
             self.error = RequestEntityTooLarge(
                 f"The request body is {self.content_length} bytes; this endpoint takes at "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -14,6 +16,11 @@ from .limits import DEFAULT_MAX_CSV_COLUMNS, Limits
 __all__ = ["Settings"]
 
 ONE_MIB = 1024 * 1024
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _entries(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 class Settings(BaseSettings):
@@ -91,6 +98,20 @@ class Settings(BaseSettings):
         None, repr=False, description="The secret path segment of the webhook URL "
         "(random at each start if unset; with PUBLIC_URL, give every server the same one, "
         "since a webhook may reach any of them).")
+    http_secrets: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="JSON object of secret name -> value "
+        "for the http_request block's headers ({secret.NAME}); definitions name them, never "
+        "hold them, and their values reach no history, error or log.")
+    http_allow_private: bool = Field(
+        False, description="Let http_request reach loopback, private, link-local and other "
+        "non-public addresses (refused by default: a guard against server-side request "
+        "forgery).")
+    http_allowed_networks: str = Field(
+        "", description="Comma-separated networks (CIDR, e.g. 10.1.0.0/16 or 127.0.0.1/32) "
+        "that http_request may reach although they are not public.")
+    http_max_answer_bytes: int = Field(
+        ONE_MIB, gt=0, description="Largest answer http_request reads; a longer one is a "
+        "row error.")
     api_tokens: str | None = Field(
         None, description="JSON list of tokens ({name, scopes, sha256, may_set_actor})."
     )
@@ -119,6 +140,12 @@ class Settings(BaseSettings):
     event_stream_max_seconds: float = Field(
         300.0, gt=0, description="How long one stream lasts at most; then it ends and "
         "the client reconnects with Last-Event-ID, freeing the thread meanwhile.")
+    schedules: bool = Field(
+        True, description="Whether this server process fires schedule triggers. Every "
+        "process may: each tick is claimed in the database, so one of them starts it.")
+    schedule_poll_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the schedule loop looks for definitions "
+        "saved since (it also wakes at each schedule's next tick).")
     log_level: str = "INFO"
 
     @field_validator("samples_dir", mode="before")
@@ -142,6 +169,28 @@ class Settings(BaseSettings):
                                  "directories.")
         return value
 
+    @field_validator("http_secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, str]) -> dict[str, str]:
+        """Secret names are what definitions write after ``secret.``: plain identifiers."""
+        bad = [name for name in value if not SECRET_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"HTTP_SECRETS: names must match {SECRET_NAME.pattern}; "
+                             f"refused: {bad}")
+        return value
+
+    @field_validator("http_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """Every entry is a network (or an address)."""
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"HTTP_ALLOWED_NETWORKS: {entry!r} is no network "
+                                 "(CIDR such as 10.0.0.0/8)") from None
+        return value
+
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> Settings:
         if self.block_lease_seconds < 2 * self.block_heartbeat_seconds:
@@ -156,6 +205,12 @@ class Settings(BaseSettings):
     def limits(self) -> Limits:
         """The limits on what blocks and the files endpoints read."""
         return Limits(max_csv_columns=self.max_csv_columns)
+
+    @property
+    def http_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The non-public networks http_request may reach."""
+        return [ipaddress.ip_network(entry, strict=False)
+                for entry in _entries(self.http_allowed_networks)]
 
     @property
     def cors_origin_list(self) -> list[str] | str:

@@ -13,7 +13,7 @@ from .blocks.tables import read_snapshot, write_snapshot
 from .errors import FileNotFound, NoTable
 from .storage import FileArea, StoredFile
 
-__all__ = ["Snapshots"]
+__all__ = ["Parts", "Snapshots"]
 
 
 class Snapshots:
@@ -41,3 +41,29 @@ class Snapshots:
                 f"The table of instance '{instance_id}' after run {seq} is missing from the "
                 "snapshots storage.", seq=seq,
             ) from None
+
+    def parts(self, instance_id: str, input_seq: int) -> Parts:
+        """Where the blocks that read snapshot ``input_seq`` keep parts of their work (a
+        fork's branches), for any later run from the same table to reuse."""
+        return Parts(self.area.directory(instance_id), f"{input_seq:010d}")
+
+
+class Parts:
+    """Parts of blocks' work from one input table, as ``<input seq>-<name>.parquet``."""
+
+    def __init__(self, area: FileArea, prefix: str) -> None:
+        self.area = area
+        self.prefix = prefix
+
+    def load(self, name: str) -> pd.DataFrame | None:
+        """The part stored under ``name``, if any."""
+        stored = self.area.find(f"{self.prefix}-{name}.parquet")
+        if stored is None:
+            return None
+        with stored.open() as stream:
+            return read_snapshot(stream)
+
+    def save(self, name: str, table: pd.DataFrame) -> None:
+        """Store a part under ``name`` (atomically: a part is whole or absent)."""
+        with self.area.file(f"{self.prefix}-{name}.parquet").writing() as out:
+            write_snapshot(table, out)

@@ -47,9 +47,11 @@ class Sleep(Block[SleepParams]):
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The app's settings, with the sample leads file in its files directory."""
+    """The app's settings, with the sample files (leads, companies) in its files
+    directory."""
     settings.files_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "data" / "leads.csv", settings.files_dir / "leads.csv")
+    for sample in ("leads.csv", "companies.csv"):
+        shutil.copy(ROOT / "data" / sample, settings.files_dir / sample)
     return settings
 
 

@@ -20,6 +20,8 @@ from tests.object_store import ObjectStore
 from workflow_engine.api import EXTENSION, RUNNER
 from workflow_engine.settings import Settings
 
+SAMPLE_NAMES = sorted(p.name for p in (ROOT / "data").glob("*.csv"))  # leads, companies
+
 PROBLEM = "application/problem+json"
 
 
@@ -41,7 +43,7 @@ class TestUpload:
             "name": "new.csv", "size": 23, "columns": ["name", "email"], "row_count": 2,
             "preview": [{"name": "Ann", "email": "a@x"}, {"name": "Bo", "email": None}]}
         names = [f["name"] for f in client.get("/api/files").json["items"]]
-        assert names == ["leads.csv", "new.csv"]
+        assert names == sorted([*SAMPLE_NAMES, "new.csv"])
 
     def test_encoding_and_delimiter(self, client: FlaskClient) -> None:
         content = "name;city\nJosé;Zürich\n".encode("latin-1")
@@ -276,14 +278,14 @@ class TestSamples:
         assert (tmp_path / "files" / "mine.csv").read_bytes() == b"a\n1\n"
         assert not (self.SAMPLES / "mine.csv").exists()
         names = [f["name"] for f in shipped.get("/api/files").json["items"]]
-        assert names == ["leads.csv", "mine.csv"]
+        assert names == sorted([*SAMPLE_NAMES, "mine.csv"])
 
     def test_the_sample_is_listed_previewed_downloaded_and_read(
         self, shipped: FlaskClient
     ) -> None:
-        listed = shipped.get("/api/files").json["items"]
-        assert [f["name"] for f in listed] == ["leads.csv"]
-        assert listed[0]["size"] == (self.SAMPLES / "leads.csv").stat().st_size
+        listed = {f["name"]: f for f in shipped.get("/api/files").json["items"]}
+        assert sorted(listed) == SAMPLE_NAMES
+        assert listed["leads.csv"]["size"] == (self.SAMPLES / "leads.csv").stat().st_size
         preview = shipped.get("/api/files/leads.csv/preview?rows=2").json
         assert preview["columns"][:3] == ["name", "company", "email"]
         download = shipped.get("/api/files/leads.csv")

@@ -128,6 +128,20 @@ class TestAdvance:
         assert sent == [("progress", "3.0"), ("progress", "3.4"), ("progress", "3.4"),
                         ("progress", "3.9")]
 
+    def test_a_branch_that_ends_while_the_rows_stand_still_is_told(self) -> None:
+        running = instance(3, InstanceStatus.RUNNING)
+        watch = Watch(Position(3, 4), progress(4), sent=True)
+
+        def fork(status: str) -> dict[str, Any]:
+            return {**progress(4), "branches": [{"id": "phones", "rows_done": 2,
+                                                 "status": status}]}
+        sent = []
+        for level in (fork("running"), fork("running"), fork("cancelled")):
+            items, watch, _ = advance(watch, Look(running, WORKFLOW, progress=level))
+            sent += [(kind, item.progress["branches"][0]["status"])
+                     for kind, item in zip(kinds(items), items, strict=True)]
+        assert sent == [(("progress", "3.4"), "running"), (("progress", "3.4"), "cancelled")]
+
     def test_resumed_progress_is_sent_only_if_its_rows_moved(self) -> None:
         running = instance(3, InstanceStatus.RUNNING)
         same, _, _ = advance(Watch(Position(3, 4)), Look(running, WORKFLOW, progress=progress(4)))

@@ -55,7 +55,8 @@ class Sandbox:
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     config = SandboxConfig(rate_per_minute=6000, latency_median={
-        "enrich_lead": 0.3, "enrich_company": 0.3, "find_email": 0.1, "find_phone": 0.1},
+        "enrich_lead": 0.3, "enrich_company": 0.3, "find_email": 0.1, "find_phone": 0.1,
+        "find_email_bulk": 0.2},
         latency_spread=0.1)
     server = make_server("127.0.0.1", 0, create_sandbox(config), threaded=True,
                          request_handler=_QuietHandler)
@@ -72,7 +73,8 @@ def make_enricher(sandbox: Sandbox, store: Store, *, key: str = "sandbox-key",
     client = SixtyfourClient(make_http(key, sandbox.url), RateBudget(RateLimit(rate)),
                              retries=Retries(attempts=6, base_seconds=0.05, cap_seconds=0.5))
     polling = Polling(expected_seconds={"enrich_lead": 30.0, "enrich_company": 30.0,
-                                        "find_email": 5.0, "find_phone": 5.0},
+                                        "find_email": 5.0, "find_phone": 5.0,
+                                        "find_email_bulk": 5.0},
                       min_interval=0.05)
     return Enricher(client, UpstreamJobs(store), polling=polling, workers=8,
                     webhook_url=webhook_url, claim_lease_ms=claim_lease_ms)

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from flask.testing import FlaskClient
 from tests.conftest import DEFINITIONS, ROOT, BuildApp, make_settings
 from tests.sixtyfour.conftest import Sandbox
 from workflow_engine.api import EXTENSION, RUNNER
-from workflow_engine.sandbox import simulate_phone
+from workflow_engine.sandbox import simulate_people, simulate_phone
 
 
 @pytest.fixture
@@ -192,6 +193,118 @@ class TestFindEmail:
         assert {r["email_status"] for r in looked_up} <= {"OK", "UNKNOWN", "RISKY", "NOT_FOUND"}
 
 
+def write_leads(path: Path, n: int) -> None:
+    """``n`` leads without an address, in the sample's shape."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "company", "email", "company_location", "linkedin"])
+        for i in range(n):
+            writer.writerow([f"Person {i}", f"Company {i % 7}", "", "Austin, TX", ""])
+
+
+def all_rows(client: FlaskClient, instance: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.get(
+        f"/api/instances/{instance['id']}/data?limit=1000").json["rows"]
+    return found
+
+
+def reading(file: str, *blocks: dict[str, Any], definition_id: str = "p") -> dict[str, Any]:
+    document = pipeline(*blocks, definition_id=definition_id)
+    document["states"][1]["block"]["params"]["file"] = file
+    return document
+
+
+EMAIL_COLUMNS = ["name", "email", "email_status", "enrich_error"]
+
+
+class TestFindEmailInBulk:
+    def test_a_few_hundred_rows_take_one_request_per_hundred_and_match_per_row(
+        self, client: FlaskClient, sandbox: Sandbox, tmp_path: Path, build_app: BuildApp
+    ) -> None:
+        """Bulk and per-row mode (on a database of its own, so that nothing is reused)
+        write the same columns for the same rows; bulk sends ceil(n / 100) requests."""
+        write_leads(tmp_path / "files" / "many.csv", 250)
+        done = run(client, reading("many.csv", {"type": "find_email", "params": {}}))
+        assert done["status"] == "completed"
+        assert sandbox.stats()["requests"]["submissions"] == 3
+        bulk = all_rows(client, done)
+
+        other = tmp_path / "per-row"
+        (other / "files").mkdir(parents=True)
+        shutil.copy(tmp_path / "files" / "many.csv", other / "files" / "many.csv")
+        per_row_app = build_app(make_settings(
+            other, sixtyfour_api_key="sandbox-key", sixtyfour_base_url=sandbox.url,
+            sixtyfour_rate_per_minute=6000))
+        per_row_client = per_row_app.test_client()
+        try:
+            per_row_done = run(per_row_client, reading(
+                "many.csv", {"type": "find_email", "params": {"bulk": False}}))
+            per_row = all_rows(per_row_client, per_row_done)
+        finally:
+            per_row_app.extensions[RUNNER].close()
+            per_row_app.extensions[EXTENSION].store.dispose()
+        stats = sandbox.stats()
+        assert stats["requests"]["submissions"] == 3 + 250
+        assert stats["requests"]["bulk_submissions"] == 3
+        assert len(bulk) == len(per_row) == 250
+        assert [{c: r[c] for c in EMAIL_COLUMNS} for r in bulk] == [
+            {c: r[c] for c in EMAIL_COLUMNS} for r in per_row]
+        assert {r["email_status"] for r in bulk} <= {"OK", "UNKNOWN", "RISKY", "NOT_FOUND"}
+
+    def test_missing_leads_are_row_errors_and_a_retry_sends_only_them(
+        self, client: FlaskClient, sandbox: Sandbox, tmp_path: Path
+    ) -> None:
+        write_leads(tmp_path / "files" / "many.csv", 150)
+        sandbox.config.update({"bulk_drop_rate": 0.1})
+        block = {"type": "find_email", "params": {"on_row_error": "fail"}}
+        assert client.post("/api/definitions", json=reading("many.csv", block)).status_code \
+            == 201
+        instance = client.post("/api/instances", json={"definition_id": "p"}).json["id"]
+        failed = client.post(f"/api/instances/{instance}/actions/run?wait=30").json
+        assert (failed["status"], failed["current_state"]) == ("failed", "s0")
+        assert "upstream_lead_missing" in failed["error"]["message"]
+        missing = 150 - sandbox.stats()["billable_submissions"]
+        assert 0 < missing < 30
+
+        sandbox.config.update({"bulk_drop_rate": 0.0})
+        retried = client.post(f"/api/instances/{instance}/retry?wait=30").json
+        assert retried["status"] == "completed"
+        assert all(r["enrich_error"] is None for r in all_rows(client, retried))
+        stats = sandbox.stats()
+        assert stats["requests"]["bulk_submissions"] == 2 + 1
+        assert (stats["billable_submissions"], stats["duplicates"]) == (150, {})
+
+    def test_personal_mode_asks_per_row(self, client: FlaskClient, sandbox: Sandbox) -> None:
+        done = run(client, pipeline({"type": "find_email", "params": {"mode": "PERSONAL"}}))
+        assert done["status"] == "completed"
+        stats = sandbox.stats()
+        assert stats["requests"]["submissions"] == stats["billable_submissions"] == 9
+        assert "bulk_submissions" not in stats["requests"]
+
+    @pytest.mark.parametrize(("params", "requests"), [
+        ({}, 2), ({"batch_size": 5}, 6), ({"bulk": False}, 30), ({"mode": "PERSONAL"}, 30)])
+    def test_the_estimate_counts_one_request_per_batch(
+        self, client: FlaskClient, params: dict[str, Any], requests: int
+    ) -> None:
+        """15 rows (6 with an address: at most), a submission and a poll each."""
+        document = pipeline({"type": "find_email", "params": params})
+        assert client.post("/api/definitions", json=document).status_code == 201
+        found = client.post("/api/definitions/p/estimate", json={}).json
+        assert (found["steps"][0]["rows"], found["requests"]) == (15, requests)
+
+    @pytest.mark.parametrize(("batch_size", "code"), [
+        (0, "greater_than_equal"), (101, "less_than_equal"), ("ten", "wrong_type")])
+    def test_a_batch_size_out_of_range_is_a_definition_error(
+        self, client: FlaskClient, batch_size: object, code: str
+    ) -> None:
+        created = client.post("/api/definitions", json=pipeline(
+            {"type": "find_email", "params": {"batch_size": batch_size}}))
+        assert created.status_code == 422
+        assert created.content_type == "application/problem+json"
+        assert [(e["path"], e["code"]) for e in created.json["errors"]] == [
+            ("states[2].block.params.batch_size", code)]
+
+
 def expected_phone(name: str) -> dict[str, Any]:
     """The columns a row gets from the sandbox's answer for its name."""
     found = simulate_phone(name)
@@ -283,6 +396,75 @@ class TestFindPhone:
             assert json.loads(row["phones"] or "null") == expected["phones"]
 
 
+class TestSideBySide:
+    def test_the_shipped_fork_finds_emails_and_phones_at_once_and_joins_them(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        """leads-contacts: find_email and find_phone run as two branches of one state on
+        the same rows; each row of the saved file has both answers, nothing sent twice."""
+        document = json.loads((DEFINITIONS / "leads-contacts.json").read_text())
+        done = run(client, document)
+        assert (done["status"], done["current_state"]) == ("completed", "saved"), done["error"]
+        with client.get("/api/outputs/leads-contacts.csv") as response:
+            saved = list(csv.DictReader(io.StringIO(response.text)))
+        with (ROOT / "data" / "leads.csv").open(newline="") as source:
+            given = list(csv.DictReader(source))
+        assert [row["name"] for row in saved] == [row["name"] for row in given]
+        for row, lead in zip(saved, given, strict=True):
+            expected = expected_phone(row["name"])
+            assert row["phone_status"] == expected["phone_status"]
+            assert row["email_status"] == ("EXISTING" if lead["email"] else row["email_status"])
+            assert row["email_error"] == row["phone_error"] == ""
+        assert list(saved[0])[:len(given[0])] == list(given[0])
+        looked_up = sum(1 for lead in given if not lead["email"])
+        assert sandbox.stats()["billable_submissions"] == looked_up + len(given)
+        history = client.get(f"/api/instances/{done['id']}/history?limit=100").json["items"]
+        joined = next(e for e in history if e["type"] == "block_succeeded"
+                      and e["to_state"] == "contacts")
+        assert {b: s["status"] for b, s in joined["data"]["branches"].items()} == {
+            "emails": "succeeded", "phones": "succeeded"}
+
+
+    def test_a_running_fork_shows_each_branch_and_its_table_so_far(
+        self, client: FlaskClient, sandbox: Sandbox
+    ) -> None:
+        """While the answers are held, progress lists both branches and progress/data
+        has both branches' columns; once they are let through, the run completes."""
+        sandbox.config.update({"hold_results": True})
+        document = json.loads((DEFINITIONS / "leads-contacts.json").read_text())
+        assert client.post("/api/definitions", json=document).status_code == 201
+        started = client.post("/api/instances", json={"definition_id": "leads-contacts"}).json
+        path = f"/api/instances/{started['id']}"
+        assert client.post(f"{path}/actions/run").status_code == 202
+        try:
+            # 9 leads without an email, 15 for a phone: every request has left.
+            progress = sent(client, path, requests=9 + 15)
+            assert [(b["id"], b["status"], b["rows_total"]) for b in progress["branches"]] == [
+                ("emails", "running", 9), ("phones", "running", 15)]
+            so_far = client.get(f"{path}/progress/data?limit=100")
+            assert so_far.status_code == 200, so_far.json
+            columns = so_far.json["columns"]
+            assert {"email_status", "email_error", "phone", "phone_status",
+                    "phone_error"} <= {c["name"] if isinstance(c, dict) else c for c in columns}
+            assert len(so_far.json["rows"]) == 15
+        finally:
+            sandbox.config.update({"hold_results": False})
+        done = client.get(f"{path}?wait=30").json
+        assert done["status"] == "completed", done["error"]
+
+
+def sent(client: FlaskClient, path: str, *, requests: int) -> dict[str, Any]:
+    """The running fork's progress once ``requests`` requests have left (the condition is
+    polled: the block reports it only through its progress)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = client.get(path).json["progress"]
+        if progress and progress.get("branches") and progress["rows_sent"] == requests:
+            return progress
+        time.sleep(0.05)
+    raise AssertionError(f"the fork never sent every row: {progress}")
+
+
 class TestEnrichCompany:
     def test_companies_and_their_people(self, client: FlaskClient) -> None:
         done = run(client, pipeline({"type": "enrich_company", "params": {
@@ -292,7 +474,7 @@ class TestEnrichCompany:
         assert table[0]["industry"] == "Simulated industry for Ariglad Inc"
         people = table[0]["enrich_people"]
         assert isinstance(people, list)
-        assert people[0]["name"] == "Simulated Person 1"
+        assert [p["name"] for p in people] == [p["name"] for p in simulate_people("Ariglad Inc")]
 
 
 class TestJsonValues:
@@ -346,6 +528,9 @@ def test_the_catalog_lists_the_enrichment_blocks(client: FlaskClient) -> None:
     for kind in ("enrich_lead", "enrich_company", "find_email", "find_phone"):
         choice = items[kind]["params_schema"]["properties"]["on_unknown_outcome"]
         assert (choice["enum"], choice["default"]) == (["error", "resubmit"], "error")
+    email = items["find_email"]["params_schema"]["properties"]
+    assert (email["bulk"]["default"], email["batch_size"]["default"]) == (True, 100)
+    assert (email["batch_size"]["minimum"], email["batch_size"]["maximum"]) == (1, 100)
     phone = items["find_phone"]
     assert phone["needs_table"] is True
     assert set(phone["params_schema"]["properties"]) == {

@@ -210,6 +210,18 @@ class TestStatus:
         assert (found.status, found.finished) == (status, finished)
         assert seen[0].url == "https://api.test/job-status/t-1"
 
+    @pytest.mark.parametrize("result", [
+        [{"name": "A", "email": []}], {"results": [{"name": "A", "email": []}]}])
+    def test_a_bulk_result_is_a_list_bare_or_under_results(self, result: Any) -> None:
+        client, _, _ = client_for(answers(httpx.Response(
+            200, json={"status": "completed", "result": result})))
+        assert client.status("t-1").result == {"results": [{"name": "A", "email": []}]}
+
+    def test_a_bulk_submission_goes_to_the_bulk_endpoint(self) -> None:
+        client, seen, _ = client_for(answers(httpx.Response(200, json={"task_id": "t"})))
+        assert client.submit("find_email_bulk", {"leads": [{"name": "A"}]}) == "t"
+        assert seen[0].url == "https://api.test/find-email-bulk-async"
+
     def test_a_failed_job_carries_its_error(self) -> None:
         client, _, _ = client_for(answers(httpx.Response(
             200, json={"status": "failed", "error": "no data"})))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.sixtyfour.conftest import Sandbox
-from workflow_engine.sandbox import simulate_phone
+from workflow_engine.sandbox import bulk_dropped, simulate, simulate_people, simulate_phone
 
 LEAD = {"lead_info": {"name": "Ann"}, "struct": {"education": "Where they studied"}}
 
@@ -135,3 +135,87 @@ class TestFindPhone:
         thread.join()
         assert answers[0].json()["task_id"] == held[0]["task_id"]
         assert sandbox.stats()["billable_submissions"] == 1
+
+
+class TestFindPeople:
+    """An enrich-company answer with find_people: the company's people, chosen by its
+    name alone, in the documented shape."""
+
+    def test_the_people_come_in_structured_data_leads(self, sandbox: Sandbox) -> None:
+        lead_struct = {"seniority": "How senior",
+                       "years": {"description": "Years in the role", "type": "int"}}
+        answer = httpx.post(f"{sandbox.url}/enrich-company", headers=KEY, json={
+            "target_company": {"name": "Kestrel Works"}, "struct": {"industry": "What"},
+            "find_people": True, "people_focus_prompt": "Founders",
+            "lead_struct": lead_struct}).json()
+        leads = answer["structured_data"]["leads"]
+        assert leads == simulate_people("Kestrel Works", lead_struct)
+        assert len(leads) == 3
+        for person in leads:
+            assert set(person) == {"name", "email", "company", "title", "phone", "score",
+                                   "linkedin", "seniority", "years"}
+            assert isinstance(person["score"], str)
+            assert 0 <= float(person["score"]) <= 10
+            assert isinstance(person["years"], int)
+        assert len({person["name"] for person in leads}) == 3
+
+    def test_without_find_people_there_are_none(self, sandbox: Sandbox) -> None:
+        answer = httpx.post(f"{sandbox.url}/enrich-company", headers=KEY, json={
+            "target_company": {"name": "Kestrel Works"}, "struct": {"industry": "What"}}).json()
+        assert "leads" not in answer["structured_data"]
+
+    def test_some_companies_have_nobody(self) -> None:
+        assert simulate_people("Northwind Analytics") == []
+        assert [p["name"] for p in simulate_people("Quillstone")] == [
+            "Esther Brooks", "Farid Eriksen"]
+
+
+class TestBulkEmail:
+    def post(self, sandbox: Sandbox, body: object) -> httpx.Response:
+        return httpx.post(f"{sandbox.url}/find-email-bulk-async", json=body,
+                          headers={"x-api-key": "sandbox-key"})
+
+    def result(self, sandbox: Sandbox, task_id: str) -> list[dict[str, object]]:
+        """The job's result, polled until it is done (its latency is 0.2 s here)."""
+        while True:
+            found = httpx.get(f"{sandbox.url}/job-status/{task_id}",
+                              headers={"x-api-key": "sandbox-key"}).json()
+            if found["status"] == "completed":
+                result: list[dict[str, object]] = found["result"]
+                return result
+
+    def test_one_job_answers_each_lead_as_its_own_request_would(
+        self, sandbox: Sandbox
+    ) -> None:
+        leads = [{"name": f"Person {i}", "company": "Ariglad Inc"} for i in range(3)]
+        submitted = self.post(sandbox, {"leads": leads}).json()
+        assert submitted["status"] == "RUNNING"
+        assert self.result(sandbox, submitted["task_id"]) == [
+            simulate("find_email", {"lead": lead, "mode": "PROFESSIONAL"}) for lead in leads]
+        stats = sandbox.stats()
+        assert (stats["requests"]["bulk_submissions"], stats["billable_submissions"]) == (1, 3)
+
+    def test_dropped_leads_are_left_out_and_not_billed(self, sandbox: Sandbox) -> None:
+        sandbox.config.update({"bulk_drop_rate": 0.5})
+        leads = [{"name": f"Person {i}"} for i in range(20)]
+        kept = [lead for lead in leads if not bulk_dropped(lead, 0.5)]
+        assert 0 < len(kept) < 20
+        task_id = self.post(sandbox, {"leads": leads}).json()["task_id"]
+        assert [item["name"] for item in self.result(sandbox, task_id)] == [
+            lead["name"] for lead in kept]
+        assert sandbox.stats()["billable_submissions"] == len(kept)
+
+    @pytest.mark.parametrize(("body", "where"), [
+        ({}, ["body", "leads"]),
+        ({"leads": []}, ["body", "leads"]),
+        ({"leads": [{"name": "A"}] * 101}, ["body", "leads"]),
+        ({"leads": [{"name": None}]}, ["body", "leads", 0, "name"]),
+        ({"leads": ["A"]}, ["body", "leads", 0]),
+    ])
+    def test_a_bad_batch_is_refused_as_fastapi_does(
+        self, sandbox: Sandbox, body: object, where: list[object]
+    ) -> None:
+        refused = self.post(sandbox, body)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == where
+        assert sandbox.stats()["billable_submissions"] == 0

@@ -65,6 +65,28 @@ def test_results_arrive_by_webhook_without_polls(served: Served, sandbox: Sandbo
     assert stats["requests"]["webhooks"] == stats["billable_submissions"] == 15
 
 
+def test_a_bulk_answer_arrives_by_webhook_as_a_list_split_per_lead(
+    served: Served, sandbox: Sandbox
+) -> None:
+    """The bulk job's webhook carries the bare list of per-lead answers: each row gets its
+    own, with one submission, one webhook and no poll."""
+    http = httpx.Client(base_url=served.url, timeout=60)
+    http.post("/api/definitions", json=pipeline(
+        {"type": "find_email", "params": {}})).raise_for_status()
+    http.post("/api/instances", json={"definition_id": "p", "id": "w"}).raise_for_status()
+    done = http.post("/api/instances/w/actions/run?wait=30").json()
+    assert done["status"] == "completed", done
+    rows: list[dict[str, Any]] = http.get("/api/instances/w/data").json()["rows"]
+    looked_up = [r for r in rows if r["email_status"] != "EXISTING"]
+    assert len(looked_up) == 9
+    assert all(r["enrich_error"] is None for r in rows)
+    assert all(r["email"] for r in looked_up if r["email_status"] != "NOT_FOUND")
+    stats = sandbox.stats()
+    assert stats["requests"].get("polls", 0) == 0
+    assert (stats["requests"]["bulk_submissions"], stats["requests"]["webhooks"],
+            stats["billable_submissions"]) == (1, 1, 9)
+
+
 @pytest.mark.parametrize(("path", "body"), [
     ("/api/webhooks/sixtyfour/wrong", {"task_id": "t", "status": "completed", "result": {}}),
     ("/api/webhooks/sixtyfour/s3cret", {"task_id": "not-ours", "status": "completed",

@@ -7,11 +7,12 @@ from flask import current_app
 from ..runner import Runner
 from ..service import EventStreams, WorkflowService
 
-__all__ = ["EXTENSION", "RUNNER", "STREAMS", "runner", "service", "streams"]
+__all__ = ["EXTENSION", "RUNNER", "SCHEDULES", "STREAMS", "runner", "service", "streams"]
 
 EXTENSION = "workflow_engine"
 RUNNER = "workflow_engine.runner"
 STREAMS = "workflow_engine.streams"
+SCHEDULES = "workflow_engine.schedules"
 
 
 def service() -> WorkflowService:

@@ -12,7 +12,7 @@ from ..ui import ASSET_PREFIX, PAGE_PATH
 from .responses import json_response
 from .schemas import WhoAmI
 
-__all__ = ["TOKENS", "blueprint", "current_token", "install", "required_scope"]
+__all__ = ["HOOK_PREFIX", "TOKENS", "blueprint", "current_token", "install", "required_scope"]
 
 blueprint = Blueprint("access", __name__)
 
@@ -20,6 +20,8 @@ TOKENS = "workflow_engine.tokens"
 # The UI's page and files are open: the page asks for a token itself.
 OPEN_PATHS = frozenset({"/health", PAGE_PATH})
 WEBHOOK_PREFIX = "/api/webhooks/sixtyfour/"
+# A webhook trigger's caller presents the trigger's own token, checked by its route.
+HOOK_PREFIX = "/api/hooks/"
 # POSTs that change nothing: checking a definition stores nothing and shows nothing that
 # reading cannot (the block catalog, the columns of the files), so reading is enough.
 READ_ONLY_POSTS = re.compile(r"/api/definitions(?:(?:/[^/]+)?/validate|/[^/]+/estimate)")
@@ -33,8 +35,9 @@ QUERY_TOKEN = "access_token"
 def required_scope(method: str, path: str) -> Scope | None:
     """The scope a request needs (None: anyone)."""
     if (path in OPEN_PATHS or method == "OPTIONS" or path.startswith(WEBHOOK_PREFIX)
-            or path.startswith(ASSET_PREFIX)):
+            or path.startswith(HOOK_PREFIX) or path.startswith(ASSET_PREFIX)):
         # The webhook's caller is the enrichment API: its secret path is its credential.
+        # A webhook trigger's caller has the trigger's token, not an API token.
         return None
     if method in ("GET", "HEAD") or (method == "POST" and READ_ONLY_POSTS.fullmatch(path)):
         return Scope.READ

@@ -87,9 +87,10 @@ def data_at(instance_id: str, seq: int) -> Response:
 
 @blueprint.get("/<instance_id>/progress/data")
 def data_so_far(instance_id: str) -> Response:
-    """The running enrichment's table so far: its input, with the answers already in.
-    Once no block runs, the current table: a viewer refreshing as progress arrives may ask
-    just after the run ended, and gets the freshest table rather than an error."""
+    """The running enrichment's table so far: its input, with the answers already in
+    (another running block's: its input). Once no block runs, the current table: a viewer
+    refreshing as progress arrives may ask just after the run ended, and gets the freshest
+    table rather than an error."""
     try:
         seq, frame = runner().table_so_far(instance_id)
     except NotRunning:

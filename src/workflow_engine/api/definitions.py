@@ -53,7 +53,7 @@ def create_definition() -> Response:
     """Create a definition (version 1). Identical content again answers 200."""
     strict = query(SaveQuery).strict
     outcome = service().create_definition(json_body(), strict=strict)
-    return _saved(DefinitionOut.of(outcome.workflow), outcome.created)
+    return _saved(DefinitionOut.of(outcome.workflow, outcome.tokens), outcome.created)
 
 
 @blueprint.put("/<definition_id>")
@@ -61,7 +61,7 @@ def put_definition(definition_id: str) -> Response:
     """Create the next version of a definition (or version 1 of a new one)."""
     strict = query(SaveQuery).strict
     outcome = service().put_definition(definition_id, json_body(), strict=strict)
-    return _saved(DefinitionOut.of(outcome.workflow), outcome.created)
+    return _saved(DefinitionOut.of(outcome.workflow, outcome.tokens), outcome.created)
 
 
 @blueprint.post("/validate")

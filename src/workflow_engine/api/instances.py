@@ -34,7 +34,7 @@ from .schemas import (
 )
 from .sse import event_stream_response
 
-__all__ = ["blueprint"]
+__all__ = ["blueprint", "instance_response"]
 
 blueprint = Blueprint("instances", __name__, url_prefix="/api/instances")
 
@@ -46,6 +46,15 @@ class WaitQuery(QueryModel):
 
     wait: float = Field(0, ge=0, le=MAX_WAIT_SECONDS,
                         description="Seconds to wait for running blocks to settle.")
+
+
+class CancelQuery(QueryModel):
+    """What to cancel: the running block, or one branch of a running fork."""
+
+    branch: Identifier | None = Field(
+        None, description="Cancel only this branch of the running fork; the others go on, "
+        "and the state is cancelled once they have ended (retry then runs only the "
+        "branches that did not succeed).")
 
 
 class ExplainQuery(QueryModel):
@@ -74,7 +83,7 @@ class EventsQuery(QueryModel):
         "clients a token with the read scope only.")
 
 
-def _instance_response(
+def instance_response(
     instance: Instance, workflow: Workflow, status: int | None = None, *, wait: float = 0
 ) -> Response:
     """The instance, after waiting up to ``wait`` s for its blocks to settle.
@@ -101,7 +110,7 @@ def start_instance() -> Response:
         request_body.definition_id, version=request_body.version, instance_id=request_body.id,
         context=request_body.context, inputs=request_body.inputs, actor=actor(),
     )
-    response = _instance_response(instance, workflow, 201 if created else 200, wait=wait)
+    response = instance_response(instance, workflow, 201 if created else 200, wait=wait)
     response.headers["Location"] = url_for("instances.get_instance", instance_id=instance.id)
     return response
 
@@ -130,7 +139,7 @@ def get_instance(instance_id: str) -> Response:
     block (and the automatic actions after it) settled, or ``wait`` seconds passed."""
     wait = query(WaitQuery).wait
     instance, workflow = service().get_instance(instance_id)
-    return _instance_response(instance, workflow, 200, wait=wait)
+    return instance_response(instance, workflow, 200, wait=wait)
 
 
 @blueprint.get("/<instance_id>/actions")
@@ -165,7 +174,7 @@ def fire_action(instance_id: str, action_id: str) -> Response:
         idempotency_key=idempotency_key(),
     )
     # A replay answers the first result as it was, never waited on.
-    response = _instance_response(result.instance, result.workflow,
+    response = instance_response(result.instance, result.workflow,
                                   wait=0 if result.replayed else wait)
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -177,14 +186,16 @@ def retry_block(instance_id: str) -> Response:
     """Run the current state's failed or cancelled block again, from the same input."""
     wait = query(WaitQuery).wait
     instance, workflow = service().retry(instance_id, actor=actor())
-    return _instance_response(instance, workflow, wait=wait)
+    return instance_response(instance, workflow, wait=wait)
 
 
 @blueprint.post("/<instance_id>/cancel")
 def cancel_block(instance_id: str) -> Response:
-    """Stop the running block; the instance stays in its state as cancelled."""
-    instance, workflow = service().cancel(instance_id, actor=actor())
-    return _instance_response(instance, workflow, 200)
+    """Stop the running block; the instance stays in its state as cancelled. With
+    ``branch``, stop that branch of the running fork: 202, the others go on."""
+    branch = query(CancelQuery).branch
+    instance, workflow = service().cancel(instance_id, branch=branch, actor=actor())
+    return instance_response(instance, workflow, 200 if branch is None else 202)
 
 
 @blueprint.get("/<instance_id>/history")

@@ -20,7 +20,7 @@ from .access import required_scope
 from .data import DataQuery
 from .definitions import SaveQuery, VersionQuery
 from .files import PreviewQuery, UploadQuery
-from .instances import EventsQuery, ExplainQuery, InstanceQuery, WaitQuery
+from .instances import CancelQuery, EventsQuery, ExplainQuery, InstanceQuery, WaitQuery
 from .problems import PROBLEM_JSON
 from .requests import ListQuery, QueryModel
 from .schemas import (
@@ -37,6 +37,7 @@ from .schemas import (
     FileList,
     Health,
     HistoryPage,
+    HookToken,
     InstanceOut,
     InstancePage,
     ProblemDetail,
@@ -44,6 +45,7 @@ from .schemas import (
     StartInstance,
     StreamEnd,
     TablePage,
+    TriggerList,
     WebhookAck,
     WebhookPayload,
     WhoAmI,
@@ -68,6 +70,7 @@ _DEFINITION_ID = {**_INSTANCE_ID, "name": "definition_id"}
 _ACTION_ID = {**_INSTANCE_ID, "name": "action_id"}
 _SEQ = {"name": "seq", "in": "path", "required": True, "schema": {"type": "integer"}}
 _SECRET = {"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}
+_TRIGGER_ID = {**_INSTANCE_ID, "name": "trigger_id"}
 _NAME = {"name": "name", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": FILE_NAME_PATTERN}}
 
@@ -142,8 +145,12 @@ OPERATIONS: list[Operation] = [
     ("post", "/api/instances/{instance_id}/retry", "Run a failed block again", WaitQuery, None,
      {200: (InstanceOut, "Settled within ?wait"), 202: (InstanceOut, "Running again")},
      {404: "instance_not_found", 409: "nothing_to_retry | concurrent_modification"}),
-    ("post", "/api/instances/{instance_id}/cancel", "Cancel the running block", None, None,
-     {200: (InstanceOut, "Cancelled")}, {404: "instance_not_found", 409: "not_running"}),
+    ("post", "/api/instances/{instance_id}/cancel", "Cancel the running block, or one branch "
+     "of a running fork", CancelQuery, None,
+     {200: (InstanceOut, "Cancelled"),
+      202: (InstanceOut, "The branch is stopping; the fork's other branches go on")},
+     {400: "invalid_parameter", 404: "instance_not_found | branch_not_found",
+      409: "not_running"}),
     ("get", "/api/instances/{instance_id}/data", "The instance's table", DataQuery, None,
      {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
      {400: "invalid_parameter", 404: "instance_not_found | no_table"}),
@@ -153,7 +160,7 @@ OPERATIONS: list[Operation] = [
      {400: "invalid_parameter", 404: "instance_not_found | event_not_found | no_table"}),
     ("get", "/api/instances/{instance_id}/progress/data",
      "The running enrichment's table so far: its input, with the answers already in "
-     "(once no block runs, the current table)",
+     "(another running block: its input; once no block runs, the current table)",
      DataQuery, None,
      {200: (TablePage, "A page of rows (format=json); text/csv with format=csv")},
      {400: "invalid_parameter", 404: "instance_not_found | no_table"}),
@@ -161,6 +168,23 @@ OPERATIONS: list[Operation] = [
      "jobs (webhook mode)", None, WebhookPayload,
      {200: (WebhookAck, "Taken")},
      {400: "malformed_json", 404: "unknown_webhook", 415: "unsupported_media_type"}),
+    ("post", "/api/hooks/{definition_id}/{trigger_id}", "A webhook trigger: start an "
+     "instance on the posted rows (text/csv, or application/json rows)", None, "rows",
+     {201: (InstanceOut, "Started on the rows (status running while its first block runs)"),
+      200: (InstanceOut, "Already started by a call with the same Idempotency-Key")},
+     {400: "malformed_json | invalid_header", 401: "hook_unauthorized",
+      409: "instance_exists", 413: "payload_too_large", 415: "unsupported_media_type",
+      422: "csv_invalid | hook_rows_invalid"}),
+    ("get", "/api/triggers", "Every definition's triggers: hook URLs, next and last fires",
+     None, None, {200: (TriggerList, "The triggers of every definition's latest version")},
+     {}),
+    ("get", "/api/definitions/{definition_id}/triggers", "A definition's triggers", None,
+     None, {200: (TriggerList, "The triggers of its latest version")},
+     {404: "definition_not_found"}),
+    ("post", "/api/definitions/{definition_id}/triggers/{trigger_id}/token",
+     "Make a webhook trigger's token anew (shown once; the old one stops working)", None,
+     None, {200: (HookToken, "The new token and the hook URL")},
+     {404: "definition_not_found | trigger_not_found"}),
     ("get", "/api/blocks", "The block catalog", None, None,
      {200: (BlockCatalogOut, "Every block type")}, {}),
     ("get", "/api/files", "Input files", None, None, {200: (FileList, "The files")}, {}),
@@ -220,6 +244,15 @@ _HEADERS = {
     "If-Match": "The ETag last read; a stale one answers 412.",
     "Last-Event-ID": "The id of the last event received: the stream resumes right after "
     "it (an EventSource sends it when it reconnects).",
+    "X-Hook-Token": "The webhook trigger's token (or send Authorization: Bearer <token>).",
+}
+_HOOK_ROWS = {
+    "text/csv": {"schema": {"type": "string", "description": "A CSV with a header row."}},
+    "application/json": {"schema": {"oneOf": [
+        {"type": "array", "items": {"type": "object"}},
+        {"type": "object", "required": ["rows"], "additionalProperties": False,
+         "properties": {"rows": {"type": "array", "items": {"type": "object"}}}},
+    ], "description": "Rows: objects of text, numbers, booleans or null."}},
 }
 
 
@@ -228,7 +261,7 @@ def _parameters(
 ) -> list[Any]:
     """The operation's parameters; schemas they refer to are added to ``defs``."""
     params: list[Any] = []
-    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID, _SEQ, _NAME, _SECRET):
+    for spec in (_DEFINITION_ID, _INSTANCE_ID, _ACTION_ID, _SEQ, _NAME, _SECRET, _TRIGGER_ID):
         if "{" + str(spec["name"]) + "}" in path:
             params.append(spec)
     if query_model is not None:
@@ -247,6 +280,10 @@ def _parameters(
             names += ["Idempotency-Key", "If-Match"]
         params += [{"name": n, "in": "header", "required": False, "description": _HEADERS[n],
                     "schema": {"type": "string", "maxLength": 200}} for n in names]
+    if path.startswith("/api/hooks/"):
+        params += [{"name": n, "in": "header", "required": False, "description": _HEADERS[n],
+                    "schema": {"type": "string", "maxLength": 200}}
+                   for n in ("X-Hook-Token", "Idempotency-Key")]
     if path.endswith("/events"):
         params.append({"name": "Last-Event-ID", "in": "header", "required": False,
                        "description": _HEADERS["Last-Event-ID"],
@@ -284,6 +321,8 @@ def openapi_document() -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": keys[(body, "validation")]}},
             }
+        elif body == "rows":
+            operation["requestBody"] = {"required": True, "content": _HOOK_ROWS}
         elif body is not None:
             operation["requestBody"] = {"required": True, "content": {body: {"schema": {
                 "type": "object", "required": ["file"],
@@ -301,7 +340,17 @@ def openapi_document() -> dict[str, Any]:
             operation["responses"][str(status)] = entry
         if path.startswith("/api/"):
             errors = {503: "service_unavailable", **errors}
-        if path == "/health" or path.startswith("/api/webhooks/"):
+        if path.startswith("/api/hooks/"):
+            operation["security"] = [{"hook": []}]
+            operation["description"] = (
+                "Authenticated by the trigger's own token (shown when the definition is "
+                "created, or made anew by POST .../triggers/{trigger_id}/token), not by an "
+                "API token. A wrong or missing token, an unknown address and a disabled "
+                "trigger all answer 401, and nothing is started or stored. The rows are "
+                "stored as the input file hook-<instance id>.csv, read by the initial "
+                "state's read_csv; the body may be as large as an upload (MAX_UPLOAD_BYTES). "
+                "History records the start as `webhook:<trigger_id>`.")
+        elif path == "/health" or path.startswith("/api/webhooks/"):
             operation["security"] = []
         else:
             scope = required_scope(method.upper(), path)
@@ -332,7 +381,10 @@ def openapi_document() -> dict[str, Any]:
         "security": [{}, {"bearer": []}],
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {
+            "securitySchemes": {"hook": {
+                "type": "http", "scheme": "bearer",
+                "description": "A webhook trigger's token (or the X-Hook-Token header).",
+            }, "bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "An API token (python -m workflow_engine.auth). Scopes: read "
                 "(GET, and checking a definition), run (start, fire, retry, cancel, upload), "

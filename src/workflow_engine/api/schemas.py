@@ -7,7 +7,7 @@ document, so the three cannot drift apart.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -26,8 +26,10 @@ from ..core import (
     available_actions,
 )
 from ..core.dataflow import TableKnowledge
-from ..core.definitions import Identifier
+from ..core.definitions import Identifier, TriggerSpec
+from ..core.triggers import TriggerType
 from ..errors import Problem
+from ..service import TriggerInfo
 
 __all__ = [
     "ActionOut",
@@ -39,6 +41,7 @@ __all__ = [
     "DefinitionVersions",
     "EventOut",
     "HistoryPage",
+    "HookToken",
     "InstanceOut",
     "InstancePage",
     "ProblemDetail",
@@ -47,6 +50,8 @@ __all__ = [
     "StateTablesOut",
     "StreamEnd",
     "TableKnowledgeOut",
+    "TriggerList",
+    "TriggerOut",
     "WhoAmI",
     "iso_ms",
 ]
@@ -152,17 +157,25 @@ class DefinitionOut(Out):
     description: str
     states: list[StateSpec]
     actions: list[ActionSpec]
+    triggers: list[TriggerSpec]
     created_at: Timestamp
     warnings: list[ProblemOut]
+    hook_tokens: dict[str, str] | None = Field(
+        None, description="The tokens this save issued to webhook triggers declared for the "
+        "first time, by trigger id: shown once, in this answer only (the server keeps their "
+        "digests). Rotate one with POST .../triggers/{trigger_id}/token. Null otherwise.")
 
     @classmethod
-    def of(cls, workflow: Workflow) -> DefinitionOut:
-        """The response for a workflow version."""
+    def of(cls, workflow: Workflow, hook_tokens: dict[str, str] | None = None
+           ) -> DefinitionOut:
+        """The response for a workflow version (with the tokens a save issued)."""
         spec: DefinitionSpec = workflow.spec
         return cls(
             id=spec.id, version=workflow.version, name=spec.name, description=spec.description,
-            states=spec.states, actions=spec.actions, created_at=workflow.created_at,
+            states=spec.states, actions=spec.actions, triggers=spec.triggers,
+            created_at=workflow.created_at,
             warnings=[ProblemOut(**_problem(p)) for p in workflow.warnings],
+            hook_tokens=hook_tokens or None,
         )
 
 
@@ -294,6 +307,18 @@ class TableOut(Out):
     seq: int = Field(description="The history event (block_started) whose run produced it.")
 
 
+class BranchProgressOut(Out):
+    """How far one branch of a running fork has got."""
+
+    id: str
+    name: str
+    block: str
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    rows_done: int
+    rows_total: int | None
+    rows_sent: int | None
+
+
 class ProgressOut(Out):
     """How far the running block has got."""
 
@@ -305,6 +330,9 @@ class ProgressOut(Out):
     rows_sent: int | None = Field(
         description="Rows whose request has left for the upstream API (the others wait "
         "for its rate budget or a free slot); null for a block that sends none.")
+    branches: list[BranchProgressOut] | None = Field(
+        None, description="A fork's branches, each with its own progress (the fork's "
+        "rows are their sums); absent for other blocks.")
 
 
 class InstanceOut(Out):
@@ -470,11 +498,13 @@ class PaidStepOut(Out):
     state_id: str
     block: str
     rows: int | None = Field(description="Rows the block is given; null when its input "
-                             "file cannot be read now.")
+                             "file cannot be read now, or a block before it makes a row "
+                             "per person found (enrich_company with people 'rows').")
     exact: bool = Field(description="False: a block before it may drop rows, so rows and "
                         "requests are at most.")
-    requests: int | None = Field(description="Upstream requests: one per row, and one "
-                                 "poll per row at least unless the API calls back.")
+    requests: int | None = Field(description="Upstream requests: one per row (one per "
+                                 "batch of rows for find_email in bulk), and one poll per "
+                                 "submission at least unless the API calls back.")
 
 
 class EstimateOut(Out):
@@ -523,6 +553,8 @@ class BlockTypeOut(Out):
     type: str
     description: str
     needs_table: bool
+    composite: bool = Field(description="Whether the block runs other blocks (a fork's "
+                            "branches), given in its params.")
     requires: str = Field(description="The columns the block needs in its input.")
     produces: str = Field(description="What the block's output is.")
     params_schema: dict[str, Any] = Field(description="JSON schema of the block's params.")
@@ -574,3 +606,52 @@ class WebhookAck(Out):
     """The answer to the enrichment API's webhook."""
 
     accepted: bool
+
+
+class TriggerOut(Out):
+    """A trigger of a definition's latest version, with its next and last fire."""
+
+    definition_id: str
+    definition_version: int
+    id: str
+    type: TriggerType
+    enabled: bool
+    description: str
+    cron: str | None = Field(description="schedule: its cron expression.")
+    timezone: str | None = Field(description="schedule: the time zone it reads in.")
+    input_file: str | None = Field(description="schedule: the file its runs read.")
+    hook_url: str | None = Field(description="webhook: where to POST rows (with the token).")
+    next_fire_at: Timestamp | None = Field(description="schedule: its next tick.")
+    last_fired_at: Timestamp | None = Field(description="When it last started an instance.")
+    last_instance_id: str | None = Field(description="The instance it started last.")
+    token_issued_at: Timestamp | None = Field(description="webhook: when its token was made.")
+
+    @classmethod
+    def of(cls, info: TriggerInfo, hook_url: str | None) -> TriggerOut:
+        """The listing entry of a trigger."""
+        trigger = info.trigger
+        schedule = trigger.type == "schedule"
+        return cls(
+            definition_id=info.definition_id, definition_version=info.definition_version,
+            id=trigger.id, type=trigger.type, enabled=trigger.enabled,
+            description=trigger.description, cron=trigger.cron,
+            timezone=trigger.timezone if schedule else None, input_file=trigger.input_file,
+            hook_url=None if schedule else hook_url, next_fire_at=info.next_fire_at,
+            last_fired_at=info.last_fired_at, last_instance_id=info.last_instance_id,
+            token_issued_at=info.token_issued_at,
+        )
+
+
+class TriggerList(Out):
+    """Triggers, by definition, in declaration order."""
+
+    items: list[TriggerOut]
+
+
+class HookToken(Out):
+    """A webhook trigger's new token: shown once."""
+
+    definition_id: str
+    trigger_id: str
+    token: str = Field(description="Send it as Authorization: Bearer <token> or X-Hook-Token.")
+    hook_url: str

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import WorkflowError
+from ..errors import Problem, WorkflowError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..storage import FileArea
 
@@ -27,6 +27,11 @@ __all__ = [
     "BlockContext",
     "BlockError",
     "BlockParams",
+    "BranchColumnConflict",
+    "BranchDropsRows",
+    "BranchesCancelled",
+    "BranchesFailed",
+    "Checkpoints",
     "MissingColumns",
     "NoInputTable",
     "require_columns",
@@ -62,6 +67,45 @@ class BlockCancelled(BlockError):
     title = "Block cancelled"
 
 
+class BranchesFailed(BlockError):
+    """A branch of a fork failed (the others' outcomes are in ``branches``)."""
+
+    code = "branch_failed"
+    title = "Branch failed"
+
+
+class BranchesCancelled(BlockError):
+    """A branch of a fork was cancelled and none failed: the state is cancelled."""
+
+    code = "branch_cancelled"
+    title = "Branch cancelled"
+
+
+class BranchDropsRows(BlockError):
+    """A branch returned another number of rows than it was given: it cannot be joined."""
+
+    code = "branch_changes_rows"
+    title = "Branch changed the rows"
+
+
+class BranchColumnConflict(BlockError):
+    """Two branches wrote the same column: the join could keep only one."""
+
+    code = "branch_column_conflict"
+    title = "Branches wrote the same column"
+
+
+class Checkpoints(Protocol):
+    """Where a block keeps parts of its work that a run of the same start may reuse (a
+    fork's succeeded branches), scoped to one instance and one input table."""
+
+    def load(self, name: str) -> pd.DataFrame | None:
+        """The part stored under ``name``, if any."""
+
+    def save(self, name: str, table: pd.DataFrame) -> None:
+        """Store a part under ``name``."""
+
+
 class BlockParams(BaseModel):
     """Base of block parameter models: strict, unknown parameters refused."""
 
@@ -79,9 +123,21 @@ class BlockContext:
     # budget): reported by the blocks that send them.
     sent: Callable[[int], None] = lambda rows: None
     cancel: threading.Event = field(default_factory=threading.Event)
+    # A fork's branches: each one's progress as it moves, the ids of the branches
+    # cancelled on their own, and parts of the work that a retry reuses.
+    branches: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+    cancelled_branches: Callable[[], set[str]] = set
+    checkpoints: Checkpoints | None = None
+    # What the block says about its run, recorded with its outcome in history.
+    details: dict[str, Any] = field(default_factory=dict)
     # The process-wide enrichment scheduler (sixtyfour.Enricher), for the blocks that call
     # the API; built on first use.
     enrichment: Any = None
+    # The process's outbound HTTP (outbound.HttpCalls), for http_request.
+    http: Any = None
+    # The instance the run belongs to: what a request that must not be sent twice is
+    # recorded under.
+    instance_id: str | None = None
 
     @property
     def enricher(self) -> Any:
@@ -109,6 +165,9 @@ class Block(ABC, Generic[P]):
     needs_table: ClassVar[bool] = True
     requires: ClassVar[str] = "nothing"
     produces: ClassVar[str] = "the input table, changed as described"
+    # Made of other blocks of the catalog (a fork): built with the catalog, and checked
+    # part by part.
+    composite: ClassVar[bool] = False
 
     def __init__(self, params: P, limits: Limits = DEFAULT_LIMITS) -> None:
         self.params = params
@@ -126,9 +185,30 @@ class Block(ABC, Generic[P]):
         """Columns the block adds (for the catalog)."""
         return []
 
+    def column_path(self, column: str) -> str:
+        """Where in the params a required column is named, as a JSON path suffix (such
+        as ``.url``); ``""`` points at the params as a whole."""
+        return ""
+
+    def check_parts(self, path: str) -> list[Problem]:
+        """Problems with the blocks a composite block is made of."""
+        return []
+
+    def check_secrets(self, known: Collection[str] | None, path: str) -> list[Problem]:
+        """Problems with the server's secrets the block names (``known``: their names, or
+        None where the catalog does not know them)."""
+        return []
+
+    def keeps_rows(self) -> bool:
+        """Whether the output has the input's rows, in order (a fork's branches must)."""
+        return False
+
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
-        """The output's columns given the input's, when they can be known statically."""
-        return list(columns) if columns is not None else None
+        """The output's columns given the input's, when they can be known statically: by
+        default the input's, then those the block adds."""
+        if columns is None:
+            return None
+        return list(dict.fromkeys([*columns, *self.produced_columns()]))
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], block: str) -> None:

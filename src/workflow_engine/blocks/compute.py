@@ -9,14 +9,12 @@ row, drops it or fails the block, and past ``max_error_ratio`` the block fails.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..storage import FileArea
 from .base import Block, BlockContext, BlockError, BlockParams
 from .expressions import (
     MAX_EXPRESSION_LENGTH,
@@ -122,11 +120,9 @@ class Compute(Block[ComputeParams]):
         """The computed columns and the error column."""
         return [*self.params.columns, self.error_column]
 
-    def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
-        """The input's columns, then the computed ones and the error column."""
-        if columns is None:
-            return None
-        return list(dict.fromkeys([*columns, *self.produced_columns()]))
+    def keeps_rows(self) -> bool:
+        """Every row stays, unless failed rows are dropped."""
+        return self.params.on_row_error != "drop"
 
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         assert table is not None

@@ -81,6 +81,10 @@ class SaveCsv(Block[SaveCsvParams]):
     requires = "a table"
     produces = "the input table, unchanged; a CSV file in outputs"
 
+    def keeps_rows(self) -> bool:
+        """The table passes on unchanged."""
+        return True
+
     def __call__(self, table: pd.DataFrame | None, context: BlockContext) -> pd.DataFrame:
         assert table is not None
         target = context.outputs.file(self.params.file_name)

@@ -1,5 +1,6 @@
-"""The Sixtyfour blocks: enrich a lead, enrich a company, for every row (finding an email
-or a phone number is in :mod:`.contacts`).
+"""The Sixtyfour blocks: enrich a lead for every row, and what every Sixtyfour block
+shares (enriching a company is in :mod:`.companies`, finding an email or a phone number
+in :mod:`.contacts`).
 
 Each builds one request per row from the row's columns (empty values left out: the API
 refuses nulls), hands the whole batch to the process-wide enricher (which shares the
@@ -25,7 +26,7 @@ from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
 from ..storage import FileArea
 from .base import Block, BlockContext, BlockError, BlockParams, require_columns
 
-__all__ = ["EnrichCompany", "EnrichLead"]
+__all__ = ["EnrichLead"]
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
@@ -110,6 +111,11 @@ class _SixtyfourBlock(Block[Any]):
     # struct field -> the column it is written to (set per run: it depends on the input)
     columns_of: dict[str, str]
 
+    def place(self, columns: Sequence[str]) -> None:
+        """Decide where the block writes, given the input's columns (set per run, and per
+        static check: it depends on the input)."""
+        self.columns_of = self.struct_columns(columns)
+
     def struct_columns(self, columns: Sequence[str] | None) -> dict[str, str]:
         """Where each struct field goes: its own name, or ``<prefix>_<name>`` when the
         input already has that column (an answer never overwrites what the user gave)."""
@@ -153,6 +159,15 @@ class _SixtyfourBlock(Block[Any]):
         """Whether a row needs no request."""
         return False
 
+    def bulk_size(self) -> int | None:
+        """Requests per bulk submission, for a block that sends them in bulk; None: one
+        submission per request."""
+        return None
+
+    def submissions(self, rows: int) -> int:
+        """How many submissions ``rows`` requests take (at most)."""
+        return rows
+
     def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
         """Put a result into its row."""
         raise NotImplementedError
@@ -166,7 +181,7 @@ class _SixtyfourBlock(Block[Any]):
         """The table's rows (their error column cleared or set to ``no_input``), the
         request of each row that needs one, and where each request's row is."""
         mapping = self.mapping([str(c) for c in table.columns])
-        self.columns_of = self.struct_columns([str(c) for c in table.columns])
+        self.place([str(c) for c in table.columns])
         rows: list[dict[str, Any]] = table.to_dict(orient="records")  # type: ignore[assignment]
         error_column = f"{self.params.prefix}_error"
         bodies: list[dict[str, Any]] = []
@@ -230,8 +245,10 @@ class _SixtyfourBlock(Block[Any]):
 
         context.progress(0, len(bodies))
         context.sent(0)
+        bulk = self.bulk_size()
         enricher.enrich(self.kind_of_job, bodies, on_outcome, cancel=context.cancel,
-                        on_unknown_outcome=self.params.on_unknown_outcome, on_sent=on_sent)
+                        on_unknown_outcome=self.params.on_unknown_outcome, on_sent=on_sent,
+                        **({} if bulk is None else {"bulk_size": bulk}))
         context.check_cancelled()
 
         failed = [row for row in rows if row[error_column] is not None]
@@ -257,17 +274,25 @@ class _SixtyfourBlock(Block[Any]):
             self.write(rows, positions[index], result)
         return self._table(table, rows, error_column)
 
+    def keeps_rows(self) -> bool:
+        """Every row stays, unless failed rows are dropped."""
+        return bool(self.params.on_row_error != "drop")
+
+    def adds_rows(self) -> bool:
+        """Whether the output may have more rows than the input (one per person found)."""
+        return False
+
     def produced_columns(self) -> list[str]:
         """What the block adds."""
         if not hasattr(self, "columns_of"):
-            self.columns_of = self.struct_columns(())
+            self.place(())
         return [*self.output_columns(), f"{self.params.prefix}_error"]
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
         """The input's columns and the ones the block writes."""
         if columns is None:
             return None
-        self.columns_of = self.struct_columns(columns)
+        self.place(columns)
         return list(dict.fromkeys([*columns, *self.produced_columns()]))
 
 
@@ -330,51 +355,3 @@ class EnrichLead(_Enrichment):
         if self.params.research_plan:
             body["research_plan"] = self.params.research_plan
         return body
-
-
-class EnrichCompanyParams(EnrichmentParams):
-    """Parameters of ``enrich_company``."""
-
-    struct: Struct = Field(min_length=1, max_length=100)
-    find_people: bool = False
-    people_focus_prompt: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    research_plan: Annotated[str, StringConstraints(max_length=5000)] | None = None
-
-
-class EnrichCompany(_Enrichment):
-    """Research a company per row."""
-
-    kind = "enrich_company"
-    kind_of_job = "enrich_company"
-    description = ("Research each row's company with Sixtyfour (target_company from company "
-                   "name, website or domain, linkedin) and write the struct's fields.")
-    Params = EnrichCompanyParams
-    produces = "the struct's fields, <prefix>_people (find_people), metadata columns, _error"
-    default_columns: ClassVar[dict[str, tuple[str, ...]]] = {
-        "name": ("company", "company_name"), "website": ("website", "company_website"),
-        "domain": ("domain", "company_domain"), "linkedin": ("company_linkedin",),
-        "location": ("company_location",),
-    }
-
-    def body(self, subject: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = {"target_company": subject,
-                                "struct": _struct_body(self.params.struct)}
-        if self.params.find_people:
-            body["find_people"] = True
-            if self.params.people_focus_prompt:
-                body["people_focus_prompt"] = self.params.people_focus_prompt
-        if self.params.research_plan:
-            body["research_plan"] = self.params.research_plan
-        return body
-
-    def output_columns(self) -> dict[str, str]:
-        columns = super().output_columns()
-        if self.params.find_people:
-            columns[f"{self.params.prefix}_people"] = "list"
-        return columns
-
-    def write(self, rows: list[dict[str, Any]], index: int, result: dict[str, Any]) -> None:
-        super().write(rows, index, result)
-        if self.params.find_people:
-            people = (result.get("structured_data") or {}).get("leads")
-            rows[index][f"{self.params.prefix}_people"] = _cast(people, "list")

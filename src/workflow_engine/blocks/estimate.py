@@ -1,12 +1,13 @@
 """What a run of a pipeline will ask of the upstream API, before it starts.
 
 The paid blocks (the ones that call the enrichment API) send one request per row they
-are given, and the answer takes at least one more (a poll) unless the API calls back
-(webhooks). The rows a paid block is given are known from the files the pipeline reads
-(under the run's inputs); a block before it that can drop rows (a filter, a dedupe), or
-the block's own skipping of rows that have what it finds, makes that figure an upper
-bound. The rate budget then gives the least time the
-requests can take.
+are given (``find_email`` in bulk: one per batch of up to 100 rows), and the answer takes
+at least one more (a poll) unless the API calls back (webhooks). The rows a paid block
+is given are known from the files the pipeline reads (under the run's inputs); a block
+before it that can drop rows (a filter, a dedupe), or the block's own skipping of rows
+that have what it finds, makes that figure an upper bound; one that makes a row per
+person found (``enrich_company`` with people as rows) makes it unknown. The rate budget
+then gives the least time the requests can take.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def estimate_run(
             # Rows that already have what the block finds are not sent: at most, then.
             skips = bool(getattr(block.params, "skip_existing", False))
             steps.append(PaidStep(state.id, block.kind, rows, exact and not skips,
-                                  None if rows is None else rows * (1 + polls_per_row)))
+                                  None if rows is None
+                                  else block.submissions(rows) * (1 + polls_per_row)))
             exact = exact and block.params.on_row_error != "drop"
+            if block.adds_rows():  # one row per person found: how many is not known
+                rows = None
         elif block.kind not in _KEEPS_ROWS:
             exact = False
     counted = [step.requests for step in steps]

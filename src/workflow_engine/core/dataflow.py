@@ -56,6 +56,10 @@ class BlockCatalog(Protocol):
     def columns_after(self, spec: BlockSpec, columns: list[str] | None) -> list[str] | None:
         """The output's columns, if they can be known."""
 
+    def column_path(self, spec: BlockSpec, column: str) -> str:
+        """Where in the block's params ``column`` is named (a JSON path suffix such as
+        ``.url``), or ``""`` when the params as a whole are the best place to point at."""
+
 
 @dataclass(frozen=True)
 class TableKnowledge:
@@ -238,13 +242,14 @@ def check_blocks(
             listed = ", ".join(repr(c) for c in lacking[0]) or "none"
             if len(lacking) == len(tables):
                 errors.append(Problem(
-                    f"{path}.params", "unknown_column",
+                    f"{path}.params{catalog.column_path(block, column)}", "unknown_column",
                     f"'{block.type}' in state '{state_id}' uses column '{column}', which is "
                     f"not among the columns known there: {listed}.",
                 ))
             else:
                 warnings.append(Problem(
-                    f"{path}.params", "column_may_be_missing",
+                    f"{path}.params{catalog.column_path(block, column)}",
+                    "column_may_be_missing",
                     f"'{block.type}' in state '{state_id}' uses column '{column}', which "
                     f"some paths do not provide (one has: {listed}).",
                 ))

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from .conditions import Guard
 from .spec import ID_PATTERN, Description, Identifier, Name, SpecModel
+from .triggers import MAX_TRIGGERS, TriggerSpec
 
 __all__ = [
     "ID_PATTERN",
@@ -29,6 +30,7 @@ __all__ = [
     "DefinitionSpec",
     "Identifier",
     "StateSpec",
+    "TriggerSpec",
     "Workflow",
 ]
 
@@ -90,6 +92,10 @@ class DefinitionSpec(SpecModel):
     description: Description = ""
     states: list[StateSpec] = Field(min_length=1, max_length=MAX_STATES)
     actions: list[ActionSpec] = Field(default_factory=list, max_length=MAX_ACTIONS)
+    triggers: list[TriggerSpec] = Field(
+        default_factory=list, max_length=MAX_TRIGGERS,
+        description="What starts instances besides POST /api/instances: webhooks and "
+        "schedules.")
 
     def canonical_json(self) -> str:
         """The content as canonical JSON: equal definitions give equal text.
@@ -128,6 +134,11 @@ class Workflow:
     def actions(self) -> Mapping[str, ActionSpec]:
         """Actions by id."""
         return {action.id: action for action in self.spec.actions}
+
+    @cached_property
+    def triggers(self) -> Mapping[str, TriggerSpec]:
+        """Triggers by id."""
+        return {trigger.id: trigger for trigger in self.spec.triggers}
 
     @cached_property
     def initial_state(self) -> StateSpec:

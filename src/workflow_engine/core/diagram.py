@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .definitions import Workflow
+from .definitions import StateSpec, Workflow
 
 __all__ = ["mermaid"]
 
@@ -11,6 +11,23 @@ def _label(text: str) -> str:
     # Mermaid has no escaping for quotes or line breaks in labels; its entity codes do.
     # ";" first: the entity codes themselves end in ";".
     return " ".join(text.split()).replace(";", "#59;").replace('"', "#quot;")
+
+
+def _fork(state: StateSpec, alias: str) -> list[str]:
+    """A fork's branches, as the concurrent regions of its state."""
+    if state.block is None or state.block.type != "branches":
+        return []
+    branches = [b for b in state.block.params.get("branches", ()) if isinstance(b, dict)]
+    lines = [f"    state {alias} {{"]
+    for index, branch in enumerate(branches):
+        if index:
+            lines.append("        --")
+        block = branch.get("block") or {}
+        lines.append(f"        {alias}_b{index} : "
+                     f"{_label(str(branch.get('name') or branch.get('id')))} "
+                     f"({_label(str(block.get('type')))})")
+    lines.append("    }")
+    return lines
 
 
 def mermaid(workflow: Workflow) -> str:
@@ -23,6 +40,8 @@ def mermaid(workflow: Workflow) -> str:
     lines = ["stateDiagram-v2"]
     for state in workflow.spec.states:
         lines.append(f'    state "{_label(state.name)} ({state.id})" as {alias[state.id]}')
+    for state in workflow.spec.states:
+        lines.extend(_fork(state, alias[state.id]))
     lines.append(f"    [*] --> {alias[workflow.initial_state.id]}")
     for action in workflow.spec.actions:
         label = _label(action.name) + ("" if action.enabled else " (disabled)")

@@ -19,6 +19,7 @@ from ..errors import (
     ActionNotFound,
     AutoTransitionLoop,
     BlockNotSucceeded,
+    BranchNotFound,
     GuardNotSatisfied,
     InstanceBusy,
     InstanceFinal,
@@ -36,6 +37,7 @@ __all__ = [
     "block_cancelled",
     "block_failed",
     "block_succeeded",
+    "check_branch",
     "check_fire",
     "explain_actions",
     "fire",
@@ -338,18 +340,39 @@ def block_failed(
 
 
 def block_cancelled(
-    workflow: Workflow, instance: Instance, *, now: int, actor: str | None = None
+    workflow: Workflow, instance: Instance, *, now: int, actor: str | None = None,
+    error: Mapping[str, Any] | None = None, timing: Mapping[str, Any] | None = None,
 ) -> Change:
-    """Stop waiting for the running block: the instance stays here as cancelled."""
+    """Stop waiting for the running block: the instance stays here as cancelled. A fork
+    whose branches were cancelled one by one ends so too, with ``error`` saying which."""
     _running_block(instance)
     change = Change(instance)
+    error = dict(error or {"code": "block_cancelled", "message": "The block was cancelled."})
     change.record(
         EventType.BLOCK_CANCELLED, instance.current_state, now,
         from_state=instance.current_state, actor=actor, status=InstanceStatus.CANCELLED,
-        data={"block": _block_type(workflow, instance)},
-        error={"code": "block_cancelled", "message": "The block was cancelled."},
+        data={"block": _block_type(workflow, instance), **(timing or {}),
+              **({"error": error} if "branches" in error else {})},
+        error=error,
     )
     return change
+
+
+def check_branch(workflow: Workflow, instance: Instance, branch: str) -> None:
+    """Raise unless ``branch`` is a branch of the fork the instance runs now."""
+    block = workflow.states[instance.current_state].block
+    params = run_params(workflow.states[instance.current_state], instance) if block else {}
+    ids = [b.get("id") for b in params.get("branches", ()) if isinstance(b, Mapping)]
+    if block is None or block.type != "branches":
+        raise BranchNotFound(
+            f"Instance '{instance.id}' runs {block.type if block else 'no block'} in "
+            f"'{instance.current_state}', not a fork: it has no branch '{branch}'.",
+            branch=branch, current_state=instance.current_state)
+    if branch not in ids:
+        raise BranchNotFound(
+            f"The fork in '{instance.current_state}' has no branch '{branch}'; its branches "
+            f"are {', '.join(repr(i) for i in ids)}.", branch=branch, branches=ids,
+            current_state=instance.current_state)
 
 
 def retry(workflow: Workflow, instance: Instance, *, now: int, actor: str | None = None) -> Change:

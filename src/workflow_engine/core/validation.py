@@ -25,6 +25,7 @@ from .definitions import ActionSpec, DefinitionSpec, StateSpec
 from .graph import check_graph
 from .spec import ID_PATTERN
 from .suggestions import suggest_field
+from .triggers import TriggerSpec, check_triggers
 
 __all__ = [
     "DefinitionCheck",
@@ -175,6 +176,15 @@ def check_definition(
         actions, _ = _salvage(raw, "actions", ActionSpec)
     graph_errors, warnings = check_graph(states, actions, all_states=all_states)
     errors.extend(graph_errors)
+    triggers = list(enumerate(spec.triggers)) if spec is not None else \
+        _salvage(raw, "triggers", TriggerSpec)[0]
+    initial = [state for _, state in states if state.is_initial]
+    if triggers and len(initial) == 1:
+        block = initial[0].block
+        # A salvaged trigger lost its bad field: its absence is no second problem.
+        reported = {problem.path for problem in errors}
+        errors.extend(problem for problem in check_triggers(
+            triggers, block.type if block else None) if problem.path not in reported)
     if spec is None:
         # Warnings judge the whole graph; from a partly read document they would mislead.
         warnings = []

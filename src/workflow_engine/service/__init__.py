@@ -11,11 +11,13 @@ from .definitions import Definitions, Saved
 from .instances import FireResult, Instances
 from .runs import PendingRun, progress_view
 from .streams import EventStream, EventStreams, Position, StreamLimits, Watching
+from .triggers import ScheduleRound, TriggerInfo, Triggers
 
 __all__ = ["EventStream", "EventStreams", "FireResult", "PendingRun", "Position", "Saved",
-           "Scheduler", "StreamLimits", "WorkflowService", "now_ms", "progress_view"]
+           "ScheduleRound", "Scheduler", "StreamLimits", "TriggerInfo", "WorkflowService",
+           "now_ms", "progress_view"]
 
 
-class WorkflowService(Definitions, Instances, Watching):
-    """Definitions, instances, their histories, their block runs and what a stream of
-    their events reads, over a store."""
+class WorkflowService(Definitions, Triggers, Instances, Watching):
+    """Definitions, instances, their histories, their block runs, their triggers and what
+    a stream of their events reads, over a store."""

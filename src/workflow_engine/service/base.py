@@ -39,6 +39,9 @@ class Scheduler(Protocol):
     def cancel(self, instance_id: str, seq: int) -> None:
         """Run ``seq`` was cancelled (committed): stop it if it runs in this process."""
 
+    def cancel_branch(self, instance_id: str, seq: int, branch: str) -> None:
+        """A branch of run ``seq`` was cancelled (committed): stop it if it runs here."""
+
     def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:
         """Run ``seq``'s progress, if it runs in this process."""
 
@@ -53,6 +56,9 @@ class _Inline:
         """Do nothing: the run stays pending in the store."""
 
     def cancel(self, instance_id: str, seq: int) -> None:
+        """Nothing runs here."""
+
+    def cancel_branch(self, instance_id: str, seq: int, branch: str) -> None:
         """Nothing runs here."""
 
     def progress(self, instance_id: str, seq: int) -> dict[str, Any] | None:

@@ -4,11 +4,13 @@ them."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+import secrets
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import core, strict_json
+from ..auth import digest
 from ..core import Workflow
 from ..errors import (
     ConcurrentModification,
@@ -20,6 +22,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..store import StoredDefinition, Transaction
+from ..store.triggers import TriggerRows
 from .base import ServiceBase
 
 __all__ = ["Definitions", "Saved"]
@@ -29,10 +32,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Saved:
-    """The outcome of saving a definition: the version now stored, and whether it is new."""
+    """The outcome of saving a definition: the version now stored, whether it is new, and
+    the tokens issued to webhook triggers it declares for the first time (by trigger id;
+    shown once, only their digests are kept)."""
 
     workflow: Workflow
     created: bool
+    tokens: dict[str, str] = field(default_factory=dict)
 
 
 class Definitions(ServiceBase):
@@ -55,7 +61,7 @@ class Definitions(ServiceBase):
                     f"/api/definitions/{spec.id} to create version {latest.version + 1}.",
                     definition_id=spec.id, latest_version=latest.version,
                 )
-            return Saved(self._insert(tx, validated, version=1), created=True)
+            return self._insert(tx, validated, version=1)
 
     def put_definition(
         self, definition_id: str, document: Any, *, strict: bool = False,
@@ -81,7 +87,7 @@ class Definitions(ServiceBase):
                     unless_stored and digest in tx.definition_hashes(definition_id))):
                 return Saved(self._workflow(latest), created=False)
             version = latest.version + 1 if latest else 1
-            return Saved(self._insert(tx, validated, version=version), created=True)
+            return self._insert(tx, validated, version=version)
 
     def check_definition(
         self, document: Any, *, strict: bool = False, definition_id: str | None = None
@@ -103,7 +109,7 @@ class Definitions(ServiceBase):
 
     def _insert(
         self, tx: Transaction, validated: core.ValidatedDefinition, *, version: int
-    ) -> Workflow:
+    ) -> Saved:
         spec = validated.spec
         stored = StoredDefinition(
             id=spec.id, version=version, content=spec.model_dump(mode="json"),
@@ -116,7 +122,29 @@ class Definitions(ServiceBase):
                 f"Version {version} of definition '{spec.id}' was created by another request.",
                 definition_id=spec.id,
             )
-        return self._workflow(stored)
+        return Saved(self._workflow(stored), created=True,
+                     tokens=self._record_triggers(tx, spec, now=stored.created_at))
+
+    def _record_triggers(self, tx: Transaction, spec: core.DefinitionSpec, *, now: int
+                         ) -> dict[str, str]:
+        """Rows for the triggers the definition declares for the first time, and a token
+        for each webhook among them (or a webhook that was a schedule before); the new
+        tokens, by trigger id."""
+        issued: dict[str, str] = {}
+        new = set(TriggerRows.missing(tx, spec.id, [t.id for t in spec.triggers]))
+        for trigger in spec.triggers:
+            token = secrets.token_urlsafe(32) if trigger.type == "webhook" else None
+            if trigger.id in new:
+                TriggerRows.add(tx, spec.id, trigger.id, now=now,
+                                token_sha256=digest(token) if token else None)
+            elif token is not None:
+                row = TriggerRows.get(tx, spec.id, trigger.id)
+                if row is None or row.token_sha256 is not None:
+                    continue
+                TriggerRows.set_token(tx, spec.id, trigger.id, digest(token), now=now)
+            if token is not None:
+                issued[trigger.id] = token
+        return issued
 
     def get_definition(self, definition_id: str, version: int | None = None) -> Workflow:
         """A definition at ``version``, the latest by default."""

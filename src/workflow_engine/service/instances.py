@@ -64,25 +64,41 @@ class Instances(ServiceBase):
         again answers the existing instance, a different one is a conflict. A retry that
         names the version the instance runs, or no version, is the same request.
         """
+        with self.store.write() as tx:
+            return self._start(tx, definition_id, version=version, instance_id=instance_id,
+                               context=context, inputs=inputs, actor=actor)
+
+    def _start(
+        self,
+        tx: Transaction,
+        definition_id: str,
+        *,
+        version: int | None = None,
+        instance_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        inputs: dict[str, dict[str, Any]] | None = None,
+        actor: str | None = None,
+    ) -> tuple[Instance, Workflow, bool]:
+        """:meth:`start_instance` inside ``tx`` (a trigger claims its fire in the same
+        transaction)."""
         request_hash = _digest({"definition_id": definition_id, "context": context or {},
                                 **({"inputs": inputs} if inputs else {})})
-        with self.store.write() as tx:
-            if instance_id is not None:
-                existing = tx.instance(instance_id)
-                if existing is not None:
-                    return self._started_already(tx, existing, request_hash, version)
-            workflow = self._load(tx, definition_id, version)
-            self._check_inputs(workflow, inputs or {})
-            change = core.start(
-                workflow, instance_id or uuid.uuid4().hex, now=self.clock(),
-                context=context, inputs=inputs, actor=actor,
-            )
-            if not tx.insert_instance(change.instance, request_hash):
-                # A concurrent start with the same id committed first: answer as a retry.
-                winner = tx.instance(change.instance.id)
-                assert winner is not None, "an id is taken only by a stored instance"
-                return self._started_already(tx, winner, request_hash, version)
-            self._record(tx, change)
+        if instance_id is not None:
+            existing = tx.instance(instance_id)
+            if existing is not None:
+                return self._started_already(tx, existing, request_hash, version)
+        workflow = self._load(tx, definition_id, version)
+        self._check_inputs(workflow, inputs or {})
+        change = core.start(
+            workflow, instance_id or uuid.uuid4().hex, now=self.clock(),
+            context=context, inputs=inputs, actor=actor,
+        )
+        if not tx.insert_instance(change.instance, request_hash):
+            # A concurrent start with the same id committed first: answer as a retry.
+            winner = tx.instance(change.instance.id)
+            assert winner is not None, "an id is taken only by a stored instance"
+            return self._started_already(tx, winner, request_hash, version)
+        self._record(tx, change)
         return change.instance, workflow, True
 
     def planned_run(self, definition_id: str, version: int | None,

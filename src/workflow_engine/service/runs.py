@@ -19,13 +19,15 @@ __all__ = ["PendingRun", "Runs", "progress_view"]
 
 
 def progress_view(block: str, rows_done: int, rows_total: int | None,
-                  started_at: int | None, rows_sent: int | None = None) -> dict[str, Any]:
-    """A running block's progress, as shown on its instance."""
+                  started_at: int | None, rows_sent: int | None = None,
+                  branches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A running block's progress, as shown on its instance (a fork's with each branch's)."""
     percent = round(100 * rows_done / rows_total, 1) if rows_total else None
     return {
         "block": block, "rows_done": rows_done, "rows_total": rows_total,
         "percent": min(percent, 100.0) if percent is not None else None,
         "started_at": started_at, "rows_sent": rows_sent,
+        **({"branches": branches} if branches is not None else {}),
     }
 
 
@@ -105,8 +107,11 @@ class Runs(ServiceBase):
             self._commit(tx, instance, change)
         return change.instance, workflow
 
-    def cancel(self, instance_id: str, *, actor: str | None = None) -> tuple[Instance, Workflow]:
-        """Record that the running block is cancelled; the runner stops it."""
+    def cancel(self, instance_id: str, *, branch: str | None = None,
+               actor: str | None = None) -> tuple[Instance, Workflow]:
+        """Record that the running block (or one branch of a running fork) is cancelled;
+        the runner stops it. A branch's cancel leaves the others running: the state is
+        cancelled when they have ended."""
         with self.store.write() as tx:
             instance = self._instance(tx, instance_id)
             workflow = self._load(tx, instance.definition_id, instance.definition_version)
@@ -115,10 +120,25 @@ class Runs(ServiceBase):
                     f"Nothing to cancel: instance '{instance_id}' is {instance.status} in "
                     f"'{instance.current_state}'.", instance_status=instance.status.value,
                 )
-            change = core.block_cancelled(workflow, instance, now=self.clock(), actor=actor)
-            self._commit(tx, instance, change)
+            if branch is not None:
+                core.check_branch(workflow, instance, branch)
+                self.block_runs.cancel_branch(tx, instance_id, instance.version, branch, actor)
+            else:
+                change = core.block_cancelled(workflow, instance, now=self.clock(), actor=actor)
+                self._commit(tx, instance, change)
+        if branch is not None:
+            self.scheduler.cancel_branch(instance_id, instance.version, branch)
+            return instance, workflow
         self.scheduler.cancel(instance_id, instance.version)
         return change.instance, workflow
+
+    def settle_cancelled(
+        self, run: PendingRun, *, error: Mapping[str, Any], timing: Mapping[str, Any]
+    ) -> Instance | None:
+        """Record that the block stopped because some of its branches were cancelled."""
+        return self._settle(run, lambda instance: core.block_cancelled(
+            run.workflow, instance, now=self.clock(), error=error, timing=timing,
+        ))
 
     def progress(self, instance: Instance) -> dict[str, Any] | None:
         """How far the instance's running block has got, as its worker last reported (or
@@ -132,7 +152,7 @@ class Runs(ServiceBase):
         if run is None or run.status is not BlockRunStatus.RUNNING or run.block is None:
             return None
         return progress_view(run.block, run.rows_done, run.rows_total, run.started_at,
-                             run.rows_sent)
+                             run.rows_sent, run.branches)
 
     def wait_for_blocks(self, instance_id: str, timeout: float) -> None:
         """Return when the instance runs no block (its blocks, and the automatic actions

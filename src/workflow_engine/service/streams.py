@@ -176,9 +176,11 @@ def advance(watch: Watch, look: Look) -> tuple[list[Item], Watch, bool]:
         last, sent = progress, True
     elif progress is not None:
         if sent:
-            # rows_sent moves on its own while answers are awaited: told too.
+            # rows_sent moves on its own while answers are awaited, and a fork's branch
+            # may end (or be cancelled) while the rows stand still: both told too.
             moved = (last is None or _level(progress) != _level(last)
-                     or progress.get("rows_sent") != last.get("rows_sent"))
+                     or progress.get("rows_sent") != last.get("rows_sent")
+                     or progress.get("branches") != last.get("branches"))
         else:  # resumed: the client's id says which rows it has, nothing more
             moved = _level(progress)[0] != position.rows
         if moved:

@@ -58,6 +58,7 @@ class JobStatus:
     """A job as a poll saw it; ``status`` lower-cased."""
 
     status: str
+    # A bulk job's list of per-subject results comes as ``{"results": [...]}``.
     result: dict[str, Any] | None = None
     error: str | None = None
 
@@ -122,6 +123,8 @@ class SixtyfourClient:
         # and a later poll will tell more.
         status = data["status"].lower()
         result = data.get("result")
+        if isinstance(result, list):  # a bulk job's answer may be the bare list
+            result = {"results": result}
         return JobStatus(status, result if isinstance(result, dict) else None,
                          str(data["error"]) if data.get("error") else None)
 

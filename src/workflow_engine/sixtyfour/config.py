@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import httpx
 
 __all__ = [
+    "BULK_KINDS",
+    "BULK_MAX_LEADS",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "ENDPOINTS",
@@ -27,7 +29,13 @@ ENDPOINTS = {
     "enrich_company": "/enrich-company-async",
     "find_email": "/find-email-async",
     "find_phone": "/find-phone-async",
+    "find_email_bulk": "/find-email-bulk-async",
 }
+# A kind that can also be asked for many subjects in one request -> that bulk kind, and
+# the field of the kind's own body that holds the subject.
+BULK_KINDS = {"find_email": ("find_email_bulk", "lead")}
+# The most subjects one bulk request may carry.
+BULK_MAX_LEADS = 100
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class Polling:
 
     expected_seconds: dict[str, float] = field(default_factory=lambda: {
         "enrich_lead": 120.0, "enrich_company": 240.0, "find_email": 5.0,
-        "find_phone": 5.0,
+        "find_phone": 5.0, "find_email_bulk": 10.0,
     })
     min_interval: float = 0.5
     max_interval: float = 60.0

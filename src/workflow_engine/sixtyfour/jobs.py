@@ -17,6 +17,13 @@ silently. What then happens is the batch's choice, ``on_unknown_outcome``: ``err
 row gets ``upstream_outcome_unknown``, and so does every later request for it) or
 ``resubmit`` (it is sent again, once, accepting that it may be paid for twice).
 
+A kind that has a bulk endpoint (finding emails) can be asked in batches (``bulk_size``):
+up to that many requests go out as one bulk submission, which counts as one request
+against the budget, is claimed together with each of its subjects' own requests, and
+whose answer is split back into each subject's own result (:mod:`.bulk`). Every rule
+above then holds per subject: one already answered is not sent, one whose outcome is
+unknown is not sent again unless ``resubmit``, one missing from the answer is an error.
+
 A few worker threads do the HTTP; the budget, not the thread count, sets the pace.
 """
 
@@ -39,6 +46,7 @@ from ..errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamJobFailed,
+    UpstreamLeadMissing,
     UpstreamMalformed,
     UpstreamOutcomeUnknown,
     UpstreamRejected,
@@ -46,8 +54,9 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..store.upstream import UpstreamJob, UpstreamJobs
+from .bulk import BULK_TASK_PREFIX, Lead, split_answer
 from .client import SixtyfourClient
-from .config import Polling
+from .config import BULK_KINDS, BULK_MAX_LEADS, Polling
 
 __all__ = ["Enricher", "OnUnknownOutcome", "Outcome", "request_key"]
 
@@ -117,6 +126,20 @@ class _Job:
     poll_errors: int = 0
     resent: bool = False  # sent again after an unknown outcome: never a third time
     flying: bool = False  # counted in the jobs in flight (submitting or polled)
+    # A bulk job: its subjects, in the order sent (its waiters are theirs), and whether
+    # they are the whole batch in that order (not after a restart: only those asked for).
+    leads: list[Lead] | None = None
+    positional: bool = True
+
+    def record_keys(self) -> list[str]:
+        """The records the job writes: its own, and a bulk job's subjects'."""
+        return [self.key, *(lead.key for lead in self.leads or ())]
+
+    def all_waiters(self) -> list[tuple[_Batch, int]]:
+        """Who waits on the job (on each subject of a bulk job)."""
+        if self.leads is None:
+            return self.waiters
+        return [waiter for lead in self.leads for waiter in lead.waiters]
 
 
 class Enricher:
@@ -189,10 +212,13 @@ class Enricher:
         cancel: threading.Event | None = None,
         on_unknown_outcome: OnUnknownOutcome = "error",
         on_sent: Callable[[int], None] | None = None,
+        bulk_size: int | None = None,
     ) -> None:
         """Get an outcome for each request, calling ``on_outcome(index, outcome)`` as they
-        arrive; return when all have one. Raises the first auth error (nothing more is
-        submitted for this batch), or returns early if ``cancel`` is set.
+        arrive; return when all have one. With ``bulk_size`` (a kind that has a bulk
+        endpoint), the requests to send go out in bulk submissions of up to that many.
+        Raises the first auth error (nothing more is submitted for this batch), or returns
+        early if ``cancel`` is set.
 
         A request whose submission left without its answer arriving (now, or before a
         restart) is an ``upstream_outcome_unknown`` error with ``on_unknown_outcome=
@@ -205,6 +231,10 @@ class Enricher:
                        on_sent=on_sent)
         if not bodies:
             return
+        if bulk_size is not None and (kind not in BULK_KINDS
+                                      or not 1 <= bulk_size <= BULK_MAX_LEADS):
+            raise ValueError(f"{kind} cannot be sent in bulk submissions of {bulk_size}")
+        filling: _Job | None = None  # the bulk job being filled
         keys = [request_key(kind, body, self.namespace) for body in bodies]
         told: list[tuple[int, Outcome]] = []
         lost: dict[str, str] = {}  # key -> why, for records still saying "sending"
@@ -222,7 +252,7 @@ class Enricher:
                         continue
                     job = self._active.get(key)
                     if job is not None:
-                        job.waiters.append((batch, index))
+                        _waiters_of(job, key).append((batch, index))
                         if job.task_id is not None or key in self._watched:
                             _sent(batch, index)
                         continue
@@ -247,6 +277,10 @@ class Enricher:
                             "code": UpstreamOutcomeUnknown.code, "message": why})))
                         if status == "sending":
                             lost[key] = why
+                        continue
+                    if bulk_size is not None and not _resumable(record):
+                        filling = self._fill(filling, bulk_size, batch, index, key, kind,
+                                             bodies[index], resent=unknown)
                         continue
                     self._take(batch, index, key, kind, bodies[index], record,
                                resent=unknown)
@@ -282,9 +316,59 @@ class Enricher:
                 if (record := stored.get(key)) is not None and record.status == "completed"
                 and record.result is not None}
 
+    def _fill(self, filling: _Job | None, size: int, batch: _Batch, index: int, key: str,
+              kind: str, body: dict[str, Any], *, resent: bool) -> _Job:
+        """Put a request nobody in this process works on into the bulk job being filled,
+        or into a new one when that is full (lock held); the bulk job it went in."""
+        bulk_kind, field_name = BULK_KINDS[kind]
+        if filling is None or filling.leads is None or len(filling.leads) >= size:
+            # A batch's own record is made for it alone: nobody else ever claims it.
+            filling = _Job(uuid.uuid4().hex, bulk_kind, {"leads": []}, [], leads=[])
+            self._active[filling.key] = filling
+            self._submit_queue.append(filling)
+        assert filling.leads is not None
+        lead = Lead(key, kind, body, field_name, [(batch, index)], resent=resent)
+        filling.leads.append(lead)
+        filling.body["leads"].append(lead.subject)
+        self._active[key] = filling
+        if resent:
+            log.warning("sending a %s request again whose outcome is unknown "
+                        "(on_unknown_outcome: resubmit)", kind)
+        return filling
+
+    def _resume_bulk(self, waiters: list[tuple[_Batch, int]], key: str, kind: str,
+                     body: dict[str, Any], task_id: str) -> None:
+        """A request sent in a bulk job (before a restart, or by another process): poll
+        that job (one poll for all of its subjects asked for), never pay again (lock
+        held)."""
+        bulk_kind, field_name = BULK_KINDS.get(kind, (kind, "lead"))
+        job = self._by_task.get(task_id)
+        if job is None or job.leads is None or self._active.get(job.key) is not job:
+            job = _Job(hashlib.sha256(f"resumed|{task_id}".encode()).hexdigest(), bulk_kind,
+                       {"leads": []}, [], task_id=task_id, submitted_at=self._clock(),
+                       resumed=True, leads=[], positional=False)
+            self._active[job.key] = job
+            self._by_task[task_id] = job
+            self._fly(job)
+            self._schedule_poll(job, self._clock())
+        assert job.leads is not None
+        lead = next((lead for lead in job.leads if lead.key == key), None)
+        if lead is None:
+            lead = Lead(key, kind, body, field_name)
+            job.leads.append(lead)
+        lead.waiters.extend(waiters)
+        self._active[key] = job
+        for batch, index in waiters:
+            _sent(batch, index)
+
     def _take(self, batch: _Batch, index: int, key: str, kind: str, body: dict[str, Any],
               record: UpstreamJob | None, *, resent: bool) -> None:
         """Start a job for a request nobody in this process works on (lock held)."""
+        if record is not None and _resumable(record) and record.task_id is not None \
+                and record.task_id.startswith(BULK_TASK_PREFIX):
+            self._resume_bulk([(batch, index)], key, kind, body,
+                              record.task_id[len(BULK_TASK_PREFIX):])
+            return
         job = _Job(key, kind, body, [(batch, index)], resent=resent)
         self._active[key] = job
         if resent:
@@ -394,7 +478,7 @@ class Enricher:
             if self._wanted(job):
                 self._fly(job)
                 return "submit", job
-            self._active.pop(job.key, None)
+            self._drop(job)
         return self._due_poll()
 
     def _due_poll(self) -> tuple[str, _Job] | None:
@@ -405,9 +489,26 @@ class Enricher:
         return None
 
     def _wanted(self, job: _Job) -> bool:
-        job.waiters = [(batch, i) for batch, i in job.waiters
-                       if batch.fatal is None and not batch.done.is_set()]
-        return bool(job.waiters)
+        def live(waiters: list[tuple[_Batch, int]]) -> list[tuple[_Batch, int]]:
+            return [(batch, i) for batch, i in waiters
+                    if batch.fatal is None and not batch.done.is_set()]
+
+        if job.leads is None:
+            job.waiters = live(job.waiters)
+            return bool(job.waiters)
+        for lead in job.leads:
+            lead.waiters = live(lead.waiters)
+            if not lead.waiters and self._active.get(lead.key) is job:
+                self._active.pop(lead.key)
+        job.leads = [lead for lead in job.leads if lead.waiters]
+        job.body["leads"] = [lead.subject for lead in job.leads]
+        return bool(job.leads)
+
+    def _drop(self, job: _Job) -> None:
+        """Forget a job and (a bulk job) its subjects (lock held)."""
+        for key in job.record_keys():
+            if self._active.get(key) is job:
+                self._active.pop(key)
 
     def _work(self) -> None:
         while True:
@@ -444,30 +545,35 @@ class Enricher:
         body = job.body if self.webhook_url is None else {**job.body,
                                                           "webhook_url": self.webhook_url}
         submitted_at = self._clock()
+        bulk = job.leads is not None
         try:
             task_id = self.client.submit(
                 job.kind, body,
                 # The claim is committed before each attempt leaves, withdrawn when the
                 # API provably started nothing; a request another process holds is given
-                # up before it waits for (and spends) a rate slot.
-                may_send=lambda: self._check_claimable(job),
-                sending=lambda: self._claim(job),
-                not_taken=lambda: self.records.not_taken(job.key, self.owner))
+                # up before it waits for (and spends) a rate slot. (A bulk job's own key
+                # is its alone; its subjects are claimed with it.)
+                may_send=None if bulk else lambda: self._check_claimable(job),
+                sending=(lambda: self._claim_bulk(job)) if bulk else lambda: self._claim(job),
+                not_taken=lambda: self.records.not_taken(job.record_keys(), self.owner))
         except UpstreamMalformed as exc:
             # It answered, but with no task id we can poll: it may have started a job.
-            self.records.unknown(job.key, owner=self.owner, error=exc.detail,
-                                 now=self._wall_ms())
+            self.records.unknown_many(job.record_keys(), owner=self.owner, error=exc.detail,
+                                      now=self._wall_ms())
             raise
         finally:
             with self._changed:
-                self._sending.discard(job.key)
+                self._sending.difference_update(job.record_keys())
                 self._changed.notify_all()
         job.task_id = task_id
         job.submitted_at = submitted_at
         self.records.submitted(job.key, job.kind, task_id, self._wall_ms())
+        if job.leads is not None:
+            self.records.submitted_many([lead.key for lead in job.leads],
+                                        BULK_TASK_PREFIX + task_id, self._wall_ms())
         with self._changed:
             self._by_task[task_id] = job
-            for batch, index in job.waiters:
+            for batch, index in job.all_waiters():
                 _sent(batch, index)
             self._schedule_poll(job, self._clock())
             if self.webhook_url is not None:
@@ -493,8 +599,41 @@ class Enricher:
             self._sending.add(job.key)
             self._changed.notify_all()
 
+    def _claim_bulk(self, job: _Job) -> None:
+        """Claim a bulk job and its subjects before an attempt leaves. Subjects another
+        process holds or has answered meanwhile are left out of the batch (the body sent
+        is the job's own, changed in place: it is encoded only after this) and watched;
+        :class:`_ClaimTaken` when none is left."""
+        assert job.leads is not None
+        standing = self.records.claim_many(
+            job.key, job.kind, {lead.key: lead.resent for lead in job.leads},
+            job.leads[0].kind, owner=self.owner, now=self._wall_ms(),
+            lease_ms=self.claim_lease_ms)
+        with self._changed:
+            if standing:
+                for lead in [lead for lead in job.leads if lead.key in standing]:
+                    watcher = _Job(lead.key, lead.kind, lead.body, lead.waiters,
+                                   resent=lead.resent)
+                    self._active[lead.key] = self._watched[lead.key] = watcher
+                    for batch, index in lead.waiters:
+                        _sent(batch, index)
+                job.leads = [lead for lead in job.leads if lead.key not in standing]
+                job.body["leads"][:] = [lead.subject for lead in job.leads]
+            if job.leads:
+                self._sending.update(job.record_keys())
+            self._changed.notify_all()
+        if not job.leads:
+            self.records.not_taken(job.key, self.owner)
+            raise _ClaimTaken("every subject of the batch is taken")
+
     def _wait_for_owner(self, job: _Job) -> None:
         """Another process claimed the request first: take its outcome when it comes."""
+        if job.leads is not None:  # a bulk job whose subjects are all watched now
+            with self._changed:
+                self._drop(job)
+                self._land(job)
+                self._changed.notify_all()
+            return
         with self._changed:
             if self._active.get(job.key) is job:
                 self._land(job)
@@ -565,6 +704,14 @@ class Enricher:
                 self._watched.pop(job.key, None)
                 return
             self._watched.pop(job.key)
+            if record is not None and _resumable(record) and record.task_id is not None \
+                    and record.task_id.startswith(BULK_TASK_PREFIX):
+                # The owner sent it in a bulk job, answered: poll that job.
+                self._active.pop(job.key)
+                self._resume_bulk(job.waiters, job.key, job.kind, job.body,
+                                  record.task_id[len(BULK_TASK_PREFIX):])
+                self._changed.notify_all()
+                return
             if record is not None and record.status == "submitted" and record.task_id:
                 # The owner's submission was answered: poll its task, never pay again.
                 job.task_id, job.submitted_at, job.resumed = (
@@ -595,6 +742,9 @@ class Enricher:
     def _unknown(self, job: _Job, exc: UpstreamOutcomeUnknown) -> None:
         """A submission left and its answer was lost: send it again (once) for the batches
         that accept paying twice, tell the others."""
+        if job.leads is not None:
+            self._unknown_bulk(job, exc)
+            return
         requeued = False
         with self._changed:
             if self._active.get(job.key) is not job:
@@ -617,6 +767,45 @@ class Enricher:
         for batch, index in tell:
             self._deliver(batch, index, Outcome(error=error))
 
+    def _unknown_bulk(self, job: _Job, exc: UpstreamOutcomeUnknown) -> None:
+        """:meth:`_unknown`, per subject of a bulk job: the subjects some batch accepts
+        paying twice for go again (once) in the same bulk job, the others are told."""
+        assert job.leads is not None
+        error = {"code": exc.code, "message": exc.detail}
+        tell: list[tuple[_Batch, int]] = []
+        with self._changed:
+            if self._active.get(job.key) is not job:
+                return
+            again: list[Lead] = []
+            for lead in job.leads:
+                resend = [(b, i) for b, i in lead.waiters if b.on_unknown == "resubmit"]
+                if resend and not job.resent:
+                    tell += [(b, i) for b, i in lead.waiters if b.on_unknown != "resubmit"]
+                    lead.waiters, lead.resent = resend, True
+                    again.append(lead)
+            if again:
+                told = [lead for lead in job.leads if lead not in again]
+                for lead in told:
+                    tell += lead.waiters
+                    if self._active.get(lead.key) is job:
+                        self._active.pop(lead.key)
+                job.resent, job.leads = True, again
+                job.body = {**job.body, "leads": [lead.subject for lead in again]}
+                self._land(job)
+                self._submit_queue.appendleft(job)
+                self._changed.notify_all()
+        if not again:
+            self.records.unknown_many(job.record_keys(), owner=self.owner, error=exc.detail,
+                                      now=self._wall_ms())
+            self._finish(job, error=error)
+            return
+        self.records.unknown_many([lead.key for lead in told], owner=self.owner,
+                                  error=exc.detail, now=self._wall_ms())
+        log.warning("sending %d %s requests again whose answer was lost "
+                    "(on_unknown_outcome: resubmit)", len(again), job.kind)
+        for batch, index in tell:
+            self._deliver(batch, index, Outcome(error=error))
+
     def deliver_webhook(self, payload: dict[str, Any]) -> bool | None:
         """A finished job, as the API's webhook reports it: True if taken; None for a task
         that finished already (a poll got there first, here or in another process:
@@ -625,6 +814,8 @@ class Enricher:
         task_id = payload.get("task_id")
         status = str(payload.get("status", "")).lower()
         result = payload.get("result")
+        if isinstance(result, list):  # a bulk job's answer may be the bare list
+            result = {"results": result}
         with self._changed:
             job = self._by_task.get(task_id) if isinstance(task_id, str) else None
             waiting_here = job is not None and self._active.get(job.key) is job
@@ -707,6 +898,9 @@ class Enricher:
 
     def _finish(self, job: _Job, *, result: dict[str, Any] | None = None,
                 error: dict[str, str] | None = None) -> None:
+        if job.leads is not None:
+            self._finish_bulk(job, result, error)
+            return
         with self._changed:
             if self._active.get(job.key) is not job:
                 return  # finished already (a webhook and a poll both said so)
@@ -722,6 +916,51 @@ class Enricher:
             self._changed.notify_all()
         for batch, index in waiters:
             self._deliver(batch, index, Outcome(result, error))
+
+    def _finish_bulk(self, job: _Job, result: dict[str, Any] | None,
+                     error: dict[str, str] | None) -> None:
+        """A bulk job ended: each subject's part of the answer is stored as its own
+        request's result, and delivered; a subject the answer lacks is an error (stored
+        ``failed``: a later run sends it again, this one does not)."""
+        assert job.leads is not None
+        leads = list(job.leads)
+        outcomes: dict[str, Outcome] = {}
+        if result is not None:
+            parts = split_answer([lead.subject for lead in leads], result,
+                                 positional=job.positional)
+            missing = UpstreamLeadMissing(
+                "The bulk job's answer has nothing for this lead; a later run or retry "
+                "sends it again.")
+            for lead, part in zip(leads, parts, strict=True):
+                outcomes[lead.key] = Outcome(part) if part is not None else Outcome(
+                    error={"code": missing.code, "message": missing.detail})
+        else:
+            failure = error or {"code": "upstream_error", "message": "The bulk job failed."}
+            outcomes = {lead.key: Outcome(error=failure) for lead in leads}
+        if result is not None or job.task_id is not None:
+            # A bulk job that ran (or failed, or was lost) settles each subject's record;
+            # one that never started left them as its claims say (not taken, unknown).
+            self.records.finished_many(
+                {key: (outcome.result, None if outcome.error is None
+                       else outcome.error["message"]) for key, outcome in outcomes.items()},
+                now=self._wall_ms())
+        with self._changed:
+            if self._active.get(job.key) is not job:
+                return  # finished already (a webhook and a poll both said so)
+            self._drop(job)
+            self._watched.pop(job.key, None)
+            self._by_task.pop(job.task_id or "", None)
+            if job.task_id:
+                self._recently_finished.append(job.task_id)
+            self._land(job)
+            if self._probe.get(job.kind) == job.key:
+                self._probe.pop(job.kind)
+            deliveries = [(batch, index, outcomes[lead.key])
+                          for lead in leads for batch, index in lead.waiters]
+            job.leads = []
+            self._changed.notify_all()
+        for batch, index, outcome in deliveries:
+            self._deliver(batch, index, outcome)
 
     def _deliver(self, batch: _Batch, index: int, outcome: Outcome) -> None:
         if outcome.result is not None and self.metrics is not None:
@@ -745,13 +984,13 @@ class Enricher:
     def _fail_batches(self, job: _Job, error: UpstreamAuthError) -> None:
         with self._changed:
             if self._active.get(job.key) is job:
-                self._active.pop(job.key)
+                self._drop(job)
                 self._watched.pop(job.key, None)
                 self._by_task.pop(job.task_id or "", None)
                 self._land(job)
             if self._probe.get(job.kind) == job.key:
                 self._probe.pop(job.kind)
-            batches = {id(batch): batch for batch, _ in job.waiters}
+            batches = {id(batch): batch for batch, _ in job.all_waiters()}
         for batch in batches.values():
             batch.fatal = error
             batch.done.set()
@@ -759,6 +998,18 @@ class Enricher:
     def expected_seconds(self) -> dict[str, float]:
         """What the enricher has learnt of each kind's latency."""
         return dict(self._expected)
+
+
+def _resumable(record: UpstreamJob | None) -> bool:
+    """Whether a record is a submission answered before (poll it, never pay again)."""
+    return record is not None and record.status == "submitted" and bool(record.task_id)
+
+
+def _waiters_of(job: _Job, key: str) -> list[tuple[_Batch, int]]:
+    """Who waits on the request ``key`` in ``job`` (its subject's, in a bulk job)."""
+    if job.leads is None:
+        return job.waiters
+    return next(lead.waiters for lead in job.leads if lead.key == key)
 
 
 def _sent(batch: _Batch, index: int) -> None:

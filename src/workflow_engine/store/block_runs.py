@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 
@@ -44,7 +45,8 @@ _THIS_RUN = and_(_table.c.instance_id == bindparam("b_instance_id"),
 _RENEW = update(_table).where(
     _THIS_RUN, _table.c.status == BlockRunStatus.RUNNING, _table.c.worker == bindparam("b_worker"),
 ).values(rows_done=bindparam("b_rows_done"), rows_total=bindparam("b_rows_total"),
-         rows_sent=bindparam("b_rows_sent"), lease_until=bindparam("b_lease_until"))
+         rows_sent=bindparam("b_rows_sent"), branches=bindparam("b_branches"),
+         lease_until=bindparam("b_lease_until"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class BlockRun:
     attempts: int
     started_at: int | None
     rows_sent: int | None = None
+    branches: list[dict[str, Any]] | None = None
+    cancelled_branches: dict[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Heartbeat:
     rows_done: int
     rows_total: int | None
     rows_sent: int | None = None
+    branches: list[dict[str, Any]] | None = None
 
 
 class BlockRuns:
@@ -107,6 +112,7 @@ class BlockRuns:
                 _table.c.status != BlockRunStatus.ENDED,
             ).values(status=BlockRunStatus.RUNNING, worker=worker, block=block,
                      lease_until=now + lease_ms, rows_done=0, rows_total=rows_total, rows_sent=None,
+                     branches=None,
                      started_at=now,
                      attempts=_table.c.attempts + 1)).rowcount
             if taken == 1:
@@ -133,7 +139,7 @@ class BlockRuns:
                 renewed = tx.connection.execute(_RENEW, {
                     "b_instance_id": beat.instance_id, "b_seq": beat.seq, "b_worker": worker,
                     "b_rows_done": beat.rows_done, "b_rows_total": beat.rows_total,
-                    "b_rows_sent": beat.rows_sent,
+                    "b_rows_sent": beat.rows_sent, "b_branches": beat.branches,
                     "b_lease_until": now + lease_ms,
                 }).rowcount
                 if renewed != 1:
@@ -149,7 +155,36 @@ class BlockRuns:
             return None
         return BlockRun(row["instance_id"], row["seq"], BlockRunStatus(row["status"]), row["block"],
                         row["worker"], row["lease_until"], row["rows_done"], row["rows_total"],
-                        row["attempts"], row["started_at"], row["rows_sent"])
+                        row["attempts"], row["started_at"], row["rows_sent"], row["branches"],
+                        row["cancelled_branches"])
+
+    @staticmethod
+    def cancel_branch(tx: Transaction, instance_id: str, seq: int, branch: str,
+                      actor: str | None) -> None:
+        """In the transaction that accepts the cancel: ``branch`` of the run is to stop."""
+        query = select(_table.c.cancelled_branches).where(
+            _table.c.instance_id == instance_id, _table.c.seq == seq)
+        if tx.connection.dialect.name == "postgresql":
+            query = query.with_for_update()  # two cancels at once both count
+        found = dict(tx.connection.execute(query).scalar_one_or_none() or {})
+        found.setdefault(branch, actor)
+        tx.connection.execute(update(_table).where(
+            _table.c.instance_id == instance_id, _table.c.seq == seq,
+        ).values(cancelled_branches=found))
+
+    def cancelled_branches(
+        self, runs: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], set[str]]:
+        """The branches cancelled on their own, of each of ``runs`` that has some."""
+        keys = list(runs)
+        if not keys:
+            return {}
+        query = select(_table.c.instance_id, _table.c.seq, _table.c.cancelled_branches).where(
+            or_(*(and_(_table.c.instance_id == i, _table.c.seq == s) for i, s in keys)),
+            _table.c.cancelled_branches.is_not(None))
+        with self.store.read() as tx:
+            return {(row.instance_id, row.seq): set(row.cancelled_branches)
+                    for row in tx.connection.execute(query)}
 
     def unclaimed(self, *, now: int, pending_before: int, worker: str | None = None,
                   limit: int = 1000) -> list[str]:

@@ -24,6 +24,7 @@ __all__ = ["HEAD", "current_revision", "head_revision", "upgrade"]
 
 SCRIPTS = Path(__file__).with_name("migration_scripts")
 HEAD = "head"
+MIGRATION_WAIT_MS = 120_000
 # Any constant shared by every process of the engine: pg_advisory_xact_lock's key.
 _LOCK_KEY = 0x776F726B666C6F77  # "workflow"
 _BEFORE_MIGRATIONS = "0001"
@@ -48,15 +49,32 @@ def upgrade(engine: Engine, revision: str = HEAD) -> None:
     process doing the same."""
     with engine.connect() as connection:
         connection.execution_options(sqlite_begin="IMMEDIATE")
-        with connection.begin():
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                   {"key": _LOCK_KEY})
-            config = _config(connection)
-            tables = set(inspect(connection).get_table_names())
-            if "alembic_version" not in tables and "instances" in tables:
-                command.stamp(config, _BEFORE_MIGRATIONS)
-            command.upgrade(config, revision)
+        if connection.dialect.name == "sqlite":
+            # Wait as long as another process's migration may take, not a request's while
+            # (on the driver's connection: a statement through SQLAlchemy would begin the
+            # transaction before BEGIN IMMEDIATE). The pool gets it back as it lent it.
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            usual = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+            try:
+                _upgrade(connection, revision)
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={int(usual)}")
+        else:
+            _upgrade(connection, revision)
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    with connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": _LOCK_KEY})
+        config = _config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "instances" in tables:
+            command.stamp(config, _BEFORE_MIGRATIONS)
+        command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 __all__ = [
     "block_runs", "definitions", "events", "idempotency_keys", "instances", "metadata",
-    "rate_budgets", "upstream_jobs",
+    "rate_budgets", "trigger_ticks", "triggers", "upstream_jobs",
 ]
 
 ID = 64
@@ -96,6 +96,8 @@ idempotency_keys = Table(
 # is polled again after a restart instead of being submitted again. A submission is
 # claimed here before it leaves (``owner``, until ``claimed_until``), so no two processes
 # send the same request, and a claim whose process died is known by its lapsed lease.
+# http_request's POSTs and PATCHes are recorded here too (kind "http_request", no task id):
+# claimed before they leave, their answer stored, so no run sends one twice.
 upstream_jobs = Table(
     "upstream_jobs",
     metadata,
@@ -138,9 +140,41 @@ block_runs = Table(
     Column("rows_total", BigInteger),
     # Rows whose request has left for the upstream API (None: the block sends none).
     Column("rows_sent", BigInteger),
+    # A fork's branches: each one's progress, and those cancelled on their own (by id,
+    # with who cancelled them) for the worker to stop at its next heartbeat.
+    Column("branches", JSON),
+    Column("cancelled_branches", JSON),
     Column("attempts", Integer, nullable=False, default=0),
     Column("started_at", BigInteger),
     Column("created_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
     Index("ix_block_runs_status", "status", "lease_until"),
+)
+
+# One row per trigger a definition declares (any version), kept across versions: a
+# webhook's token (its SHA-256 only; the token is shown once) and when it last started an
+# instance. Written when a version declaring the trigger is saved.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("definition_id", String(ID), primary_key=True),
+    Column("trigger_id", String(ID), primary_key=True),
+    Column("token_sha256", String(64)),
+    Column("token_issued_at", BigInteger),
+    Column("last_fired_at", BigInteger),
+    Column("last_instance_id", String(ID)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row per schedule tick that started an instance. The key is the claim: of the server
+# processes that find a tick due, the one whose insert commits starts the instance (in the
+# same transaction); the others' inserts fail on the key, and they start nothing.
+trigger_ticks = Table(
+    "trigger_ticks",
+    metadata,
+    Column("definition_id", String(ID), primary_key=True),
+    Column("trigger_id", String(ID), primary_key=True),
+    Column("tick_at", BigInteger, primary_key=True),
+    Column("instance_id", String(ID), nullable=False),
+    Column("claimed_at", BigInteger, nullable=False),
 )

@@ -1,4 +1,5 @@
-"""The record of enrichment jobs: what was submitted, and what came back.
+"""The record of enrichment jobs (and of http_request's POSTs and PATCHes): what was
+submitted, and what came back.
 
 A record's status, by the identity of its request:
 
@@ -14,6 +15,12 @@ A record's status, by the identity of its request:
 * ``completed`` / ``failed``: the job ended (its result, or why not).
 * ``unknown``: a submission left but its answer never came, and that was reported; it is
   only sent again when a block asks for that (``on_unknown_outcome: resubmit``).
+
+A bulk request (many subjects in one submission) has a record of its own, and each of
+its subjects keeps the record of its own request, as if sent alone: claimed together
+with the batch's in one transaction before the batch leaves, ``submitted`` with the
+batch's task (``bulk:<task id>``) once it is answered, and ``completed`` with its own
+part of the answer. A subject is never paid for twice, however it is asked for.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import schema
@@ -99,6 +106,46 @@ class UpstreamJobs:
             assert found is not None, "a claim that won the insert race is stored"
             return found
 
+    def claim_many(self, key: str, kind: str, subjects: dict[str, bool], subject_kind: str,
+                   *, owner: str, now: int, lease_ms: int) -> dict[str, UpstreamJob]:
+        """Claim a bulk request (``key``) and its subjects' requests (key -> whether it
+        may be resent, as ``claim``'s ``resend``) for ``owner``, in one transaction
+        committed before the batch leaves; the records standing in the way of the
+        subjects that could not be claimed (leave them out of the batch)."""
+        table = schema.upstream_jobs
+        values = dict(status="sending", owner=owner, claimed_until=now + lease_ms,
+                      task_id=None, result=None, error=None, submitted_at=now,
+                      finished_at=None)
+        keys = list(subjects)
+        try:
+            with self.store.write() as tx:
+                connection = tx.connection
+                for resend in (False, True):
+                    chosen = [k for k in keys if subjects[k] is resend]
+                    if chosen:
+                        connection.execute(update(table).where(
+                            table.c.key.in_(chosen), _free(owner, now, resend)
+                        ).values(**values))
+                found = {row["key"]: _job(row) for row in connection.execute(
+                    select(table).where(table.c.key.in_(keys))).mappings()}
+                missing = [k for k in keys if k not in found]
+                if missing:
+                    connection.execute(insert(table), [
+                        dict(key=k, kind=subject_kind, **values) for k in missing])
+                # The batch's own key is made for it alone: nobody else claims it.
+                if not connection.execute(update(table).where(
+                        table.c.key == key).values(**values)).rowcount:
+                    connection.execute(insert(table).values(key=key, kind=kind, **values))
+        except IntegrityError:
+            # Another process inserted one of the claims first: claim one by one.
+            standing = {k: s for k in keys if (s := self.claim(
+                k, subject_kind, owner=owner, now=now, lease_ms=lease_ms,
+                resend=subjects[k])) is not None}
+            self.claim(key, kind, owner=owner, now=now, lease_ms=lease_ms, resend=True)
+            return standing
+        return {k: job for k, job in found.items()
+                if not (job.status == "sending" and job.owner == owner)}
+
     def standing(self, key: str, *, owner: str, now: int,
                  resend: bool = False) -> UpstreamJob | None:
         """The record that would stand in the way of ``claim`` now, read without writing:
@@ -121,13 +168,48 @@ class UpstreamJobs:
                 table.c.key.in_(keys), table.c.status == "sending", table.c.owner == owner,
             ).values(claimed_until=until))
 
-    def not_taken(self, key: str, owner: str) -> None:
-        """The submission provably started nothing: withdraw the claim."""
+    def not_taken(self, key: str | list[str], owner: str) -> None:
+        """The submission provably started nothing: withdraw the claim (of each key of a
+        bulk request)."""
+        table = schema.upstream_jobs
+        keys = [key] if isinstance(key, str) else key
+        with self.store.write() as tx:
+            tx.connection.execute(update(table).where(
+                table.c.key.in_(keys), table.c.status == "sending", table.c.owner == owner,
+            ).values(status="not_taken", claimed_until=None))
+
+    def unknown_many(self, keys: list[str], *, owner: str, error: str, now: int) -> None:
+        """``unknown`` for each key (a bulk request and its subjects), in one transaction."""
         table = schema.upstream_jobs
         with self.store.write() as tx:
             tx.connection.execute(update(table).where(
-                table.c.key == key, table.c.status == "sending", table.c.owner == owner,
-            ).values(status="not_taken", claimed_until=None))
+                table.c.key.in_(keys),
+                or_(table.c.status == "unknown",
+                    and_(table.c.status == "sending", _mine_or_lapsed(owner, now))),
+            ).values(status="unknown", error=error, finished_at=now, claimed_until=None))
+
+    def submitted_many(self, keys: list[str], task_id: str, now: int) -> None:
+        """The subjects of a bulk request answered ``task_id`` (``bulk:<id>``)."""
+        table = schema.upstream_jobs
+        with self.store.write() as tx:
+            tx.connection.execute(update(table).where(table.c.key.in_(keys)).values(
+                status="submitted", task_id=task_id, result=None, error=None,
+                submitted_at=now, finished_at=None, claimed_until=None))
+
+    def finished_many(self, outcomes: dict[str, tuple[dict[str, Any] | None, str | None]],
+                      *, now: int) -> None:
+        """``finished`` for each key -> (result, error), in one transaction."""
+        if not outcomes:
+            return
+        table = schema.upstream_jobs
+        statement = update(table).where(table.c.key == bindparam("b_key")).values(
+            status=bindparam("b_status"), result=bindparam("b_result"),
+            error=bindparam("b_error"), finished_at=now, claimed_until=None)
+        with self.store.write() as tx:
+            tx.connection.execute(statement, [
+                {"b_key": key, "b_status": "completed" if error is None else "failed",
+                 "b_result": result, "b_error": error}
+                for key, (result, error) in outcomes.items()])
 
     def unknown(self, key: str, *, owner: str, error: str, now: int) -> bool:
         """A submission left and its answer never came; that has been reported. Only
