@@ -91,3 +91,44 @@ def test_cancel_and_retry_are_busy_while_their_request_is_in_flight(
     sandbox.configure(hold_results=False)
     expect(page.locator(".badge")).to_have_text("completed", timeout=60_000)
     assert httpx.get(f"{server.url}/api/instances/ctl-1").json()["status"] == "completed"
+
+
+def test_a_fork_shows_each_branch_and_one_branch_is_cancelled_and_retried_alone(
+    page: Page, enriching: tuple[ServerProcess, SandboxProcess],
+) -> None:
+    server, sandbox = enriching
+    sandbox.configure(hold_results=True)  # both branches run until the test lets them go
+    httpx.post(f"{server.url}/api/instances", json={
+        "definition_id": "leads-contacts", "id": "fork-1"}).raise_for_status()
+    httpx.post(f"{server.url}/api/instances/fork-1/actions/run").raise_for_status()
+    page.goto(server.url + "/#/instances/fork-1")
+    fork = page.locator("g.node[data-state=contacts]")
+    expect(fork).to_contain_text("Emails (find_email)")
+    expect(fork).to_contain_text("Phones (find_phone)")
+    branches = page.get_by_test_id("branches")
+    expect(branches.locator("li[data-branch=emails]")).to_have_attribute(
+        "data-status", "running", timeout=30_000)
+    expect(branches.locator("li[data-branch=phones]")).to_contain_text("of 15 rows")
+    assert accessibility_problems(page) == []
+
+    page.get_by_role("button", name="Cancel branch Phones").click()
+    expect(branches.locator("li[data-branch=phones]")).to_have_attribute(
+        "data-status", "cancelled")
+    expect(page.get_by_role("button", name="Cancel branch Emails")).to_be_enabled()
+    assert httpx.get(f"{server.url}/api/instances/fork-1").json()["status"] == "running"
+
+    sandbox.configure(hold_results=False)  # emails finishes; the state ends cancelled
+    expect(page.locator(".badge")).to_have_text("cancelled", timeout=60_000)
+    found = httpx.get(f"{server.url}/api/instances/fork-1").json()
+    assert found["error"]["code"] == "branch_cancelled"
+    assert {b: s["status"] for b, s in found["error"]["branches"].items()} == {
+        "emails": "succeeded", "phones": "cancelled"}
+
+    page.get_by_role("button", name="Retry the cancelled block").click()
+    expect(page.locator(".badge")).to_have_text("completed", timeout=60_000)
+    history = httpx.get(f"{server.url}/api/instances/fork-1/history?limit=100").json()
+    joined = next(e for e in history["items"]
+                  if e["type"] == "block_succeeded" and e["to_state"] == "contacts")
+    assert {b: s["reused"] for b, s in joined["data"]["branches"].items()} == {
+        "emails": True, "phones": False}
+    page.close()  # before the server stops under its open event stream

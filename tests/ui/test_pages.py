@@ -110,3 +110,24 @@ def test_a_page_refused_a_stream_opens_one_later_and_misses_nothing(
         expect(second.get_by_test_id("current-state")).to_have_text("In review")
         expect(second.get_by_test_id("history").locator("li")).to_have_count(2)
         second.close()  # before the server stops under its open stream
+
+
+def test_a_definition_page_lists_its_triggers_and_makes_a_webhook_token(
+    page: Page, server: ServerProcess,
+) -> None:
+    """The hook URL is shown; a new token, shown once, starts an instance on posted rows."""
+    page.goto(server.url + "/#/definitions/leads-webhook")
+    triggers = page.get_by_test_id("triggers")
+    expect(triggers).to_contain_text(f"{server.url}/api/hooks/leads-webhook/leads")
+    triggers.get_by_role("button", name="New token").click()
+    token = page.get_by_test_id("hook-token")
+    expect(token).to_be_visible()
+    assert accessibility_problems(page) == []
+    answer = httpx.post(f"{server.url}/api/hooks/leads-webhook/leads",
+                        content=b"name,company\nAnn,Ariglad Inc\n",
+                        headers={"Content-Type": "text/csv",
+                                 "Authorization": f"Bearer {token.inner_text()}"})
+    assert answer.status_code == 201
+    page.reload()
+    expect(page.get_by_test_id("triggers")).to_contain_text("last started")
+    page.wait_for_load_state("networkidle")  # nothing left to ask of the server

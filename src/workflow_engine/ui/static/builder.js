@@ -19,6 +19,7 @@ const TITLES = {
   read_csv: "Read CSV", filter: "Filter", compute: "Compute columns", dedupe: "Remove duplicates",
   select_columns: "Select columns", save_csv: "Save CSV", enrich_lead: "Enrich lead",
   enrich_company: "Enrich company", find_email: "Find email", find_phone: "Find phone",
+  http_request: "HTTP request",
 };
 export const blockTitle = (type) => TITLES[type] || type.replaceAll("_", " ");
 
@@ -54,10 +55,12 @@ export function definitionOf(meta, steps) {
 
 /** The steps of a definition that is a straight pipeline the builder can write back
  * without losing anything, or null: a guard, a disabled state or action, an `on_error`,
- * a manual action after the first, or a description on an action would be lost. */
+ * a manual action after the first, a description on an action or a trigger would be
+ * lost. */
 export function stepsOf(definition) {
   const initial = definition.states.filter((s) => s.is_initial);
   if (initial.length !== 1 || initial[0].block) return null;
+  if ((definition.triggers || []).length > 0) return null;
   const lost = definition.states.some((s) => s.enabled === false || s.on_error)
     || definition.actions.some((a, i) => a.enabled === false || a.description
       || a.condition
@@ -72,7 +75,8 @@ export function stepsOf(definition) {
     if (out.length === 0) break;
     if (out.length > 1) return null;
     const next = byId.get(out[0].to_state);
-    if (!next || !next.block || seen.has(next.id)) return null;
+    // A fork's branches are blocks inside a block: the builder's line cannot show them.
+    if (!next || !next.block || next.block.type === "branches" || seen.has(next.id)) return null;
     seen.add(next.id);
     steps.push({ ...newStep(next.block.type, next.block.params || {}), name: next.name,
                  description: next.description || "" });
@@ -107,6 +111,8 @@ function useSortable(ref, options, deps) {
 }
 
 function Palette({ blocks, onAdd }) {
+  // A fork holds other blocks: the builder's single line of steps has no place for one.
+  const offered = blocks.filter((block) => !block.composite);
   const list = useRef(null);
   useSortable(list, () => ({
     group: { name: "pipeline", pull: "clone", put: false }, sort: false,
@@ -117,7 +123,7 @@ function Palette({ blocks, onAdd }) {
       <h2 id="palette-title">Blocks</h2>
       <p class="help">Drag a block into the pipeline, or add it with its button.</p>
       <ul ref=${list} data-testid="palette">
-        ${blocks.map((block) => html`
+        ${offered.map((block) => html`
           <li key=${block.type} data-type=${block.type} class="palette-item">
             <span class="grip" aria-hidden="true">⠿</span>
             <span class="palette-name"><strong>${blockTitle(block.type)}</strong>
@@ -180,7 +186,8 @@ export function BuilderPage({ id = null }) {
         if (!found) {
           setFailure(new Error(`${definition.name} is not a straight pipeline of blocks that `
             + "the builder can write back unchanged (it has guards, disabled parts, on_error, "
-            + "manual steps or action descriptions): edit its JSON with PUT instead."));
+            + "manual steps, branches or action descriptions): edit its JSON with PUT "
+            + "instead."));
           return;
         }
         setMeta({ id: definition.id, name: definition.name,

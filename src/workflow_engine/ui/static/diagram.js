@@ -25,15 +25,26 @@ function elk() {
 const CHAR_WIDTH = 7.2;
 const NODE_HEIGHT = 44;
 
+const BRANCH_LINE = 16;
+
+/** A fork's branches, each drawn as a line inside its state: "name (block)". */
+function branchLabels(state) {
+  if (state.block?.type !== "branches") return [];
+  return (state.block.params?.branches || []).map(
+    (branch) => `${branch.name || branch.id} (${branch.block?.type})`);
+}
+
 function nodeWidth(state) {
-  const label = Math.max(state.name.length, (state.block?.type || "").length + 2);
+  const label = Math.max(state.name.length, (state.block?.type || "").length + 2,
+    ...branchLabels(state).map((line) => line.length + 2));
   return Math.max(90, Math.round(label * CHAR_WIDTH) + 28);
 }
 
 /** The graph ELK lays out: one node per state, one edge per (action, from state). */
 export function graphOf(definition) {
   const children = definition.states.map((state) => ({
-    id: state.id, width: nodeWidth(state), height: NODE_HEIGHT,
+    id: state.id, width: nodeWidth(state),
+    height: NODE_HEIGHT + BRANCH_LINE * branchLabels(state).length,
   }));
   const edges = [];
   for (const action of definition.actions) {
@@ -122,6 +133,9 @@ export function Diagram({ definition, current = null, visited = [], status = nul
                       class="name">${state.name}</text>
                 ${state.block && html`<text x=${node.width / 2} y="34" text-anchor="middle"
                       class="block">${state.block.type}</text>`}
+                ${branchLabels(state).map((line, i) => html`<text x=${node.width / 2}
+                      y=${34 + BRANCH_LINE * (i + 1)} text-anchor="middle"
+                      class="block branch">${line}</text>`)}
               </g>`;
           })}
         </g>

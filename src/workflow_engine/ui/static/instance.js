@@ -67,7 +67,7 @@ function refocus(section, preferred) {
 
 /** What can be done now: the actions as buttons, and cancel or retry; for a token that
  * cannot run, the actions available as text and no button. */
-function Actions({ instance, onFired }) {
+function Actions({ instance, progress, onFired }) {
   const canRun = useCan("run");
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(null);
@@ -95,12 +95,13 @@ function Actions({ instance, onFired }) {
   };
   // No Idempotency-Key here: the API takes one for fires only. The page sends each
   // cancel or retry once, its buttons disabled until the answer comes.
-  const control = async (what) => {
+  const control = async (what, branch) => {
     pressed.current = `[data-control=${what === "cancel" ? "retry" : "cancel"}]`;
-    setBusy(`/${what}`);  // not an action id: those have no "/"
+    setBusy(`/${what}${branch ? `/${branch}` : ""}`);  // not an action id: those have no "/"
     setFailure(null);
+    const query = branch ? `?branch=${encodeURIComponent(branch)}` : "";
     try {
-      onFired(await post(`/api/instances/${encodeURIComponent(instance.id)}/${what}`));
+      onFired(await post(`/api/instances/${encodeURIComponent(instance.id)}/${what}${query}`));
     } catch (error) {
       setFailure({ action: what, message: error.message, code: error.code });
     } finally {
@@ -127,6 +128,13 @@ function Actions({ instance, onFired }) {
         <button type="button" class="secondary" onClick=${() => control("cancel")}
                 data-control="cancel" disabled=${busy !== null} aria-busy=${busyOf("/cancel")}>
           Cancel the running block</button>`}
+      ${canRun && instance.status === "running" && (progress?.branches || [])
+        .filter((branch) => branch.status === "running").map((branch) => html`
+        <button type="button" class="secondary" key=${branch.id}
+                onClick=${() => control("cancel", branch.id)} data-control="cancel-branch"
+                data-branch=${branch.id} disabled=${busy !== null}
+                aria-busy=${busyOf(`/cancel/${branch.id}`)}>
+          Cancel branch ${branch.name}</button>`)}
       ${canRun && (instance.status === "failed" || instance.status === "cancelled") && html`
         <button type="button" class="secondary" onClick=${() => control("retry")}
                 data-control="retry" disabled=${busy !== null} aria-busy=${busyOf("/retry")}>
@@ -258,7 +266,8 @@ export function InstancePage({ id }) {
     ${instance.status === "running" && html`<${Progress} progress=${progress} />`}
     ${instance.error && html`<p class="error" role="status">
       ${instance.error.code}: ${instance.error.message}</p>`}
-    <${Actions} instance=${instance} onFired=${(found) => onFired.current(found)} />
+    <${Actions} instance=${instance} progress=${progress}
+                onFired=${(found) => onFired.current(found)} />
     <${Tables} instance=${instance} events=${events} definition=${definition}
                progress=${progress} />
     <${History} events=${events} definition=${definition} />`;

@@ -4,7 +4,8 @@ import { useEffect, useState } from "preact/hooks";
 import htm from "htm";
 
 import { CannotDo, useCan } from "./access.js";
-import { all, get } from "./api.js";
+import { all, get, post } from "./api.js";
+import { stepsOf } from "./builder.js";
 import { Diagram } from "./diagram.js";
 import { StartForm } from "./run-form.js";
 import { PageHeading, StatusBadge, formatTime } from "./widgets.js";
@@ -59,6 +60,48 @@ export function PipelinesPage() {
     ${section("State machines", machines)}`;
 }
 
+/** A definition's triggers (GET /api/definitions/{id}/triggers): each webhook's URL, each
+ * schedule's cron and next tick, when each last started an instance; an admin can make a
+ * webhook's token anew, shown once. */
+function Triggers({ id }) {
+  const canSave = useCan("admin");
+  const [tokens, setTokens] = useState({});
+  const [failure, setFailure] = useState(null);
+  const { value, error } = useLoaded(
+    () => get(`/api/definitions/${encodeURIComponent(id)}/triggers`), [id]);
+  if (error) return html`<p class="error" role="alert">${error.message}</p>`;
+  if (!value || value.items.length === 0) return null;
+  const rotate = async (trigger) => {
+    setFailure(null);
+    try {
+      const made = await post(`/api/definitions/${encodeURIComponent(id)}/triggers/`
+        + `${encodeURIComponent(trigger)}/token`);
+      setTokens((shown) => ({ ...shown, [trigger]: made.token }));
+    } catch (problem) {
+      setFailure(problem.message);
+    }
+  };
+  return html`
+    <section aria-labelledby="triggers-title" data-testid="triggers">
+      <h2 id="triggers-title">Triggers</h2>
+      ${failure && html`<p class="error" role="alert">${failure}</p>`}
+      <ul>
+        ${value.items.map((t) => html`
+          <li key=${t.id}>
+            <strong>${t.id}</strong> (${t.type}${t.enabled ? "" : ", disabled"}):
+            ${t.type === "webhook"
+              ? html` POST <code>${t.hook_url}</code> with the trigger's token`
+              : html` <code>${t.cron}</code> (${t.timezone}), next ${formatTime(t.next_fire_at)}`}
+            ${t.last_fired_at && html`; last started ${formatTime(t.last_fired_at)}`}
+            ${t.type === "webhook" && canSave && html`
+              <button type="button" onClick=${() => rotate(t.id)}>New token</button>`}
+            ${tokens[t.id] && html`<p>New token (shown once): <code
+              data-testid="hook-token">${tokens[t.id]}</code></p>`}
+          </li>`)}
+      </ul>
+    </section>`;
+}
+
 export function DefinitionPage({ id }) {
   const canStart = useCan("run");
   const canSave = useCan("admin");
@@ -77,9 +120,10 @@ export function DefinitionPage({ id }) {
     <p class="meta">${definition.id} · version ${definition.version}</p>
     <p>${definition.description}</p>
     <${Diagram} definition=${definition} />
-    ${isPipeline(definition) && canSave && html`<p><a
+    ${canSave && stepsOf(definition) && html`<p><a
       href=${`#/builder/${encodeURIComponent(definition.id)}`}>Edit in the builder</a>
       (saving makes version ${definition.version + 1})</p>`}
+    ${(definition.triggers || []).length > 0 && html`<${Triggers} id=${definition.id} />`}
     ${canStart ? html`<${StartForm} definition=${definition} />`
       : html`<${CannotDo} scope="run" what="start an instance" />`}
     <section aria-labelledby="instances-title">

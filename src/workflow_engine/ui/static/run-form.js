@@ -115,8 +115,10 @@ function Estimate({ estimate }) {
   return html`
     <div class="estimate" data-testid="estimate" aria-live="polite">
       <h3>Before spending</h3>
-      ${estimate.requests == null ? html`<p>The input file cannot be read now: the requests
-        are not known.</p>` : html`
+      ${estimate.requests == null ? html`<p>${`The requests are not known before the run (${
+          estimate.steps.map((step) => `${step.block}: ${step.rows == null ? "rows not known"
+            : `${step.rows} rows`}`).join("; ")}): an input file cannot be read now, or a `
+          + "block before makes a row per person it finds."}</p>` : html`
         <p>${`This run sends ${exact ? "" : "at most "}`}<strong>${estimate.requests}</strong>${
           ` upstream requests (${estimate.steps.map((step) => `${step.block}: ${step.rows} rows`)
             .join("; ")}); at the key's ${estimate.per_minute} requests/min, shared with every `

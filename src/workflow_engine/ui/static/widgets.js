@@ -49,7 +49,24 @@ export function Progress({ progress }) {
       ${sent != null && html`<span class="meta" data-testid="upstream">
         ${Math.max(0, sent - done)} sent, awaiting answers${waiting ? html` · <span
           class="waiting">${waiting} waiting for the rate budget</span>` : ""}</span>`}
+      ${progress.branches && html`<${BranchList} branches=${progress.branches} />`}
     </div>`;
+}
+
+/** A fork's branches, each with its block, rows and status. */
+function BranchList({ branches }) {
+  return html`
+    <ul class="branches" aria-label="Branches" data-testid="branches">
+      ${branches.map((branch) => {
+        const rows = branch.rows_total == null ? `${branch.rows_done} rows done`
+          : `${branch.rows_done} of ${branch.rows_total} rows`;
+        return html`
+          <li key=${branch.id} data-branch=${branch.id} data-status=${branch.status}>
+            <strong>${branch.name}</strong> <span class="meta">(${branch.block})</span>:
+            ${" "}${rows} · <span class="branch-status">${branch.status}</span>
+          </li>`;
+      })}
+    </ul>`;
 }
 
 // Where focus was when the address changed, while the new page's heading is still to come.
