@@ -63,7 +63,9 @@ bench: $(VENV)/.dev system-packages
 	$(BIN)/python bench/cluster_fires.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/compute.py
+	$(BIN)/python bench/http_request.py
 	$(BIN)/python bench/cluster_enrichment.py
+	$(BIN)/python bench/bulk_email.py
 	$(BIN)/python bench/ui.py
 
 clean:
