@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workflow_engine.blocks import BlockContext, CsvInvalid
 from workflow_engine.blocks.csv_files import ReadCsv, SaveCsv
@@ -154,6 +156,37 @@ class TestSaveCsv:
         back = pd.read_csv(io.StringIO(output_text(context, "out.csv")), dtype=str)
         assert back["n"].tolist() == ["1", "2"]
         assert pd.isna(back["name"][1])
+
+    def test_a_lone_column_keeps_its_empty_rows(self, context: BlockContext) -> None:
+        """One column's missing cell is no empty line (readers skip those): it stays a row."""
+        table = pd.DataFrame({"email": ["a@x.com", None, "b@x.com", None]})
+        SaveCsv(SaveCsv.Params(file_name="one.csv"))(table, context)
+        context.files.file("one.csv").write(context.outputs.file("one.csv").read_bytes())
+        back = read(context, "one.csv")
+        assert back["email"].tolist() == ["a@x.com", "", "b@x.com", ""]
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(columns=st.integers(1, 3), data=st.data())
+    def test_every_row_comes_back(self, context: BlockContext, columns: int,
+                                  data: st.DataObject) -> None:
+        """Whatever the cells, what save_csv writes read_csv reads back row for row:
+        text as it was, a missing cell missing or empty."""
+        cell = st.none() | st.text(st.characters(codec="utf-8", exclude_characters="\r"),
+                                   max_size=8)
+        rows = data.draw(st.lists(st.lists(cell, min_size=columns, max_size=columns),
+                                  min_size=1, max_size=8))
+        table = pd.DataFrame(rows, columns=[f"c{i}" for i in range(columns)], dtype=object)
+        SaveCsv(SaveCsv.Params(file_name="rt.csv", neutralise_formulas=False))(table, context)
+        context.files.file("rt.csv").write(context.outputs.file("rt.csv").read_bytes())
+        back = read(context, "rt.csv")
+        assert len(back) == len(table)
+        for written, read_back in zip(rows, back.astype(object).values.tolist(), strict=True):
+            for before, after in zip(written, read_back, strict=True):
+                if before is None:
+                    assert pd.isna(after) or after == ""
+                else:
+                    assert after == before
 
     def test_neutralises_formulas_by_default(self, context: BlockContext) -> None:
         """Cells a spreadsheet would run are prefixed with a quote (CSV injection)."""

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -203,6 +204,11 @@ def write_csv_table(table: pd.DataFrame, out: BinaryIO, *, neutralise: bool = Tr
     if neutralise:
         table = neutralise_formulas(table)
     arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if arrow.num_columns == 1 and arrow.column(0).null_count:
+        # A lone missing cell would be written as an empty line, which every CSV reader
+        # (ours included) skips: the row would be lost. Written as "" it stays a row.
+        cells = pc.fill_null(arrow.column(0).cast(pa.string()), "")
+        arrow = pa.table({arrow.column_names[0]: cells})
     pacsv.write_csv(arrow, out, pacsv.WriteOptions(quoting_style="needed"))
 
 
