@@ -139,7 +139,12 @@ class TestTemplates:
 
 NOT_PUBLIC = ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
               "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4",
-              "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "::ffff:127.0.0.0/104"]
+              "::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "::ffff:127.0.0.0/104",
+              # IPv4 inside IPv6: NAT64 of the metadata address and of the loopback, 6to4,
+              # IPv4-translated and -compatible forms; NAT64's local use; site-local.
+              "64:ff9b::a9fe:a9fe/128", "64:ff9b::7f00:0/104", "2002:7f00::/24",
+              "2002:a00::/24", "::ffff:0:7f00:0/104", "::7f00:0/104", "::a00:0/104",
+              "64:ff9b:1::/48", "fec0::/10"]
 
 
 class TestAddressPolicy:
@@ -159,7 +164,8 @@ class TestAddressPolicy:
         assert policy.allows(ipaddress.ip_address(f"10.1.2.{last}"))
         assert not policy.allows(ipaddress.ip_address(f"10.1.3.{last}"))
 
-    @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+    @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111",
+                                         "64:ff9b::808:808", "2002:808:808::1"])
     def test_public_addresses_are_allowed(self, address: str) -> None:
         assert AddressPolicy().allows(ipaddress.ip_address(address))
 

@@ -27,6 +27,27 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052),
+# IPv4-translated (RFC 2765) and the deprecated IPv4-compatible form.
+_CARRIES_IPV4 = tuple(ipaddress.IPv6Network(n) for n in (
+    "64:ff9b::/96", "::ffff:0:0:0/96", "::/96"))
+# Not public whatever the Python release says: NAT64's local-use prefix (RFC 8215) and the
+# deprecated site-local addresses.
+LOCAL_IPV6 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64, translated or
+    compatible), or None."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _CARRIES_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
     """Which addresses outbound requests may reach: public ones, and with
@@ -37,8 +58,13 @@ class AddressPolicy:
 
     def allows(self, address: Address) -> bool:
         """Whether a connection to ``address`` may be made."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is the loopback too
+        if isinstance(address, ipaddress.IPv6Address):
+            if any(address in network for network in LOCAL_IPV6):
+                return self.allow_private or any(address in network
+                                                 for network in self.networks)
+            # ::ffff:127.0.0.1 is the loopback too, and 64:ff9b::a9fe:a9fe the metadata
+            # address through a NAT64 gateway: an IPv4 address inside is judged as itself.
+            address = embedded_ipv4(address) or address
         if self.allow_private or any(address in network for network in self.networks
                                      if network.version == address.version):
             return True
