@@ -347,7 +347,7 @@ class Runner:
         context = BlockContext(
             files=self.catalog.files, outputs=self.outputs, progress=progress.update,
             sent=progress.sent, cancel=progress.cancel, enrichment=self.enrichment,
-            http=self.http, instance_id=instance.id,
+            http=self.http, instance_id=instance.id, step=instance.current_state,
             branches=progress.set_branches, cancelled_branches=progress.cancelled_branches,
             checkpoints=self.snapshots.parts(instance.id, source) if source is not None
             else None,

@@ -383,6 +383,34 @@ class TestBlock:
         assert seen[-1] == (4, 4)
 
 
+    @pytest.mark.parametrize("concurrency", [1, 4])
+    def test_rows_that_post_the_same_request_each_send_it_once(
+            self, calls: HttpCalls, http_api: HttpApi, context: BlockContext,
+            concurrency: int) -> None:
+        """A POST is the row's own: four rows alike make four calls (none answered from
+        another row, none taken for a lost one), and a retry sends none of them again."""
+        block = HttpRequest(HttpRequestParams.model_validate({
+            "url": f"{http_api.url}/echo", "method": "POST", "body": {"who": "{name}"},
+            "extract": {"who": "json.who"}, "concurrency": concurrency,
+            "rate_per_minute": 60_000}))
+        table = pd.DataFrame({"name": ["Ann"] * 4})
+        context.http, context.instance_id, context.step = calls, "i", "notify"
+        output = block(table, context)
+        assert output["http_error"].isna().all()
+        assert output["who"].tolist() == ["Ann"] * 4
+        assert len(http_api.requests("/echo")) == 4
+        assert context.details["http_request"]["reused"] == 0
+        context.details = {}
+        again = block(table, context)
+        assert again["who"].tolist() == ["Ann"] * 4
+        assert len(http_api.requests("/echo")) == 4
+        assert context.details["http_request"]["reused"] == 4
+        # The same rows in another step of the instance are requests of their own.
+        context.step = "notify-again"
+        block(table, context)
+        assert len(http_api.requests("/echo")) == 8
+
+
 class TestServerConfiguration:
     """Secrets and the guard's allowances, from the environment."""
 

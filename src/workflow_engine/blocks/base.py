@@ -135,9 +135,11 @@ class BlockContext:
     enrichment: Any = None
     # The process's outbound HTTP (outbound.HttpCalls), for http_request.
     http: Any = None
-    # The instance the run belongs to: what a request that must not be sent twice is
+    # The instance the run belongs to and where in it the block runs (its state, and in a
+    # fork its branch, "state/branch"): what a request that must not be sent twice is
     # recorded under.
     instance_id: str | None = None
+    step: str | None = None
 
     @property
     def enricher(self) -> Any:

@@ -245,7 +245,8 @@ class Branches(Block[BranchesParams]):
         started_at = _now()
         own = replace(context, progress=progress.updater(branch.id),
                       sent=progress.sender(branch.id), cancel=cancel, checkpoints=None,
-                      details={}, cancelled_branches=set)
+                      details={}, cancelled_branches=set,
+                      step=f"{context.step}/{branch.id}" if context.step else branch.id)
         try:
             # Each branch gets its own copy: a block may change its input in place.
             output = block(table.copy(), own)

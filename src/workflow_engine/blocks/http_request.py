@@ -28,7 +28,7 @@ from pydantic import AfterValidator, Field, JsonValue, StringConstraints, model_
 from pydantic_core import PydanticCustomError
 
 from ..errors import OutboundError, Problem
-from ..outbound import CallCancelled, Outgoing
+from ..outbound import IDEMPOTENT, CallCancelled, Outgoing
 from .base import Block, BlockContext, BlockError, BlockParams
 from .compute import _typed, _values
 from .templates import JsonTemplate, Template, TemplateInvalid
@@ -259,7 +259,8 @@ class HttpRequest(Block[HttpRequestParams]):
             row = {column: values[position] for column, values in cells.items()}
             try:
                 answer = calls.send(
-                    self.outgoing(row, context.instance_id, calls.secrets),
+                    self.outgoing(row, context.instance_id, calls.secrets,
+                                  step=context.step, position=position),
                     rate_per_minute=self.params.rate_per_minute,
                     timeout=self.params.timeout_seconds, max_retries=self.params.max_retries,
                     cancel=context.cancel, on_unknown_outcome=self.params.on_unknown_outcome)
@@ -306,9 +307,14 @@ class HttpRequest(Block[HttpRequestParams]):
         return output
 
     def outgoing(self, row: dict[str, Any], instance_id: str | None,
-                 secrets: Mapping[str, str]) -> Outgoing:
+                 secrets: Mapping[str, str], *, step: str | None = None,
+                 position: int | None = None) -> Outgoing:
         """The row's request; :class:`TemplateMissingColumn` if a template names a column
-        the row lacks."""
+        the row lacks.
+
+        A POST or PATCH is the row's own (its identity names the block's step and the
+        row's position in the block's input, which a retry or a resumed run reads again):
+        two rows that render the same request each send it once."""
         url = self.url.render(row, where="url", quote=lambda text: quote(text, safe=""))
         headers = {name: template.render(row, where=f"headers.{name}", secrets=secrets)
                    for name, template in self.headers.items()}
@@ -320,5 +326,7 @@ class HttpRequest(Block[HttpRequestParams]):
             frozenset(name for name, template in self.headers.items() if template.secrets),
             body=body, has_body=self.body is not None,
             identity={"instance": instance_id, "method": self.params.method, "url": url,
-                      "headers": named, "body": body})
+                      "headers": named, "body": body,
+                      **({"step": step, "row": position}
+                         if self.params.method not in IDEMPOTENT else {})})
 
