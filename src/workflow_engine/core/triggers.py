@@ -128,12 +128,32 @@ def check_triggers(
     return problems
 
 
-def _moment(at_ms: int, timezone: str) -> datetime:
-    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(ZoneInfo(timezone))
+# Farther from now than any change of a zone's offset that matters to a tick: within
+# this of a change (summer time moves clocks by 1 hour, or 2), wall-clock ticks may fall
+# in another order than their moments.
+_NEAR_MS = 3 * 3_600_000
+_SCAN_LIMIT = 100_000  # ticks looked at near a change: hours of a cron of seconds
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _wall(at_ms: int, zone: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def _at(wall: datetime, zone: ZoneInfo) -> int:
+    # fold=0: a wall time the autumn change repeats is its first pass; one the spring
+    # change skips is read with the offset before the change (02:30 is 03:30 summer time).
+    return _ms(wall.replace(tzinfo=zone, fold=0))
+
+
+def _change_near(zone: ZoneInfo, now_ms: int) -> timedelta:
+    """How far the zone's offset moves within hours of ``now_ms`` (zero: not at all)."""
+    offsets = [datetime.fromtimestamp(at / 1000, UTC).astimezone(zone).utcoffset()
+               or timedelta() for at in (now_ms - _NEAR_MS, now_ms, now_ms + _NEAR_MS)]
+    return max(offsets) - min(offsets)
 
 
 def due_tick(cron: str, timezone: str, now_ms: int) -> int:
@@ -142,16 +162,45 @@ def due_tick(cron: str, timezone: str, now_ms: int) -> int:
 
 
 def ticks_around(cron: str, timezone: str, now_ms: int) -> tuple[int, int]:
-    """The latest tick at or before ``now_ms``, and the first after it."""
-    # croniter's previous tick is strictly before its start: start just after now, so a
-    # tick that falls exactly now counts as due. The tick after the latest due one is
-    # the first after now.
-    after = _moment(now_ms, timezone) + timedelta(milliseconds=1)
-    ticks = croniter(cron, after)
-    due = _ms(ticks.get_prev(datetime))
-    return due, _ms(ticks.get_next(datetime))
+    """The latest tick at or before ``now_ms``, and the first after it.
+
+    A schedule's ticks are the wall-clock times its cron names in its zone, each one
+    moment: a time the autumn change of clocks repeats ticks once, at its first pass, and
+    one the spring change skips ticks as if the clock had not changed. So a daily
+    schedule starts one instance a day, whatever the change."""
+    zone = ZoneInfo(timezone)
+    wall = _wall(now_ms, zone)
+    shift = _change_near(zone, now_ms)
+    if not shift:
+        # croniter's previous tick is strictly before its start: start just after now, so
+        # a tick that falls exactly now counts as due. The one after it is the next.
+        ticks = croniter(cron, wall + timedelta(milliseconds=1))
+        return _at(ticks.get_prev(datetime), zone), _at(ticks.get_next(datetime), zone)
+    # Near a change: look at every wall-clock tick that may be the answer, those less than
+    # the change away from now (and the first one beyond, on either side).
+    due = due_wall = None
+    earlier = croniter(cron, wall + shift)
+    for _ in range(_SCAN_LIMIT):
+        tick = earlier.get_prev(datetime)
+        if due_wall is not None and tick <= due_wall - shift:
+            break
+        at = _at(tick, zone)
+        if at <= now_ms and (due is None or at > due):
+            due, due_wall = at, tick
+    following = following_wall = None
+    later = croniter(cron, wall - shift)
+    for _ in range(_SCAN_LIMIT):
+        tick = later.get_next(datetime)
+        if following_wall is not None and tick >= following_wall + shift:
+            break
+        at = _at(tick, zone)
+        if at > now_ms and (following is None or at < following):
+            following, following_wall = at, tick
+    assert due is not None, "a valid cron has ticks"
+    assert following is not None, "a valid cron has ticks"
+    return due, following
 
 
 def next_tick(cron: str, timezone: str, now_ms: int) -> int:
     """The first tick strictly after ``now_ms``."""
-    return _ms(croniter(cron, _moment(now_ms, timezone)).get_next(datetime))
+    return ticks_around(cron, timezone, now_ms)[1]
