@@ -648,7 +648,8 @@ request POST "$HOOK_PATH" -H 'Content-Type: text/csv' -H "Authorization: Bearer 
 expect_status 201
 HOOK_INSTANCE="$(json "d['id']")"
 expect_header Location "/api/instances/${HOOK_INSTANCE}"
-expect "d['inputs']" '{"reading": {"file": "hook-'"$HOOK_INSTANCE"'.csv"}}'
+HOOK_DIGEST="$(sha256sum "$HOOK_FILE" | cut -c1-16)"
+expect "d['inputs']" '{"reading": {"file": "hook-'"$HOOK_INSTANCE"'-'"$HOOK_DIGEST"'.csv"}}'
 request GET "/api/instances/${HOOK_INSTANCE}?wait=10"
 expect_status 200
 expect "(d['status'], d['current_state'], d['table']['rows'])" '["completed", "saved", 2]'

@@ -5,6 +5,7 @@ and their listing."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import threading
@@ -121,7 +122,8 @@ class TestWebhook:
         assert response.status_code == 201, response.json
         started = response.json
         assert response.headers["Location"] == f"/api/instances/{started['id']}"
-        assert started["inputs"] == {"reading": {"file": f"hook-{started['id']}.csv"}}
+        digest16 = hashlib.sha256(LEADS_CSV).hexdigest()[:16]
+        assert started["inputs"] == {"reading": {"file": f"hook-{started['id']}-{digest16}.csv"}}
         done = client.get(f"/api/instances/{started['id']}?wait=10").json
         assert (done["status"], done["current_state"]) == ("completed", "saved")
         assert done["table"]["rows"] == 2
@@ -166,6 +168,14 @@ class TestWebhook:
         assert instance_count(client, "leads-webhook") == 0
         assert not [f for f in client.get("/api/files").json["items"]
                     if f["name"].startswith("hook-")]
+
+    def test_the_hook_header_wins_over_a_bearer_token(self, client: FlaskClient) -> None:
+        """A client that sends its API token on every request names the hook's token in
+        X-Hook-Token."""
+        secret = token(client)
+        response = client.post(HOOK, data=LEADS_CSV, content_type="text/csv", headers={
+            "Authorization": "Bearer some-api-token", "X-Hook-Token": secret})
+        assert response.status_code == 201, response.json
 
     @pytest.mark.parametrize("path", [
         "/api/hooks/nope/leads", "/api/hooks/leads-webhook/nope"])
@@ -222,6 +232,40 @@ class TestWebhook:
         assert (late.status_code, late.json["id"], late.json["definition_version"]) == (
             200, first.json["id"], 1)
         assert instance_count(client, "leads-webhook") == 1
+
+    def test_calls_racing_with_one_key_start_one_instance_on_the_winner_s_rows(
+        self, client: FlaskClient
+    ) -> None:
+        """Calls with one Idempotency-Key and different rows, sent at once: one starts the
+        instance and it reads its own rows, whoever stored last; the others are 409 and
+        leave no file."""
+        headers = {"X-Hook-Token": token(client), "Idempotency-Key": "delivery-race"}
+        bodies = [f"name,company\nP{i},Ariglad Inc\n".encode() for i in range(6)]
+        answers: list[Any] = [None] * len(bodies)
+        barrier = threading.Barrier(len(bodies))
+
+        def call(index: int) -> None:
+            own = client.application.test_client()
+            barrier.wait()
+            answers[index] = own.post(HOOK, data=bodies[index], content_type="text/csv",
+                                      headers=headers)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(bodies))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [201] + [409] * (len(bodies) - 1), [a.json for a in answers]
+        winner = next(i for i, answer in enumerate(answers) if answer.status_code == 201)
+        instance_id = answers[winner].json["id"]
+        done = client.get(f"/api/instances/{instance_id}?wait=10").json
+        assert done["status"] == "completed"
+        assert table(client, instance_id, 3) == [["name", "company"],
+                                                 [f"P{winner}", "Ariglad Inc"]]
+        hook_files = [f["name"] for f in client.get("/api/files").json["items"]
+                      if f["name"].startswith("hook-")]
+        assert hook_files == [answers[winner].json["inputs"]["reading"]["file"]]
 
     def test_rotating_the_token_retires_the_old_one(self, client: FlaskClient) -> None:
         old = token(client)

@@ -347,8 +347,9 @@ def openapi_document() -> dict[str, Any]:
                 "created, or made anew by POST .../triggers/{trigger_id}/token), not by an "
                 "API token. A wrong or missing token, an unknown address and a disabled "
                 "trigger all answer 401, and nothing is started or stored. The rows are "
-                "stored as the input file hook-<instance id>.csv, read by the initial "
-                "state's read_csv; the body may be as large as an upload (MAX_UPLOAD_BYTES). "
+                "stored as the input file hook-<instance id>-<body digest>.csv, read by the "
+                "initial state's read_csv; the body may be as large as an upload "
+                "(MAX_UPLOAD_BYTES). "
                 "History records the start as `webhook:<trigger_id>`.")
         elif path == "/health" or path.startswith("/api/webhooks/"):
             operation["security"] = []

@@ -34,11 +34,13 @@ def _listing(found: list[TriggerInfo]) -> Response:
 
 
 def _presented_token() -> str | None:
-    """The hook token: ``Authorization: Bearer <token>``, else ``X-Hook-Token``."""
+    """The hook token: ``X-Hook-Token``, else ``Authorization: Bearer <token>`` (a client
+    that sends its API token with every request names the hook's in the header)."""
+    named = request.headers.get(HOOK_TOKEN_HEADER, "").strip()
+    if named:
+        return named
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get(HOOK_TOKEN_HEADER, "").strip() or None
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 @blueprint.post("/hooks/<definition_id>/<trigger_id>")

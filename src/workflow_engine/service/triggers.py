@@ -50,9 +50,10 @@ JSON_TYPES = frozenset({"application/json"})
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def hook_file_name(instance_id: str) -> str:
-    """The input file a webhook call stores its rows in."""
-    return f"hook-{instance_id}.csv"
+def hook_file_name(instance_id: str, body_digest: str) -> str:
+    """The input file a webhook call stores its rows in: named by its body too, so that
+    two calls with one idempotency key but different rows never write the same file."""
+    return f"hook-{instance_id}-{body_digest[:16]}.csv"
 
 
 @dataclass(frozen=True)
@@ -191,14 +192,19 @@ class Triggers(Instances):
                     return self._start(tx, definition_id, instance_id=instance_id, **again)
         else:
             instance_id = uuid.uuid4().hex
-        self._store_rows(hook_file_name(instance_id), body, media_type)
-        with self.store.write() as tx:
-            started = self._start(tx, definition_id, instance_id=instance_id,
-                                  **self._hook_start(workflow, trigger, instance_id,
-                                                     body_digest))
-            if started[2]:
-                TriggerRows.fired(tx, definition_id, trigger_id, instance_id,
-                                  now=started[0].created_at)
+        name = hook_file_name(instance_id, body_digest)
+        self._store_rows(name, body, media_type)
+        try:
+            with self.store.write() as tx:
+                started = self._start(tx, definition_id, instance_id=instance_id,
+                                      **self._hook_start(workflow, trigger, instance_id,
+                                                         body_digest))
+                if started[2]:
+                    TriggerRows.fired(tx, definition_id, trigger_id, instance_id,
+                                      now=started[0].created_at)
+        except BaseException:
+            self._drop_unused_rows(name, instance_id)
+            raise
         return started
 
     def _hook_start(self, workflow: Workflow, trigger: TriggerSpec, instance_id: str,
@@ -207,9 +213,20 @@ class Triggers(Instances):
             "version": workflow.version,
             "context": {"trigger": {"id": trigger.id, "type": "webhook",
                                     "body_sha256": body_digest}},
-            "inputs": {workflow.initial_state.id: {"file": hook_file_name(instance_id)}},
+            "inputs": {workflow.initial_state.id: {
+                "file": hook_file_name(instance_id, body_digest)}},
             "actor": f"webhook:{trigger.id}",
         }
+
+    def _drop_unused_rows(self, name: str, instance_id: str) -> None:
+        """Remove the rows of a call that started nothing (the same call's twin, which
+        did start the instance, reads the same file: it stays)."""
+        assert self.files is not None, "the engine gives the service its files area"
+        with self.store.read() as tx:
+            existing = tx.instance(instance_id)
+        if existing is None or all(params.get("file") != name
+                                   for params in existing.inputs.values()):
+            self.files.file(name).delete()
 
     def _store_rows(self, name: str, body: bytes, media_type: str | None) -> None:
         """Store a webhook's rows as the CSV ``name`` in the files area, checked as an
