@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from tests.ui.conftest import accessibility_problems
+from tests.ui.conftest import accessibility_problems, screenshot
 from workflow_engine.testing import SandboxProcess, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -115,6 +115,7 @@ def test_a_fork_shows_each_branch_and_one_branch_is_cancelled_and_retried_alone(
     expect(branches.locator("li[data-branch=phones]")).to_have_attribute(
         "data-status", "cancelled")
     expect(page.get_by_role("button", name="Cancel branch Emails")).to_be_enabled()
+    screenshot(page, "branches")
     assert httpx.get(f"{server.url}/api/instances/fork-1").json()["status"] == "running"
 
     sandbox.configure(hold_results=False)  # emails finishes; the state ends cancelled
