@@ -297,6 +297,22 @@ class TestWebhook:
                                headers={"X-Hook-Token": secret})
         assert (response.status_code, response.json["definition_version"]) == (201, 2)
 
+    def test_a_webhook_removed_then_declared_again_gets_a_new_token(
+        self, client: FlaskClient
+    ) -> None:
+        old = token(client)
+        without = {key: value for key, value in WEBHOOK.items() if key != "triggers"}
+        assert client.put("/api/definitions/leads-webhook", json=without).status_code == 201
+        again = client.put("/api/definitions/leads-webhook", json=WEBHOOK)
+        assert again.status_code == 201
+        new = again.json["hook_tokens"]["leads"]
+        assert new != old
+        refused = client.post(HOOK, data=LEADS_CSV, content_type="text/csv",
+                              headers={"X-Hook-Token": old})
+        taken = client.post(HOOK, data=LEADS_CSV, content_type="text/csv",
+                            headers={"X-Hook-Token": new})
+        assert (refused.status_code, taken.status_code) == (401, 201)
+
     def test_a_disabled_webhook_starts_nothing(self, client: FlaskClient) -> None:
         secret = token(client)
         document = {**WEBHOOK, "triggers": [{**WEBHOOK["triggers"][0], "enabled": False}]}

@@ -128,8 +128,14 @@ class Definitions(ServiceBase):
     def _record_triggers(self, tx: Transaction, spec: core.DefinitionSpec, *, now: int
                          ) -> dict[str, str]:
         """Rows for the triggers the definition declares for the first time, and a token
-        for each webhook among them (or a webhook that was a schedule before); the new
-        tokens, by trigger id."""
+        for each webhook among them (or a webhook that was a schedule before, or was
+        removed); the new tokens, by trigger id. A webhook the version no longer declares
+        has its token retired: declared again, it gets a new one, so a token an admin
+        dropped with its trigger never opens it again."""
+        hooks = {t.id for t in spec.triggers if t.type == "webhook"}
+        for (_, trigger_id), held in TriggerRows.of(tx, spec.id).items():
+            if trigger_id not in hooks and held.token_sha256 is not None:
+                TriggerRows.set_token(tx, spec.id, trigger_id, None, now=now)
         issued: dict[str, str] = {}
         new = set(TriggerRows.missing(tx, spec.id, [t.id for t in spec.triggers]))
         for trigger in spec.triggers:

@@ -60,12 +60,13 @@ class TriggerRows:
             token_issued_at=now if token_sha256 else None, created_at=now))
 
     @staticmethod
-    def set_token(tx: Transaction, definition_id: str, trigger_id: str, token_sha256: str,
-                  *, now: int) -> None:
-        """Replace a trigger's token digest (the row exists)."""
+    def set_token(tx: Transaction, definition_id: str, trigger_id: str,
+                  token_sha256: str | None, *, now: int) -> None:
+        """Replace a trigger's token digest (the row exists); None retires it."""
         tx.connection.execute(update(_table).where(
             _table.c.definition_id == definition_id, _table.c.trigger_id == trigger_id,
-        ).values(token_sha256=token_sha256, token_issued_at=now))
+        ).values(token_sha256=token_sha256,
+                 token_issued_at=now if token_sha256 is not None else None))
 
     @staticmethod
     def get(tx: Transaction, definition_id: str, trigger_id: str) -> TriggerRow | None:
