@@ -12,7 +12,7 @@ from .blocks import Catalog
 from .metrics import Metrics
 from .outbound import AddressPolicy, HttpCalls
 from .runner import Runner
-from .service import WorkflowService, now_ms
+from .service import Blocks, Files, Tables, WorkflowService, now_ms
 from .settings import Settings
 from .sixtyfour import Enrichment
 from .snapshots import Snapshots
@@ -31,6 +31,9 @@ class Engine:
     store: Store
     service: WorkflowService
     runner: Runner
+    files: Files
+    tables: Tables
+    blocks: Blocks
     metrics: Metrics
     webhook_secret: str
 
@@ -75,8 +78,9 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         if settings.public_url else None,
     )
     worker = worker or settings.worker_name
+    snapshots = Snapshots(areas.snapshots)
     runner = Runner(
-        service, catalog, Snapshots(areas.snapshots), areas.outputs,
+        service, catalog, snapshots, areas.outputs,
         workers=settings.block_workers, enrichment=enrichment,
         http=HttpCalls(store, secrets=settings.http_secrets, policy=AddressPolicy(
             allow_private=settings.http_allow_private,
@@ -87,4 +91,10 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         lease_seconds=settings.block_lease_seconds,
         heartbeat_seconds=settings.block_heartbeat_seconds, worker=worker,
     )
-    return Engine(settings, store, service, runner, metrics, webhook_secret)
+    return Engine(
+        settings, store, service, runner,
+        Files(areas.files, areas.outputs, limits=settings.limits),
+        Tables(service, catalog, snapshots, enrichment=enrichment),
+        Blocks(service, catalog, enrichment=enrichment),
+        metrics, webhook_secret,
+    )

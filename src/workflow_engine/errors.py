@@ -26,7 +26,7 @@ The tree, split by who has to react::
     │   └── TriggerNotFound              no such trigger in a definition's latest version
     ├── HookUnauthorized (401)          a webhook call without the trigger's token
     ├── Conflict (409)                  the request is fine, the current state forbids it
-    │   ├── DefinitionExists, InstanceExists, ConcurrentModification
+    │   ├── DefinitionExists, InstanceExists, FileExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
     │   ├── RunHeldElsewhere            a worker meets a run another worker holds
     │   ├── RunInterrupted              a worker stops with a run unfinished
@@ -73,6 +73,7 @@ __all__ = [
     "DefinitionNotFound",
     "DefinitionVersionNotFound",
     "EventNotFound",
+    "FileExists",
     "FileNotFound",
     "GuardNotSatisfied",
     "HookRowsInvalid",
@@ -301,6 +302,14 @@ class InstanceExists(Conflict):
 
     code = "instance_exists"
     title = "Instance already exists"
+
+
+class FileExists(Conflict):
+    """An upload names a file that is there already (an upload or a sample) and does not
+    ask to replace it."""
+
+    code = "file_exists"
+    title = "File exists"
 
 
 class ConcurrentModification(Conflict):
