@@ -50,6 +50,8 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
 
     ``worker`` names this process in the block runs it holds (see
     ``Settings.worker_name``)."""
+    # Counts instances through the service built below; the service tells it of changes.
+    metrics = Metrics(lambda: service.counts()["instances"])
     store = Store(make_engine(
         settings.database_url, synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
@@ -59,16 +61,16 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         areas = open_areas(settings)
         catalog = Catalog(areas.files, limits=settings.limits,
                           secrets=settings.http_secrets.keys())
-        service = WorkflowService(store, clock=clock, catalog=catalog)
-        service.files, service.limits = areas.files, settings.limits
+        service = WorkflowService(
+            store, clock=clock, catalog=catalog, files=areas.files, limits=settings.limits,
+            on_commit=lambda instance, events: metrics.observe_events(
+                instance.definition_id, events),
+        )
         if settings.definitions_dir is not None:
             service.load_directory(settings.definitions_dir)
     except Exception:
         store.dispose()
         raise
-    metrics = Metrics(lambda: service.counts()["instances"])
-    service.on_commit = lambda instance, events: metrics.observe_events(
-        instance.definition_id, events)
     webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
     enrichment = Enrichment(
         store, metrics, api_key=settings.sixtyfour_api_key,
