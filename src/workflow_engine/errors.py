@@ -24,6 +24,9 @@ The tree, split by who has to react::
     │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable, BranchNotFound
     │   ├── FileNotFound                 no such file in a storage area
     │   └── TriggerNotFound              no such trigger in a definition's latest version
+    ├── Unauthenticated (401)           no valid API token (auth.py checks tokens)
+    ├── Forbidden (403)                 the token's scopes do not allow this
+    │   └── ActorNotAllowed             the token may not name another actor (X-Actor)
     ├── HookUnauthorized (401)          a webhook call without the trigger's token
     ├── Conflict (409)                  the request is fine, the current state forbids it
     │   ├── DefinitionExists, InstanceExists, FileExists, ConcurrentModification
@@ -60,6 +63,7 @@ __all__ = [
     "ActionDisabled",
     "ActionNotAvailable",
     "ActionNotFound",
+    "ActorNotAllowed",
     "AddressRefused",
     "AnswerNotJson",
     "AnswerTooLarge",
@@ -75,6 +79,7 @@ __all__ = [
     "EventNotFound",
     "FileExists",
     "FileNotFound",
+    "Forbidden",
     "GuardNotSatisfied",
     "HookRowsInvalid",
     "HookUnauthorized",
@@ -112,6 +117,7 @@ __all__ = [
     "TooManyStreams",
     "TransitionNotAllowed",
     "TriggerNotFound",
+    "Unauthenticated",
     "UnsupportedMediaType",
     "UpstreamAuthError",
     "UpstreamError",
@@ -438,6 +444,29 @@ class TriggerNotFound(NotFound):
 
     code = "trigger_not_found"
     title = "Trigger not found"
+
+
+class Unauthenticated(WorkflowError):
+    """No valid bearer token was presented."""
+
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+    headers = {"WWW-Authenticate": 'Bearer realm="workflow-engine"'}  # noqa: RUF012
+
+
+class Forbidden(WorkflowError):
+    """The token is valid but does not allow this."""
+
+    code = "insufficient_scope"
+    status = 403
+    title = "Not allowed"
+
+
+class ActorNotAllowed(Forbidden):
+    """The token may not name another actor with X-Actor."""
+
+    code = "actor_not_allowed"
 
 
 class HookUnauthorized(WorkflowError):
