@@ -8,10 +8,13 @@ from flask import Flask
 
 from . import ui
 from .api import (
+    BLOCKS,
     EXTENSION,
+    FILES,
     RUNNER,
     SCHEDULES,
     STREAMS,
+    TABLES,
     access,
     blocks,
     cors,
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], int] = n
     service, runner, metrics = engine.service, engine.runner, engine.metrics
     app.extensions[EXTENSION] = service
     app.extensions[RUNNER] = runner
+    app.extensions[FILES] = engine.files
+    app.extensions[TABLES] = engine.tables
+    app.extensions[BLOCKS] = engine.blocks
     streams = EventStreams(service, StreamLimits(
         max_streams=settings.max_event_streams,
         poll_seconds=settings.event_stream_poll_seconds,

@@ -27,15 +27,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import WorkflowError
-
 __all__ = [
-    "ActorNotAllowed",
-    "Forbidden",
     "Scope",
     "Token",
     "TokenRegistry",
-    "Unauthenticated",
     "digest",
 ]
 
@@ -49,29 +44,6 @@ class Scope(StrEnum):
 
 
 _RANK = {Scope.READ: 0, Scope.RUN: 1, Scope.ADMIN: 2}
-
-
-class Unauthenticated(WorkflowError):
-    """No valid bearer token was presented."""
-
-    code = "unauthenticated"
-    status = 401
-    title = "Authentication required"
-    headers = {"WWW-Authenticate": 'Bearer realm="workflow-engine"'}  # noqa: RUF012
-
-
-class Forbidden(WorkflowError):
-    """The token is valid but does not allow this."""
-
-    code = "insufficient_scope"
-    status = 403
-    title = "Not allowed"
-
-
-class ActorNotAllowed(Forbidden):
-    """The token may not name another actor with X-Actor."""
-
-    code = "actor_not_allowed"
 
 
 def digest(token: str) -> str:

@@ -12,7 +12,7 @@ from .blocks import Catalog
 from .metrics import Metrics
 from .outbound import AddressPolicy, HttpCalls
 from .runner import Runner
-from .service import WorkflowService, now_ms
+from .service import Blocks, Files, Tables, WorkflowService, now_ms
 from .settings import Settings
 from .sixtyfour import Enrichment
 from .snapshots import Snapshots
@@ -31,6 +31,9 @@ class Engine:
     store: Store
     service: WorkflowService
     runner: Runner
+    files: Files
+    tables: Tables
+    blocks: Blocks
     metrics: Metrics
     webhook_secret: str
 
@@ -47,6 +50,8 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
 
     ``worker`` names this process in the block runs it holds (see
     ``Settings.worker_name``)."""
+    # Counts instances through the service built below; the service tells it of changes.
+    metrics = Metrics(lambda: service.counts()["instances"])
     store = Store(make_engine(
         settings.database_url, synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
@@ -56,16 +61,16 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         areas = open_areas(settings)
         catalog = Catalog(areas.files, limits=settings.limits,
                           secrets=settings.http_secrets.keys())
-        service = WorkflowService(store, clock=clock, catalog=catalog)
-        service.files, service.limits = areas.files, settings.limits
+        service = WorkflowService(
+            store, clock=clock, catalog=catalog, files=areas.files, limits=settings.limits,
+            on_commit=lambda instance, events: metrics.observe_events(
+                instance.definition_id, events),
+        )
         if settings.definitions_dir is not None:
             service.load_directory(settings.definitions_dir)
     except Exception:
         store.dispose()
         raise
-    metrics = Metrics(lambda: service.counts()["instances"])
-    service.on_commit = lambda instance, events: metrics.observe_events(
-        instance.definition_id, events)
     webhook_secret = settings.webhook_secret or secrets.token_urlsafe(24)
     enrichment = Enrichment(
         store, metrics, api_key=settings.sixtyfour_api_key,
@@ -75,8 +80,9 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         if settings.public_url else None,
     )
     worker = worker or settings.worker_name
+    snapshots = Snapshots(areas.snapshots)
     runner = Runner(
-        service, catalog, Snapshots(areas.snapshots), areas.outputs,
+        service, catalog, snapshots, areas.outputs,
         workers=settings.block_workers, enrichment=enrichment,
         http=HttpCalls(store, secrets=settings.http_secrets, policy=AddressPolicy(
             allow_private=settings.http_allow_private,
@@ -87,4 +93,10 @@ def build_engine(settings: Settings, *, clock: Callable[[], int] = now_ms,
         lease_seconds=settings.block_lease_seconds,
         heartbeat_seconds=settings.block_heartbeat_seconds, worker=worker,
     )
-    return Engine(settings, store, service, runner, metrics, webhook_secret)
+    return Engine(
+        settings, store, service, runner,
+        Files(areas.files, areas.outputs, limits=settings.limits),
+        Tables(service, catalog, snapshots, enrichment=enrichment),
+        Blocks(service, catalog, enrichment=enrichment),
+        metrics, webhook_secret,
+    )

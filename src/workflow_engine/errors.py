@@ -24,9 +24,12 @@ The tree, split by who has to react::
     │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable, BranchNotFound
     │   ├── FileNotFound                 no such file in a storage area
     │   └── TriggerNotFound              no such trigger in a definition's latest version
+    ├── Unauthenticated (401)           no valid API token (auth.py checks tokens)
+    ├── Forbidden (403)                 the token's scopes do not allow this
+    │   └── ActorNotAllowed             the token may not name another actor (X-Actor)
     ├── HookUnauthorized (401)          a webhook call without the trigger's token
     ├── Conflict (409)                  the request is fine, the current state forbids it
-    │   ├── DefinitionExists, InstanceExists, ConcurrentModification
+    │   ├── DefinitionExists, InstanceExists, FileExists, ConcurrentModification
     │   ├── AutoTransitionLoop, NothingToRetry, NotRunning
     │   ├── RunHeldElsewhere            a worker meets a run another worker holds
     │   ├── RunInterrupted              a worker stops with a run unfinished
@@ -60,6 +63,7 @@ __all__ = [
     "ActionDisabled",
     "ActionNotAvailable",
     "ActionNotFound",
+    "ActorNotAllowed",
     "AddressRefused",
     "AnswerNotJson",
     "AnswerTooLarge",
@@ -73,7 +77,9 @@ __all__ = [
     "DefinitionNotFound",
     "DefinitionVersionNotFound",
     "EventNotFound",
+    "FileExists",
     "FileNotFound",
+    "Forbidden",
     "GuardNotSatisfied",
     "HookRowsInvalid",
     "HookUnauthorized",
@@ -111,6 +117,7 @@ __all__ = [
     "TooManyStreams",
     "TransitionNotAllowed",
     "TriggerNotFound",
+    "Unauthenticated",
     "UnsupportedMediaType",
     "UpstreamAuthError",
     "UpstreamError",
@@ -303,6 +310,14 @@ class InstanceExists(Conflict):
     title = "Instance already exists"
 
 
+class FileExists(Conflict):
+    """An upload names a file that is there already (an upload or a sample) and does not
+    ask to replace it."""
+
+    code = "file_exists"
+    title = "File exists"
+
+
 class ConcurrentModification(Conflict):
     """Another request changed the instance between our read and our write."""
 
@@ -429,6 +444,29 @@ class TriggerNotFound(NotFound):
 
     code = "trigger_not_found"
     title = "Trigger not found"
+
+
+class Unauthenticated(WorkflowError):
+    """No valid bearer token was presented."""
+
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+    headers = {"WWW-Authenticate": 'Bearer realm="workflow-engine"'}  # noqa: RUF012
+
+
+class Forbidden(WorkflowError):
+    """The token is valid but does not allow this."""
+
+    code = "insufficient_scope"
+    status = 403
+    title = "Not allowed"
+
+
+class ActorNotAllowed(Forbidden):
+    """The token may not name another actor with X-Actor."""
+
+    code = "actor_not_allowed"
 
 
 class HookUnauthorized(WorkflowError):

@@ -33,11 +33,9 @@ import pandas as pd
 
 from .blocks import BlockCancelled, BlockContext, Catalog, describe
 from .blocks.base import BranchesCancelled, NoInputTable
-from .blocks.estimate import RunEstimate, estimate_run
-from .core import BlockSpec, Workflow
-from .errors import NoTable, NotRunning, RunHeldElsewhere, RunInterrupted
+from .core import BlockSpec
+from .errors import RunHeldElsewhere, RunInterrupted
 from .service import PendingRun, WorkflowService, progress_view
-from .sixtyfour.config import RateLimit
 from .snapshots import Snapshots
 from .storage import FileArea
 from .store import Transaction
@@ -267,31 +265,6 @@ class Runner:
                 self._queued.discard(instance_id)
                 self._changed.notify_all()
                 return
-
-    def estimate(self, workflow: Workflow, inputs: dict[str, dict[str, Any]]) -> RunEstimate:
-        """What a run of ``workflow`` with ``inputs`` will ask of the upstream API."""
-        rate = self.enrichment.rate if self.enrichment is not None else RateLimit()
-        webhooks = self.enrichment is not None and self.enrichment.webhook_url is not None
-        return estimate_run(self.catalog, workflow, inputs, per_second=rate.per_second,
-                            per_minute=rate.per_minute, polls_per_row=0 if webhooks else 1)
-
-    def table_so_far(self, instance_id: str) -> tuple[int, pd.DataFrame]:
-        """The running block's output as far as it has got, and the seq of its run: for
-        the blocks that can tell (enrichment), whichever process runs them."""
-        run = self.service.pending_run(instance_id)
-        if run is None:
-            raise NotRunning(f"Instance '{instance_id}' runs no block now.")
-        block = self.catalog.build(run.block_spec)
-        if run.input_seq is None:
-            raise NoTable(f"The running block ({run.block_spec.type}) makes the first table; "
-                          "it shows it when it ends.", block=run.block_spec.type)
-        table = self.snapshots.load(instance_id, run.input_seq)
-        partial = getattr(block, "partial", None)
-        if partial is None or self.enrichment is None:
-            # A block that shows its output only when it ends: its input, as it stands (a
-            # viewer refreshing as an enrichment ends may ask while the next block runs).
-            return run.input_seq, table
-        return run.started.seq, partial(table, self.enrichment.get())
 
     # -- one run ------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ import re
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from ..auth import Forbidden, Scope, Token, TokenRegistry, Unauthenticated
-from ..errors import InvalidRequest
+from ..auth import Scope, Token, TokenRegistry
+from ..errors import Forbidden, InvalidRequest, Unauthenticated
 from ..ui import ASSET_PREFIX, PAGE_PATH
 from .responses import json_response
 from .schemas import WhoAmI

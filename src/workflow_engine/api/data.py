@@ -10,9 +10,8 @@ from flask import Blueprint, Response, request
 from pydantic import Field
 
 from ..blocks.tables import flatten_json, neutralise_formulas, sorted_rows
-from ..core import TableInfo
-from ..errors import InvalidParameter, NotRunning
-from . import runner, service
+from ..errors import InvalidParameter
+from . import table_service
 from .requests import MAX_INT, QueryModel, query
 from .responses import json_response
 from .schemas import TablePage
@@ -37,10 +36,6 @@ class DataQuery(QueryModel):
         None, min_length=1, max_length=300,
         description="A column to order the rows by before paging; '-column' for descending.",
     )
-
-
-def _table(instance_id: str, info: TableInfo) -> Response:
-    return _page(instance_id, info.seq, runner().snapshots.load(instance_id, info.seq))
 
 
 def _page(instance_id: str, seq: int, frame: pd.DataFrame) -> Response:
@@ -76,13 +71,13 @@ def _page(instance_id: str, seq: int, frame: pd.DataFrame) -> Response:
 @blueprint.get("/<instance_id>/data")
 def current_data(instance_id: str) -> Response:
     """The instance's current table."""
-    return _table(instance_id, service().table_at(instance_id))
+    return _page(instance_id, *table_service().at(instance_id))
 
 
 @blueprint.get("/<instance_id>/history/<int:seq>/data")
 def data_at(instance_id: str, seq: int) -> Response:
     """The table as it was right after history event ``seq`` (intermediate results)."""
-    return _table(instance_id, service().table_at(instance_id, seq))
+    return _page(instance_id, *table_service().at(instance_id, seq))
 
 
 @blueprint.get("/<instance_id>/progress/data")
@@ -91,8 +86,4 @@ def data_so_far(instance_id: str) -> Response:
     (another running block's: its input). Once no block runs, the current table: a viewer
     refreshing as progress arrives may ask just after the run ended, and gets the freshest
     table rather than an error."""
-    try:
-        seq, frame = runner().table_so_far(instance_id)
-    except NotRunning:
-        return _table(instance_id, service().table_at(instance_id))
-    return _page(instance_id, seq, frame)
+    return _page(instance_id, *table_service().so_far(instance_id))

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, url_for
 from pydantic import Field
 
 from ..core.diagram import mermaid
-from . import runner, service
+from . import block_service, service
 from .pagination import decode_cursor, encode_cursor
 from .requests import MAX_INT, ListQuery, QueryModel, json_body, query, validate_body
 from .responses import json_response
@@ -85,8 +85,8 @@ def check_version(definition_id: str) -> Response:
 def estimate_run(definition_id: str) -> Response:
     """What a run would ask of the upstream API: requests, least time, credits."""
     body = validate_body(EstimateRun, json_body())
-    workflow = service().planned_run(definition_id, body.version, body.inputs)
-    return json_response(EstimateOut.of(workflow, runner().estimate(workflow, body.inputs)))
+    workflow, estimate = block_service().estimate(definition_id, body.version, body.inputs)
+    return json_response(EstimateOut.of(workflow, estimate))
 
 
 @blueprint.get("")

@@ -9,11 +9,10 @@ from flask import Blueprint, Response, current_app, request, send_file
 from pydantic import Field
 
 from ..blocks.csv_checks import Delimiter, TextEncoding
-from ..blocks.tables import read_csv_table
-from ..errors import Conflict, ValidationFailed
+from ..errors import ValidationFailed
 from ..settings import Settings
-from ..storage import FileArea, StoredFile
-from . import runner
+from ..storage import FileInfo, StoredFile
+from . import file_service
 from .requests import QueryModel, query
 from .responses import json_response
 from .schemas import CsvSummary, FileList, FileOut
@@ -23,13 +22,6 @@ __all__ = ["blueprint"]
 blueprint = Blueprint("files", __name__, url_prefix="/api")
 
 PREVIEW_ROWS = 10
-
-
-class FileExists(Conflict):
-    """A file of that name is there already."""
-
-    code = "file_exists"
-    title = "File exists"
 
 
 class CsvDialect(QueryModel):
@@ -57,10 +49,10 @@ def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
             for row in plain.to_dict(orient="records")]
 
 
-def _listing(area: FileArea) -> Response:
+def _listing(listing: list[FileInfo]) -> Response:
     return json_response(FileList(items=[
         FileOut(name=info.name, size=info.size, modified_at=info.modified_at)
-        for info in area.listing()
+        for info in listing
     ]))
 
 
@@ -75,7 +67,7 @@ def _download(stored: StoredFile) -> Response:
 @blueprint.get("/files")
 def list_files() -> Response:
     """The CSV files read_csv can read, uploads and samples, by name."""
-    return _listing(runner().catalog.files)
+    return _listing(file_service().inputs())
 
 
 @blueprint.post("/files")
@@ -90,23 +82,10 @@ def upload_file() -> Response:
     if upload is None or not upload.filename:
         raise ValidationFailed("Send the CSV as a multipart/form-data field named 'file'.")
     name = request.form.get("name") or PurePath(upload.filename).name
-    catalog = runner().catalog
-    area = catalog.files
-    target = area.file(name)
-    if not name.lower().endswith(".csv"):
-        raise ValidationFailed(f"{name!r} is not a .csv file; only CSV files are accepted.",
-                               name=name)
-    # A sample of that name counts: the upload would take its place for read_csv.
-    if area.find(name) is not None and not options.overwrite:
-        raise FileExists(f"{name!r} exists; add ?overwrite=true to replace it.", name=name)
-    # Checked as staged, so a file that is refused never replaces the one there.
-    with target.staged() as staged:
-        staged.write(upload.stream)
-        size = staged.size()
-        frame = read_csv_table(staged, name=name, delimiter=options.delimiter,
-                               encoding=options.encoding, limits=catalog.limits)
-        staged.publish()
-    body = CsvSummary(name=name, size=size,
+    uploaded = file_service().upload(name, upload.stream, overwrite=options.overwrite,
+                                     delimiter=options.delimiter, encoding=options.encoding)
+    frame = uploaded.table
+    body = CsvSummary(name=name, size=uploaded.size,
                       columns=[str(c) for c in frame.columns], row_count=len(frame),
                       preview=_records(frame.head(PREVIEW_ROWS)))
     response = json_response(body, 201)
@@ -117,19 +96,18 @@ def upload_file() -> Response:
 @blueprint.get("/files/<name>")
 def download_file(name: str) -> Response:
     """Download an input file."""
-    return _download(runner().catalog.files.existing(name))
+    return _download(file_service().input(name))
 
 
 @blueprint.get("/files/<name>/preview")
 def preview_file(name: str) -> Response:
     """The first rows of an input file, parsed as read_csv would."""
     options = query(PreviewQuery)
-    catalog = runner().catalog
-    stored = catalog.files.existing(name)
-    frame = read_csv_table(stored, name=name, max_rows=options.rows, limits=catalog.limits,
-                           delimiter=options.delimiter, encoding=options.encoding)
+    preview = file_service().preview(name, rows=options.rows, delimiter=options.delimiter,
+                                     encoding=options.encoding)
+    frame = preview.table
     return json_response(CsvSummary(
-        name=name, size=stored.size(), columns=[str(c) for c in frame.columns],
+        name=name, size=preview.size, columns=[str(c) for c in frame.columns],
         row_count=None, preview=_records(frame),
     ))
 
@@ -137,10 +115,10 @@ def preview_file(name: str) -> Response:
 @blueprint.get("/outputs")
 def list_outputs() -> Response:
     """Files written by save_csv."""
-    return _listing(runner().outputs)
+    return _listing(file_service().written())
 
 
 @blueprint.get("/outputs/<name>")
 def download_output(name: str) -> Response:
     """Download a file written by save_csv."""
-    return _download(runner().outputs.existing(name))
+    return _download(file_service().output(name))

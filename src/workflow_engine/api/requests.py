@@ -9,9 +9,9 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import strict_json
-from ..auth import ActorNotAllowed
 from ..core.validation import shape_problems
 from ..errors import (
+    ActorNotAllowed,
     InvalidHeader,
     InvalidParameter,
     PayloadTooLarge,

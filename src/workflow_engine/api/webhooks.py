@@ -7,7 +7,7 @@ import hmac
 from flask import Blueprint, Response, current_app
 
 from ..errors import NotFound
-from . import runner
+from . import block_service
 from .requests import json_body
 from .responses import json_response
 from .schemas import WebhookAck
@@ -36,10 +36,7 @@ def sixtyfour(secret: str) -> Response:
     expected = current_app.config["WEBHOOK_SECRET"]
     if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise UnknownWebhook("No webhook is registered at this address.")
-    payload = json_body()
-    enrichment = runner().enrichment
-    taken = (enrichment.get().deliver_webhook(payload)
-             if isinstance(payload, dict) and enrichment is not None else False)
+    taken = block_service().deliver_webhook(json_body())
     if taken is False:
         raise UnknownWebhook("No process on this database is waiting on that task.")
     # None: the task finished already (a poll got there first); nothing more to take.

@@ -7,15 +7,18 @@ beyond the errors it raises. The runner calls the same methods to settle block r
 from __future__ import annotations
 
 from .base import Scheduler, now_ms
+from .blocks import Blocks
 from .definitions import Definitions, Saved
+from .files import CsvRead, Files
 from .instances import FireResult, Instances
 from .runs import PendingRun, progress_view
 from .streams import EventStream, EventStreams, Position, StreamLimits, Watching
+from .tables import Tables
 from .triggers import ScheduleRound, TriggerInfo, Triggers
 
-__all__ = ["EventStream", "EventStreams", "FireResult", "PendingRun", "Position", "Saved",
-           "ScheduleRound", "Scheduler", "StreamLimits", "TriggerInfo", "WorkflowService",
-           "now_ms", "progress_view"]
+__all__ = ["Blocks", "CsvRead", "EventStream", "EventStreams", "Files", "FireResult",
+           "PendingRun", "Position", "Saved", "ScheduleRound", "Scheduler", "StreamLimits",
+           "Tables", "TriggerInfo", "WorkflowService", "now_ms", "progress_view"]
 
 
 class WorkflowService(Definitions, Triggers, Instances, Watching):

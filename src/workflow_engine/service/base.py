@@ -18,6 +18,8 @@ from ..errors import (
     InstanceNotFound,
     Problem,
 )
+from ..limits import DEFAULT_LIMITS, Limits
+from ..storage import FileArea
 from ..store import Store, StoredDefinition, Transaction
 from ..store.block_runs import BlockRuns
 
@@ -106,7 +108,13 @@ class Changes:
 
 
 class ServiceBase:
-    """The store, the clock, the scheduler, and the parsed workflow versions."""
+    """The store, the clock, the scheduler, and the parsed workflow versions.
+
+    ``files`` is the area a webhook's rows are stored in, read as read_csv reads an
+    upload (with ``limits``); without it, webhook triggers cannot take rows.
+    ``on_commit`` is told about every committed change (metrics count from it) and must
+    not raise.
+    """
 
     def __init__(
         self,
@@ -114,14 +122,18 @@ class ServiceBase:
         *,
         clock: Callable[[], int] = now_ms,
         catalog: BlockCatalog | None = None,
+        files: FileArea | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        on_commit: Callable[[Instance, list[Event]], None] = lambda _i, _e: None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.catalog = catalog
+        self.files = files
+        self.limits = limits
         self.scheduler: Scheduler = _Inline()
         self.block_runs = BlockRuns(store)
-        # Told about every committed change (metrics count from it); must not raise.
-        self.on_commit: Callable[[Instance, list[Event]], None] = lambda _i, _e: None
+        self.on_commit = on_commit
         self.changes = Changes()
         self.started_at = clock()
         self._workflows: dict[tuple[str, int], Workflow] = {}

@@ -34,8 +34,6 @@ from ..errors import (
     TriggerNotFound,
     UnsupportedMediaType,
 )
-from ..limits import DEFAULT_LIMITS, Limits
-from ..storage import FileArea
 from ..store import Transaction
 from ..store.triggers import TriggerRows
 from .instances import Instances
@@ -80,10 +78,6 @@ class ScheduleRound:
 
 class Triggers(Instances):
     """Webhook and schedule triggers."""
-
-    # The area the webhook's rows are stored in (the engine sets the files area).
-    files: FileArea | None = None
-    limits: Limits = DEFAULT_LIMITS
 
     # -- tokens and listing -------------------------------------------------------------
 
