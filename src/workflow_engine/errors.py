@@ -23,7 +23,8 @@ The tree, split by who has to react::
     │   ├── RouteNotFound, DefinitionNotFound, DefinitionVersionNotFound
     │   ├── InstanceNotFound, ActionNotFound, EventNotFound, NoTable, BranchNotFound
     │   ├── FileNotFound                 no such file in a storage area
-    │   └── TriggerNotFound              no such trigger in a definition's latest version
+    │   ├── TriggerNotFound              no such trigger in a definition's latest version
+    │   └── UnknownWebhook               an enrichment report at no address we gave out
     ├── Unauthenticated (401)           no valid API token (auth.py checks tokens)
     ├── Forbidden (403)                 the token's scopes do not allow this
     │   └── ActorNotAllowed             the token may not name another actor (X-Actor)
@@ -118,6 +119,7 @@ __all__ = [
     "TransitionNotAllowed",
     "TriggerNotFound",
     "Unauthenticated",
+    "UnknownWebhook",
     "UnsupportedMediaType",
     "UpstreamAuthError",
     "UpstreamError",
@@ -444,6 +446,13 @@ class TriggerNotFound(NotFound):
 
     code = "trigger_not_found"
     title = "Trigger not found"
+
+
+class UnknownWebhook(NotFound):
+    """A webhook call we did not ask for: wrong secret, or a task we are not waiting on."""
+
+    code = "unknown_webhook"
+    title = "Unknown webhook"
 
 
 class Unauthenticated(WorkflowError):

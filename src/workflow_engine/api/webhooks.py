@@ -6,7 +6,7 @@ import hmac
 
 from flask import Blueprint, Response, current_app
 
-from ..errors import NotFound
+from ..errors import UnknownWebhook
 from . import block_service
 from .requests import json_body
 from .responses import json_response
@@ -15,13 +15,6 @@ from .schemas import WebhookAck
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
-
-
-class UnknownWebhook(NotFound):
-    """A webhook call we did not ask for: wrong secret, or a task we are not waiting on."""
-
-    code = "unknown_webhook"
-    title = "Unknown webhook"
 
 
 @blueprint.post("/sixtyfour/<secret>")
