@@ -11,15 +11,15 @@ Configurations, each served by ``python -m workflow_engine.server`` (waitress, a
 * **the ceiling**: ``bench/noop_app.py`` (a Flask route of the same shape that answers a
   small JSON) served by the same front with the same options, by 1 and by 2 processes.
 
-Load: `wrk <https://github.com/wg/wrk>`_ (C; ``apt-get install wrk``), closed loop, one
-keep-alive connection per wrk thread, so each connection fires on an instance of its own
-and alternates its two actions (a toggle: every request is a transition committed with
-its history row). N clients over 2 processes are two wrk runs side by side, N/2
-connections each, one per server. Every answer must be 200 (wrk's Lua counts the
-others), and after each cell every instance's version is read back and checked against
-the 200s: wrk does not report them per connection, so the check is on the total (the
-versions gained equal the 200s counted, give or take the one request per connection
-that wrk cuts off when its time is up).
+Load: `wrk <https://github.com/wg/wrk>`_ (C; ``apt-get install wrk``) through
+``bench/wrk_load.py`` (shared with ``bench/fires.py``), closed loop, one keep-alive
+connection per wrk thread, so each connection fires on an instance of its own and
+alternates its two actions (a toggle: every request is a transition committed with its
+history row). N clients over 2 processes are two wrk runs side by side, N/2 connections
+each, one per server. Every answer must be 200 (wrk's Lua counts the others), and after
+each cell every instance's version is read back and checked against the 200s its
+connection got (give or take the one request per connection and wrk run that wrk cuts
+off when its time is up).
 
 Each cell is the median of ``--runs`` runs of ``--duration`` seconds (after a warm-up);
 the table gives req/s and p50/p99 latency, and the ratio to the no-op ceiling with the
@@ -36,11 +36,13 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+import wrk_load
+from wrk_load import Result as Cell
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -66,78 +68,6 @@ DEFINITION: dict[str, Any] = {
     ],
 }
 
-# One connection per thread: its instance is ``prefix .. (offset + thread number)``.
-WRK_SCRIPT = """
-local threads, count = {}, 0
-function setup(thread)
-  thread:set("number", count)
-  table.insert(threads, thread)
-  count = count + 1
-end
-function init(args)
-  local id = args[1] .. (tonumber(args[2]) + number)
-  paths = {"/api/instances/" .. id .. "/actions/toggle_off",
-           "/api/instances/" .. id .. "/actions/toggle_on"}
-  step, failed = 0, 0
-end
-function request()
-  step = step + 1
-  return wrk.format("POST", paths[(step - 1) % 2 + 1])
-end
-function response(status, headers, body)
-  if status ~= 200 then failed = failed + 1 end
-end
-function done(summary, latency, requests)
-  local failures = 0
-  for _, thread in ipairs(threads) do failures = failures + thread:get("failed") end
-  io.write(string.format("RESULT %d %d %d %d %.1f %.1f\\n", summary.requests,
-    summary.duration, failures, summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout, latency:percentile(50),
-    latency:percentile(99)))
-end
-"""
-
-
-@dataclass
-class Cell:
-    requests: int
-    seconds: float
-    failed: int
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def wrk(urls: list[str], clients: int, seconds: float, script: Path, prefix: str
-        ) -> Cell:
-    """``clients`` connections spread over ``urls``, one wrk process per URL."""
-    shares = [clients // len(urls) + (1 if n < clients % len(urls) else 0)
-              for n in range(len(urls))]
-    runs, offset = [], 0
-    for url, share in zip(urls, shares, strict=True):
-        if share == 0:
-            continue
-        runs.append(subprocess.Popen(
-            ["wrk", "-t", str(share), "-c", str(share), "-d", f"{max(1, round(seconds))}s",
-             "--latency",
-             "-s", str(script), url, "--", prefix, str(offset)],
-            stdout=subprocess.PIPE, text=True))
-        offset += share
-    cells = []
-    for run in runs:
-        out, _ = run.communicate()
-        line = next(line for line in out.splitlines() if line.startswith("RESULT"))
-        requests, micros, failed, errors, p50, p99 = line.split()[1:]
-        cells.append(Cell(int(requests), int(micros) / 1e6, int(failed) + int(errors),
-                          float(p50) / 1000, float(p99) / 1000))
-    return Cell(sum(c.requests for c in cells), max(c.seconds for c in cells),
-                sum(c.failed for c in cells), max(c.p50_ms for c in cells),
-                max(c.p99_ms for c in cells))
-
-
 def start_noop(stack: ExitStack, threads: int) -> ServerProcess:
     port = free_port()
     log = stack.enter_context(tempfile.NamedTemporaryFile(prefix="noop-", suffix=".log"))  # noqa: SIM115 - closed by the stack
@@ -162,10 +92,10 @@ def prepare(urls: list[str], prefix: str, count: int) -> None:
                 "definition_id": DEFINITION["id"], "id": f"{prefix}{n}"}).raise_for_status()
 
 
-def versions(url: str, prefix: str, count: int) -> int:
+def versions(url: str, prefix: str, count: int) -> dict[int, int]:
     with httpx.Client(base_url=url, timeout=30) as client:
-        return sum(client.get(f"/api/instances/{prefix}{n}").json()["version"]
-                   for n in range(count))
+        return {n: client.get(f"/api/instances/{prefix}{n}").json()["version"]
+                for n in range(count)}
 
 
 def main() -> None:
@@ -177,10 +107,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="request threads per server")
     args = parser.parse_args()
     clients = [int(n) for n in args.clients.split(",")]
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(WRK_SCRIPT)
+    wrk_load.require_wrk()
 
     with ExitStack() as stack:
+        script = stack.enter_context(wrk_load.lua_script())
         root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         postgres = PostgresServer()
         stack.callback(postgres.stop)
@@ -208,16 +138,17 @@ def main() -> None:
             for n in clients:
                 for label, urls in setups.items():
                     fires = label.startswith("fires")
-                    before = versions(urls[0], "c", n) if fires else 0
-                    warm = wrk(urls, n, args.warmup, script, "c")
-                    cell = wrk(urls, n, args.duration, script, "c")
+                    before = versions(urls[0], "c", n) if fires else {}
+                    warm = wrk_load.run(urls, n, args.warmup, script, "c")
+                    cell = wrk_load.run(urls, n, args.duration, script, "c")
                     assert warm.failed == cell.failed == 0, (label, n, warm, cell)
                     if fires:
                         # Each 200 is one transition; a request wrk cut off at the end
                         # may have committed unreported (at most one per connection).
-                        gained = versions(urls[0], "c", n) - before
-                        unreported = gained - warm.requests - cell.requests
-                        assert 0 <= unreported <= 2 * n, (label, n, gained, warm, cell)
+                        after = versions(urls[0], "c", n)
+                        problems = wrk_load.check_versions(
+                            {k: after[k] - before[k] for k in after}, [warm, cell])
+                        assert not problems, (label, n, problems)
                     results.setdefault((label, n), []).append(cell)
                     print(f"run {run + 1} {label:32} N={n:<3} {cell.rate:8.0f} req/s "
                           f"p50 {cell.p50_ms:.2f} ms, {cell.failed} failed", flush=True)
@@ -256,7 +187,6 @@ def main() -> None:
         print(f"| {label[7:]} | " + " | ".join(
             f"{median(label, n).rate / b:.2f}" for n, b in zip(clients, best, strict=True))
             + " |")
-    script.unlink()
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ What is measured
    it (``workflow_engine.testing.running_server``: ``python -m workflow_engine.server``,
    waitress, ``--server-threads`` threads, no access log) on a fresh
    temporary SQLite file. The bench posts a definition that loops forever (states ``on``
-   and ``off``; actions ``toggle_off`` on->off and ``toggle_on`` off->on), starts one
-   instance per client, and each client alternates the two actions on its own instance:
-   every request is a real transition committed with its history row. Every response must
-   be 200 (anything else, or a connection error, is counted as an error), and after each
-   cell the bench reads every instance back and checks that its version is exactly one
-   more than the number of 200s its client got (no lost or phantom fires). This runs
-   twice, with the default ``SQLITE_SYNCHRONOUS=FULL`` (fsync of the WAL on every commit)
-   and with ``NORMAL`` (no fsync at commit; durable against a process crash only).
+   and ``off``; actions ``toggle_off`` to off and ``toggle_on`` to on, each from either
+   state, so that a request wrk cut off never leaves a connection's next fire a 409),
+   starts one instance per connection, and each connection alternates the two actions on
+   its own instance: every request is a real transition committed with its history row.
+   Every answer must be 200 (wrk's Lua counts the others by status; socket errors count
+   too), and after each cell the bench reads every instance back and checks that the
+   versions it gained are exactly the 200s its connection got, plus at most one request
+   per wrk run that wrk cut off at its deadline (unanswered, maybe committed): no lost or
+   phantom fires. This runs twice, with the default ``SQLITE_SYNCHRONOUS=FULL`` (fsync of
+   the WAL on every commit) and with ``NORMAL`` (no fsync at commit; durable against a
+   process crash only; ``--no-normal`` skips it).
 2. **The ceiling of the stack.** ``bench/noop_app.py``: a Flask app whose route of the
    same shape (``POST /api/instances/<id>/actions/<action>``) returns a small JSON, served
    by ``workflow_engine.server.main`` itself, so the front's options are exactly the
@@ -29,29 +32,30 @@ What is measured
 
 Method
 ------
-All three servers run at once (idle ones cost nothing) and the cells are interleaved: for
-each run, for each client count N, for each server, one cell. A cell forks the client
-processes, which open their connections, fire for a ``--warmup`` period, then for
-``--duration`` seconds of measurement; a request counts in the cell if it *completes*
-inside the measurement window. Throughput is those completions / window; latency is
-request sent -> response body read, per request, pooled over the cell's clients
-(p50/p95/p99, nearest rank). Each table cell is the median over ``--runs`` runs
-(req/s also shows the min-max range over runs).
+Load generator: `wrk <https://github.com/wg/wrk>`_ (C, Debian package ``wrk``; ``make
+bench`` installs it) through ``bench/wrk_load.py``, shared with
+``bench/cluster_fires.py``: ``wrk -t N -c N``, one persistent HTTP/1.1 keep-alive
+connection per wrk thread, closed loop (a connection sends its next request as soon as
+the previous answer is read; no think time). Being C, wrk takes a small share of the 2
+cores it shares with the server, which a Python client did not.
 
-Load generator: ``http.client.HTTPConnection``, one persistent HTTP/1.1 keep-alive
-connection per client thread, closed loop (a client sends its next request as soon as
-the previous answer is read; no think time). The N clients are spread over
-``min(N, --client-procs)`` forked processes, each running threads, so that the client
-side is not capped by one interpreter's GIL. **The load generator shares the machine's
-cores with the server** (2 cores on the reference machine): the ``srv CPU`` column is
-the server process's CPU (gunicorn's worker; 100% = one core), ``cli CPU`` is all client processes
-together, ``box`` is the whole machine busy (all cores, 100% = one core) and ``other``
-is box minus the two (kernel softirq, gunicorn's master, and any foreign load: a large
-``other`` means the cell was disturbed). When ``box`` is near ``100% x nproc`` the
-numbers are a lower bound on what the server alone would do.
+All the servers run at once (idle ones cost nothing) and the cells are interleaved: for
+each run, for each connection count N, for each server, one cell. A cell starts N fresh
+instances, runs wrk for ``--warmup`` seconds, then again for ``--duration`` seconds
+(whole seconds: wrk takes no fractions), which is the measurement: throughput is the
+answers / wrk's own measure of the run; latency is wrk's (request written -> answer
+read, every request of the run, from its histogram: mean, p50/p95/p99). Each table cell
+is the median over ``--runs`` runs (req/s also shows the min-max range over runs).
+
+CPU over the measured wrk run, 100% = one core: ``srv`` is the process that serves
+(waitress's server, gunicorn's worker), ``wrk`` is wrk (user + system), ``box`` is the
+whole machine busy (all cores) and ``other`` is box minus the two (kernel softirq,
+gunicorn's master, the bench itself and any foreign load: a large ``other`` means the
+cell was disturbed). The load average is printed at the start and the end.
 
 Everything binds to 127.0.0.1, every loop is bounded in time, and the servers are
-stopped when the script ends. The default run takes about 3 minutes.
+stopped when the script ends. The default run takes about 6 minutes (``--quick``: about
+1.5 minutes).
 
 ``--profile-seconds S`` (off by default) afterwards samples the FULL server's worker with
 py-spy (if installed) under N=8 load, twice for S seconds: the GIL holder (what the
@@ -65,7 +69,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import multiprocessing
 import os
 import platform
 import shutil
@@ -74,7 +77,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import timeit
 import urllib.request
@@ -84,93 +86,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import wrk_load
+
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
 DEFINITION_ID = "bench-toggle"
 DEFINITION: dict[str, Any] = {
     "id": DEFINITION_ID,
     "name": "Benchmark toggle",
-    "description": "Two states and two actions that loop forever: every fire is a change.",
+    "description": "Two states and two actions that loop forever: alternated, every fire "
+                   "is a change.",
     "states": [
         {"id": "on", "name": "On", "is_initial": True},
         {"id": "off", "name": "Off"},
     ],
+    # Either action fires from either state: a request wrk cut off at the end of its run
+    # (maybe committed) never makes the next run's first fire a 409.
     "actions": [
-        {"id": "toggle_off", "name": "Toggle off", "from_states": ["on"], "to_state": "off"},
-        {"id": "toggle_on", "name": "Toggle on", "from_states": ["off"], "to_state": "on"},
+        {"id": "toggle_off", "name": "Toggle off", "from_states": ["on", "off"],
+         "to_state": "off"},
+        {"id": "toggle_on", "name": "Toggle on", "from_states": ["on", "off"],
+         "to_state": "on"},
     ],
 }
-ACTIONS = ("toggle_off", "toggle_on")  # an instance starts in "on"
+ACTIONS = ("toggle_off", "toggle_on")  # an instance starts in "on"; wrk_load.LUA's order
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# -- the load generator (runs in forked client processes) ---------------------------------
-
-
-def _client(
-    port: int, instance_id: str, window: tuple[float, float], out: dict[str, Any]
-) -> None:
-    """One closed-loop client on one keep-alive connection, until the window closes."""
-    t0, t1 = window
-    paths = [f"/api/instances/{instance_id}/actions/{action}" for action in ACTIONS]
-    latencies: list[float] = []
-    ok_total = errors = 0
-    statuses: Counter[int] = Counter()
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    clock = time.monotonic
-    step = 0
-    while True:
-        start = clock()
-        if start >= t1:
-            break
-        try:
-            conn.request("POST", paths[step & 1])
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            errors += 1
-            statuses[-1] += 1
-            conn.close()  # http.client reconnects on the next request
-            time.sleep(0.01)
-            continue
-        end = clock()
-        if status != 200:
-            errors += 1
-            statuses[status] += 1
-            continue
-        ok_total += 1
-        step += 1
-        if t0 <= end <= t1:
-            latencies.append(end - start)
-    conn.close()
-    out.update(latencies=latencies, ok_total=ok_total, errors=errors, statuses=statuses)
-
-
-def _client_process(
-    port: int, instance_ids: list[str], window: tuple[float, float], results: Any
-) -> None:
-    """A forked process: one thread per client, plus its own CPU time over the window."""
-    t0, t1 = window
-    outs: list[dict[str, Any]] = [{} for _ in instance_ids]
-    threads = [
-        threading.Thread(target=_client, args=(port, iid, window, out), daemon=True)
-        for iid, out in zip(instance_ids, outs, strict=True)
-    ]
-    late = time.monotonic() > t0
-    for thread in threads:
-        thread.start()
-    time.sleep(max(0.0, t0 - time.monotonic()))
-    cpu0 = time.process_time()
-    time.sleep(max(0.0, t1 - time.monotonic()))
-    cpu1 = time.process_time()
-    for thread in threads:
-        thread.join(timeout=60)
-    results.put({
-        "late": late or any(thread.is_alive() for thread in threads),
-        "cpu": cpu1 - cpu0,
-        "clients": dict(zip(instance_ids, outs, strict=True)),
-    })
 
 
 # -- measuring a cell ---------------------------------------------------------------------
@@ -232,7 +172,7 @@ class Target:
 
 @dataclass
 class Cell:
-    """One measurement: a target, a client count, one run."""
+    """One measurement: a target, a connection count, one run."""
 
     rps: float
     mean: float
@@ -241,15 +181,14 @@ class Cell:
     p99: float
     errors: int
     server_cpu: float
-    client_cpu: float
+    wrk_cpu: float
     box_cpu: float
-    late: bool
 
     @property
     def other_cpu(self) -> float:
-        """Busy CPU that is neither the worker nor the clients: kernel, gunicorn's master,
-        the bench's parent, and anything else running on the machine."""
-        return self.box_cpu - self.server_cpu - self.client_cpu
+        """Busy CPU that is neither the worker nor wrk: kernel, gunicorn's master, the
+        bench itself, and anything else running on the machine."""
+        return self.box_cpu - self.server_cpu - self.wrk_cpu
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -281,18 +220,21 @@ def _start_instances(target: Target, ids: list[str]) -> None:
             raise RuntimeError(f"{target.name}: starting {iid} answered {status}: {body}")
 
 
-def _check_instances(target: Target, ok_by_instance: dict[str, int]) -> int:
-    """Instances whose stored version is not 1 + the 200s their client got."""
+def _check_instances(target: Target, ids: list[str], runs: list[wrk_load.Result]) -> int:
+    """Instances whose versions gained are not the 200s their connection got (give or
+    take the request per wrk run that wrk cut off); 0 for the no-op."""
     if not target.durable:
         return 0
-    wrong = 0
-    for iid, ok in ok_by_instance.items():
+    gained = {}
+    for number, iid in enumerate(ids):
         status, body = _request(target.port, "GET", f"/api/instances/{iid}")
-        if status != 200 or body["version"] != 1 + ok:
-            wrong += 1
-            print(f"  ! {target.name} {iid}: version {body.get('version')} after {ok} fires",
-                  file=sys.stderr)
-    return wrong
+        if status != 200:
+            raise RuntimeError(f"{target.name}: reading {iid} answered {status}: {body}")
+        gained[number] = body["version"] - 1  # starting made version 1
+    problems = wrk_load.check_versions(gained, runs)
+    for problem in problems:
+        print(f"  ! {target.name} ({ids[0]}...): {problem}", file=sys.stderr)
+    return len(problems)
 
 
 def measure(
@@ -302,59 +244,35 @@ def measure(
     tag: str,
     on_window_start: Callable[[], None] | None = None,
 ) -> Cell:
-    """Drive ``target`` with ``clients`` closed-loop clients; one cell."""
-    ids = [f"{tag}-{k}" for k in range(clients)]
+    """Drive ``target`` with wrk, ``clients`` connections on fresh instances; one cell."""
+    prefix = f"{tag}-"
+    ids = [f"{prefix}{k}" for k in range(clients)]
     _start_instances(target, ids)
-    procs = max(1, min(clients, args.client_procs))
-    groups = [ids[k::procs] for k in range(procs)]
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    t0 = time.monotonic() + args.lead + args.warmup
-    window = (t0, t0 + args.duration)
-    workers = [
-        ctx.Process(target=_client_process, args=(target.port, group, window, results))
-        for group in groups
-    ]
-    for worker in workers:
-        worker.start()
-
+    url = f"http://{HOST}:{target.port}"
+    warm = wrk_load.run([url], clients, args.warmup, args.script, prefix)
+    time.sleep(0.1)  # let a request wrk cut off finish before its connection's next one
     worker_pid = target.worker_pid
-    time.sleep(max(0.0, t0 - time.monotonic()))
     srv0, busy0 = _proc_cpu_seconds(worker_pid), _box_busy_seconds()
-    if on_window_start is not None:
-        on_window_start()
-    time.sleep(max(0.0, window[1] - time.monotonic()))
+    result = wrk_load.run([url], clients, args.duration, args.script, prefix,
+                          started=on_window_start)
     srv1, busy1 = _proc_cpu_seconds(worker_pid), _box_busy_seconds()
-
-    collected = [results.get(timeout=90) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-    latencies: list[float] = []
-    errors = 0
-    ok_by_instance: dict[str, int] = {}
-    statuses: Counter[int] = Counter()
-    for part in collected:
-        for iid, out in part["clients"].items():
-            latencies.extend(out["latencies"])
-            errors += out["errors"]
-            statuses.update(out["statuses"])
-            ok_by_instance[iid] = out["ok_total"]
-    wrong = _check_instances(target, ok_by_instance)
-    if statuses:
-        print(f"  ! {target.name} N={clients}: non-200 outcomes {dict(statuses)} "
-              "(-1 = connection error)", file=sys.stderr)
-    latencies.sort()
+    wrong = _check_instances(target, ids, [warm, result])
+    for run, name in ((warm, "warm-up"), (result, "measured")):
+        if run.failed:
+            print(f"  ! {target.name} N={clients} {name}: {run.non_200} non-200 answers "
+                  f"{dict(run.statuses)} (first 20 per connection), {run.socket_errors} "
+                  "socket errors", file=sys.stderr)
+    wall = result.wall
     return Cell(
-        rps=len(latencies) / args.duration,
-        mean=statistics.fmean(latencies) * 1e3 if latencies else float("nan"),
-        p50=_percentile(latencies, 0.50) * 1e3,
-        p95=_percentile(latencies, 0.95) * 1e3,
-        p99=_percentile(latencies, 0.99) * 1e3,
-        errors=errors + wrong,
-        server_cpu=(srv1 - srv0) / args.duration * 100,
-        client_cpu=sum(part["cpu"] for part in collected) / args.duration * 100,
-        box_cpu=(busy1 - busy0) / args.duration * 100,
-        late=any(part["late"] for part in collected),
+        rps=result.rate,
+        mean=result.mean_ms,
+        p50=result.p50_ms,
+        p95=result.p95_ms,
+        p99=result.p99_ms,
+        errors=warm.failed + result.failed + wrong,
+        server_cpu=(srv1 - srv0) / wall * 100,
+        wrk_cpu=result.wrk_cpu / wall * 100,
+        box_cpu=(busy1 - busy0) / wall * 100,
     )
 
 
@@ -554,7 +472,7 @@ def _spy(target: Target, args: argparse.Namespace, workdir: Path, name: str,
         spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE))
 
-    load = argparse.Namespace(**{**vars(args), "duration": seconds + 1.0})
+    load = argparse.Namespace(**{**vars(args), "duration": seconds + 1})
     cell = measure(target, 8, load, f"prof-{name}", on_window_start=start_spy)
     if not spies:
         return None
@@ -660,14 +578,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true",
-                        help="short run: 1 run of 1.5 s per cell, short in-process timings")
-    parser.add_argument("--duration", type=float, help="seconds measured per cell (default 5)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds of load before each cell's window (default 0.5)")
+                        help="short run: 1 run of 2 s per cell, short in-process timings")
+    parser.add_argument("--duration", type=int,
+                        help="whole seconds measured per cell (default 5)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="whole seconds of load before each cell's run (default 1)")
     parser.add_argument("--runs", type=int, help="runs per cell, median reported (default 3)")
-    parser.add_argument("--clients", default="1,8,32", help="client counts (default 1,8,32)")
-    parser.add_argument("--client-procs", type=int, default=2,
-                        help="client processes at most (default 2)")
+    parser.add_argument("--clients", default="1,8,32",
+                        help="connection counts (default 1,8,32)")
     parser.add_argument("--server-threads", type=int, default=8,
                         help="request threads for every server (default 8, the server's)")
     parser.add_argument("--no-normal", action="store_true",
@@ -678,15 +596,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="py-spy the FULL server under N=8, 2 x this long (default off)")
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args(argv)
-    args.duration = args.duration or (1.5 if args.quick else 5.0)
+    args.duration = args.duration or (2 if args.quick else 5)
     args.runs = args.runs or (1 if args.quick else 3)
-    args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 0.5)
-    args.lead = 0.3  # time for the client processes to fork and connect
     args.client_counts = [int(n) for n in args.clients.split(",") if n.strip()]
-    if (args.duration > 60 or args.runs > 20 or args.profile_seconds > 60
+    if (not 1 <= args.duration <= 60 or not 1 <= args.warmup <= 60 or args.runs > 20
+            or args.profile_seconds > 60
             or any(n < 1 or n > 256 for n in args.client_counts)):
-        parser.error("bounded: duration <= 60, runs <= 20, 1 <= clients <= 256, "
-                     "profile <= 60")
+        parser.error("bounded: 1 <= duration, warmup <= 60, runs <= 20, "
+                     "1 <= clients <= 256, profile <= 60")
     return args
 
 
@@ -700,9 +617,16 @@ def _machine() -> str:
     import sqlite3
     from importlib.metadata import version
 
+    wrk = subprocess.run([wrk_load.require_wrk(), "-v"], capture_output=True, text=True,
+                         timeout=10, check=False).stdout.split()
     return (f"{os.cpu_count()} CPU ({model}), Linux {platform.release()}, "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-            f"waitress {version('waitress')}, gunicorn {version('gunicorn')}")
+            f"waitress {version('waitress')}, gunicorn {version('gunicorn')}, "
+            f"wrk {wrk[1] if len(wrk) > 1 else '?'}")
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _code_version() -> str:
@@ -725,12 +649,12 @@ def _med(cells: list[Cell], attr: str) -> float:
 def report_http(results: dict[tuple[str, int], list[Cell]], targets: list[Target],
                 args: argparse.Namespace) -> None:
     """The HTTP tables."""
-    print(f"\nHTTP, closed loop, {args.runs} run(s) x {args.duration:g} s per cell "
-          f"(+{args.warmup:g} s warm-up), {args.server_threads} request threads; "
+    print(f"\nHTTP, wrk, closed loop, N connections, {args.runs} run(s) x {args.duration} s "
+          f"per cell (+{args.warmup} s warm-up), {args.server_threads} request threads; "
           "medians over runs")
     header = (f"{'server':<24} {'N':>3} {'req/s':>8} {'(min-max)':>13} {'mean ms':>7} "
               f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>6} {'srv CPU':>7} "
-              f"{'cli CPU':>7} {'other':>5} {'box':>5}")
+              f"{'wrk CPU':>7} {'other':>5} {'box':>5}")
     print(header)
     print("-" * len(header))
     for target in targets:
@@ -739,13 +663,12 @@ def report_http(results: dict[tuple[str, int], list[Cell]], targets: list[Target
             cells = results[(name, n)]
             rps = [cell.rps for cell in cells]
             spread = f"({min(rps):,.0f}-{max(rps):,.0f})"
-            flag = " (late start!)" if any(cell.late for cell in cells) else ""
             print(f"{name:<24} {n:>3} {_med(cells, 'rps'):>8,.0f} {spread:>13} "
                   f"{_med(cells, 'mean'):>7.2f} "
                   f"{_med(cells, 'p50'):>7.2f} {_med(cells, 'p95'):>7.2f} "
                   f"{_med(cells, 'p99'):>7.2f} {sum(c.errors for c in cells):>6} "
-                  f"{_med(cells, 'server_cpu'):>6.0f}% {_med(cells, 'client_cpu'):>6.0f}% "
-                  f"{_med(cells, 'other_cpu'):>4.0f}% {_med(cells, 'box_cpu'):>4.0f}%{flag}")
+                  f"{_med(cells, 'server_cpu'):>6.0f}% {_med(cells, 'wrk_cpu'):>6.0f}% "
+                  f"{_med(cells, 'other_cpu'):>4.0f}% {_med(cells, 'box_cpu'):>4.0f}%")
     ceilings = {target.front: target.name for target in targets if not target.durable}
     print("\nEngine vs. the no-op ceiling (same load generator): against the no-op of its own "
           "front, and against the best no-op of any front")
@@ -771,12 +694,14 @@ def main(argv: list[str] | None = None) -> int:
     print("bench/fires.py", " ".join(argv if argv is not None else sys.argv[1:]))
     print("machine:", _machine())
     print("code:", _code_version())
-    print("load generator: http.client keep-alive, closed loop, up to "
-          f"{args.client_procs} forked processes x threads, on the same machine as the server")
+    print("load generator: wrk, one keep-alive connection per thread, closed loop, on the "
+          "same machine as the servers")
+    print("at start:", _load())
 
     results: dict[tuple[str, int], list[Cell]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fires-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
+        args.script = stack.enter_context(wrk_load.lua_script())
         threads = args.server_threads
         targets = [stack.enter_context(engine_server("fires, FULL, waitress", "FULL", threads,
                                                      workdir))]
@@ -797,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  run {run + 1}/{args.runs} N={n:<3} {target.name:<24} "
                           f"{cell.rps:8,.0f} req/s  p50 {cell.p50:6.2f} ms  "
                           f"p99 {cell.p99:6.2f} ms  errors {cell.errors}  "
-                          f"srv {cell.server_cpu:3.0f}% cli {cell.client_cpu:3.0f}% "
+                          f"srv {cell.server_cpu:3.0f}% wrk {cell.wrk_cpu:3.0f}% "
                           f"other {cell.other_cpu:3.0f}%", flush=True)
         if args.profile_seconds > 0:
             profile(targets[0], args, workdir)
@@ -808,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, value in in_process(args, workdir):
             print(f"  {label:<48} {value}")
     errors = sum(cell.errors for cells in results.values() for cell in cells)
-    print(f"\ntotal errors: {errors}; wall time {time.monotonic() - began:.0f} s")
+    print(f"\ntotal errors: {errors}; wall time {time.monotonic() - began:.0f} s; at end: "
+          f"{_load()}")
     return 1 if errors else 0
 
 
