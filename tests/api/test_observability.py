@@ -68,6 +68,41 @@ def test_one_json_line_per_request(client: FlaskClient, capsys: pytest.CaptureFi
     assert "secret-value" not in json.dumps(lines)
 
 
+class TestQueueWarnings:
+    """waitress's warning of a deep task queue, at most once per interval."""
+
+    def test_one_record_per_interval_and_the_count_held_back(self) -> None:
+        now = [100.0]
+        sparse = logs.OncePer(10, clock=lambda: now[0])
+
+        def record() -> logging.LogRecord:
+            return logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1,
+                                     "Task queue depth is %d", (3,), None)
+
+        passed = [sparse.filter(record()) for _ in range(50)]
+        assert passed == [True] + [False] * 49
+        now[0] += 9.9
+        assert not sparse.filter(record())
+        now[0] += 0.1
+        shown = record()
+        assert sparse.filter(shown)
+        assert shown.getMessage() == "Task queue depth is 3 (50 more held back over 10 s)"
+        now[0] += 10
+        quiet = record()
+        assert sparse.filter(quiet)
+        assert quiet.getMessage() == "Task queue depth is 3"
+
+    def test_configure_filters_waitress_s_queue_logger_once(self) -> None:
+        queue = logging.getLogger("waitress.queue")
+        try:
+            configure("INFO")
+            configure("INFO")
+            assert sum(isinstance(f, logs.OncePer) for f in queue.filters) == 1
+        finally:
+            logging.getLogger().handlers[:] = []
+            logs._request_log = structlog.get_logger("workflow_engine.request")
+
+
 class TestMetrics:
     def test_requests_by_route_and_status(self, client: FlaskClient) -> None:
         client.get("/api/instances/nope")
