@@ -12,6 +12,7 @@ Ticks from before the definition's latest version was saved are not fired.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -28,6 +29,7 @@ from ..blocks.tables import read_csv_table, write_csv_table
 from ..core import Instance, Workflow
 from ..core.triggers import TriggerSpec, next_tick, ticks_around
 from ..errors import (
+    FileNotFound,
     HookRowsInvalid,
     HookUnauthorized,
     Problem,
@@ -197,7 +199,12 @@ class Triggers(Instances):
                     TriggerRows.fired(tx, definition_id, trigger_id, instance_id,
                                       now=started[0].created_at)
         except BaseException:
-            self._drop_unused_rows(name, instance_id)
+            try:
+                self._drop_unused_rows(name, instance_id)
+            except Exception:
+                # The call's own error is its answer; a file left over harms nothing.
+                log.exception("the rows of a webhook call that started nothing (%s) could "
+                              "not be removed", name)
             raise
         return started
 
@@ -220,7 +227,8 @@ class Triggers(Instances):
             existing = tx.instance(instance_id)
         if existing is None or all(params.get("file") != name
                                    for params in existing.inputs.values()):
-            self.files.file(name).delete()
+            with contextlib.suppress(FileNotFound):  # a twin of this call removed it
+                self.files.file(name).delete()
 
     def _store_rows(self, name: str, body: bytes, media_type: str | None) -> None:
         """Store a webhook's rows as the CSV ``name`` in the files area, checked as an
