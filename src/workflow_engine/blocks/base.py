@@ -12,10 +12,10 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from ..errors import Problem, WorkflowError
 from ..limits import DEFAULT_LIMITS, Limits
@@ -32,8 +32,10 @@ __all__ = [
     "BranchesCancelled",
     "BranchesFailed",
     "Checkpoints",
+    "ColumnName",
     "MissingColumns",
     "NoInputTable",
+    "check_row_errors",
     "require_columns",
 ]
 
@@ -104,6 +106,10 @@ class Checkpoints(Protocol):
 
     def save(self, name: str, table: pd.DataFrame) -> None:
         """Store a part under ``name``."""
+
+
+# A column's name in a block's parameters.
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class BlockParams(BaseModel):
@@ -222,6 +228,21 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], block: str) -> 
             f"{', '.join(repr(str(c)) for c in table.columns) or 'no columns'}.",
             missing=missing, columns=[str(c) for c in table.columns],
         )
+
+
+def check_row_errors(kind: str, errors: Sequence[str | None], *, on_row_error: str,
+                     max_error_ratio: float) -> None:
+    """The rule of every block that works row by row, given each row's error (None: the
+    row is fine): more failed rows than ``max_error_ratio`` of them, or any failed row
+    with ``on_row_error: "fail"``, fail the block (:class:`BlockError`)."""
+    failed = [message for message in errors if message is not None]
+    if errors and len(failed) / len(errors) > max_error_ratio:
+        raise BlockError(
+            f"{kind}: {len(failed)} of {len(errors)} rows failed, more than "
+            f"max_error_ratio {max_error_ratio}; first: {failed[0]}", failed_rows=len(failed))
+    if failed and on_row_error == "fail":
+        raise BlockError(f"{kind}: {len(failed)} rows failed; first: {failed[0]}",
+                         failed_rows=len(failed))
 
 
 def describe(error: Exception) -> dict[str, Any]:

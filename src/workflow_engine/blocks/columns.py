@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 
 import pandas as pd
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from ..storage import FileArea
-from .base import Block, BlockContext, BlockParams, require_columns
+from .base import Block, BlockContext, BlockParams, ColumnName, require_columns
 from .tables import json_columns, json_text
 
 __all__ = ["Dedupe", "SelectColumns"]
 
-ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class SelectColumnsParams(BlockParams):

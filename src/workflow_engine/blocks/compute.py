@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import Block, BlockContext, BlockError, BlockParams
+from .base import Block, BlockContext, BlockParams, ColumnName, check_row_errors
 from .expressions import (
     MAX_EXPRESSION_LENGTH,
     CompiledExpression,
@@ -26,7 +26,6 @@ from .expressions import (
 
 __all__ = ["Compute"]
 
-ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 PROGRESS_EVERY = 2000
 
 
@@ -155,15 +154,8 @@ class Compute(Block[ComputeParams]):
         context.progress(total, total)
 
         messages = ["; ".join(found) if found else None for found in errors]
-        failed = [message for message in messages if message is not None]
-        if rows and len(failed) / rows > self.params.max_error_ratio:
-            raise BlockError(
-                f"{self.kind}: {len(failed)} of {rows} rows failed, more than "
-                f"max_error_ratio {self.params.max_error_ratio}; first: {failed[0]}",
-                failed_rows=len(failed))
-        if failed and self.params.on_row_error == "fail":
-            raise BlockError(f"{self.kind}: {len(failed)} rows failed; first: {failed[0]}",
-                             failed_rows=len(failed))
+        check_row_errors(self.kind, messages, on_row_error=self.params.on_row_error,
+                         max_error_ratio=self.params.max_error_ratio)
 
         output = table.reset_index(drop=True).copy()
         for column, results in computed.items():

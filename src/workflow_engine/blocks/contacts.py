@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from ..sixtyfour.config import BULK_MAX_LEADS
-from .enrichment import ColumnName, EnrichmentParams, _empty, _SixtyfourBlock
+from .base import ColumnName
+from .enrichment import EnrichmentParams, _empty, _SixtyfourBlock
 
 __all__ = ["FindEmail", "FindPhone"]
 

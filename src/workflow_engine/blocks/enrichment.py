@@ -24,11 +24,18 @@ from pydantic import Field, StringConstraints
 
 from ..core.conditions import FALSE_WORDS, TRUE_WORDS, as_number
 from ..storage import FileArea
-from .base import Block, BlockContext, BlockError, BlockParams, require_columns
+from .base import (
+    Block,
+    BlockContext,
+    BlockError,
+    BlockParams,
+    ColumnName,
+    check_row_errors,
+    require_columns,
+)
 
 __all__ = ["EnrichLead"]
 
-ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 TypeName = Literal["str", "int", "float", "bool", "list", "list[str]", "list[int]", "dict"]
 
@@ -251,16 +258,9 @@ class _SixtyfourBlock(Block[Any]):
                         **({} if bulk is None else {"bulk_size": bulk}))
         context.check_cancelled()
 
-        failed = [row for row in rows if row[error_column] is not None]
-        if rows and len(failed) / len(rows) > self.params.max_error_ratio:
-            raise BlockError(
-                f"{self.kind}: {len(failed)} of {len(rows)} rows failed, more than "
-                f"max_error_ratio {self.params.max_error_ratio}; first: {failed[0][error_column]}",
-                failed_rows=len(failed),
-            )
-        if failed and self.params.on_row_error == "fail":
-            raise BlockError(f"{self.kind}: {len(failed)} rows failed; first: "
-                             f"{failed[0][error_column]}", failed_rows=len(failed))
+        check_row_errors(self.kind, [row[error_column] for row in rows],
+                         on_row_error=self.params.on_row_error,
+                         max_error_ratio=self.params.max_error_ratio)
         if self.params.on_row_error == "drop":
             rows = [row for row in rows if row[error_column] is None]
         return self._table(table, rows, error_column)
@@ -289,11 +289,10 @@ class _SixtyfourBlock(Block[Any]):
         return [*self.output_columns(), f"{self.params.prefix}_error"]
 
     def columns_after(self, columns: Sequence[str] | None, files: FileArea) -> list[str] | None:
-        """The input's columns and the ones the block writes."""
-        if columns is None:
-            return None
-        self.place(columns)
-        return list(dict.fromkeys([*columns, *self.produced_columns()]))
+        """The input's columns and the ones the block writes, placed for that input."""
+        if columns is not None:
+            self.place(columns)
+        return super().columns_after(columns, files)
 
 
 def _struct_types(struct: dict[str, Any]) -> dict[str, str]:

@@ -29,13 +29,12 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import OutboundError, Problem
 from ..outbound import IDEMPOTENT, CallCancelled, Outgoing
-from .base import Block, BlockContext, BlockError, BlockParams
+from .base import Block, BlockContext, BlockError, BlockParams, ColumnName, check_row_errors
 from .compute import _typed, _values
 from .templates import JsonTemplate, Template, TemplateInvalid
 
 __all__ = ["HttpRequest"]
 
-ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # A header's name: an HTTP token. The ones that frame the message are the client's own.
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
 FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -289,14 +288,8 @@ class HttpRequest(Block[HttpRequestParams]):
         context.details["http_request"] = {
             "answered": sum(status is not None for status in statuses),
             "reused": sum(reused), "failed": len(failed)}
-        if count and len(failed) / count > self.params.max_error_ratio:
-            raise BlockError(
-                f"{self.kind}: {len(failed)} of {count} rows failed, more than "
-                f"max_error_ratio {self.params.max_error_ratio}; first: {failed[0]}",
-                failed_rows=len(failed))
-        if failed and self.params.on_row_error == "fail":
-            raise BlockError(f"{self.kind}: {len(failed)} rows failed; first: {failed[0]}",
-                             failed_rows=len(failed))
+        check_row_errors(self.kind, errors, on_row_error=self.params.on_row_error,
+                         max_error_ratio=self.params.max_error_ratio)
         output = table.copy()
         for column, values in extracted.items():
             output[column] = _typed(values)
